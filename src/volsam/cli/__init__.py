@@ -1,0 +1,1 @@
+"""The ``volsam`` command line (typer)."""

@@ -1,0 +1,196 @@
+"""``volsam`` command line: parse, call one function of :mod:`volsam.workflow`, print. No logic here.
+
+Every refusal is one line on stderr (``volsam: error: ...``) and a non-zero exit; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+
+from volsam.core.errors import VolsamError
+
+app = typer.Typer(
+    name="volsam",
+    help="Prompt one slice, segment the whole volume (SAM 2-family and LiteMedSAM models).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+log = logging.getLogger("volsam")
+_STATE = {"debug": False}
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each step does.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    logging.basicConfig(level=level, format="volsam: %(levelname)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("volsam").setLevel(level)
+    _STATE["debug"] = debug
+
+
+def _progress():  # rich is imported only when a command runs
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_console(),
+        transient=True,
+    )
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay, series, quiet) -> None:
+    from volsam.workflow import segment_file
+
+    with _progress() as progress:
+        task = progress.add_task("segmenting slices", total=None)
+        result = segment_file(
+            image, prompts, output, mask_path=mask, overlay_dir=overlay, series=series,
+            on_frame=lambda _res: progress.advance(task), **options,
+        )
+    if not quiet:
+        rep = result.report
+        rng = f"slices {rep.frame_range[0]}..{rep.frame_range[1]}" if rep.frame_range else "no slice"
+        typer.echo(
+            f"wrote {result.output} ({result.voxels} voxels, {result.volume_ml:.2f} ml, {rng}; "
+            f"{rep.frames_segmented} slices segmented in {rep.seconds:.1f} s)"
+        )
+        if result.overlays:
+            typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
+
+
+@app.command("segment")
+def segment_cmd(
+    image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")],
+    box: Annotated[Optional[str], typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels).")] = None,
+    slice_: Annotated[Optional[int], typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
+    box3d: Annotated[Optional[str], typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
+    point: Annotated[Optional[list[str]], typer.Option(help="I,J,K or I,J,K,neg; repeatable.")] = None,
+    mask: Annotated[Optional[str], typer.Option(help="Mask image on the same grid (non-zero = object).")] = None,
+    engine: Annotated[str, typer.Option(help="Engine name (volsam models list).")] = "medsam-lite",
+    model: Annotated[Optional[str], typer.Option(help="Model name or weights path.")] = None,
+    axis: Annotated[str, typer.Option(help="Propagation axis: i, j, k, axial, coronal, sagittal.")] = "k",
+    window: Annotated[Optional[str], typer.Option(help="CT window: abdomen|lung|brain|bone|mediastinum|L,W.")] = None,
+    modality: Annotated[str, typer.Option(help="auto, CT, MR, PET or other.")] = "auto",
+    label: Annotated[int, typer.Option(help="Label value written for the object.")] = 1,
+    overlay: Annotated[Optional[Path], typer.Option(help="Folder for overlay PNGs.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    series: Annotated[Optional[str], typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
+    strategy: Annotated[str, typer.Option(help="Propagation: volsam or baseline (CVPR24).")] = "volsam",
+) -> None:
+    """Segment one object from a box, a 3D box, points or a mask, and write a label map."""
+    from volsam.cli.parsing import parse_box, parse_box3d, parse_point
+    from volsam.core.errors import PromptError
+    from volsam.propagate import PropagationSettings
+
+    prompts = []
+    if box is not None:
+        prompts.append(parse_box(box, slice_))
+    elif slice_ is not None:
+        raise PromptError("--slice goes with --box")
+    if box3d is not None:
+        prompts.append(parse_box3d(box3d))
+    prompts += [parse_point(p) for p in point or []]
+    if not prompts and mask is None:
+        raise PromptError("give a prompt: --box with --slice, --box3d, --point or --mask")
+    if strategy not in ("volsam", "baseline"):
+        raise PromptError(f"strategy {strategy!r} is not volsam or baseline")
+    settings = PropagationSettings() if strategy == "volsam" else PropagationSettings.baseline()
+    options = dict(engine=engine, model=model, axis=axis, window=window, modality=modality, label=label,
+                   device=device, settings=settings)
+    _run_segment(prompts, image, output, options, mask, overlay, series, quiet=False)
+
+
+@app.command("info")
+def info_cmd(
+    image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
+    series: Annotated[Optional[str], typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
+) -> None:
+    """Print size, spacing, origin, direction (with anatomical axis names), modality and intensities."""
+    from volsam.io import describe, format_description, read_volume
+    from volsam.preprocess import guess_modality
+
+    vol = read_volume(image, series=series)
+    facts = describe(vol)
+    modality, reason = guess_modality(vol)
+    facts["modality"] = f"{modality} ({reason})"
+    typer.echo(format_description(facts))
+
+
+@app.command("demo")
+def demo_cmd(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")] = Path("demo-output"),
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+) -> None:
+    """Segment the left lateral ventricle of the MNI152 T1 that ships with nilearn; writes NIfTI + PNGs."""
+    from volsam.workflow import DEMO_BOX, demo
+
+    typer.echo(
+        f"demo: MNI152 2009 T1 (nilearn), box {DEMO_BOX.u0},{DEMO_BOX.v0},{DEMO_BOX.u1},{DEMO_BOX.v1} "
+        f"on axial slice {DEMO_BOX.slice}, engine medsam-lite"
+    )
+    with _progress() as progress:
+        task = progress.add_task("segmenting slices", total=None)
+        result = demo(output_dir, device=device, on_frame=lambda _r: progress.advance(task))
+    rep = result.report
+    typer.echo(
+        f"label map: {result.output.resolve()} ({result.volume_ml:.2f} ml on slices "
+        f"{rep.frame_range[0] if rep.frame_range else '-'}..{rep.frame_range[1] if rep.frame_range else '-'}, "
+        f"{rep.frames_segmented} slices in {rep.seconds:.1f} s)"
+    )
+    typer.echo(f"overlays:  {(output_dir / 'overlays').resolve()} (montage.png shows 16 slices)")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Console-script entry point: one line per error, exit codes from :mod:`volsam.errors`."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="volsam", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        typer.echo("volsam: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        typer.echo(f"volsam: error: {exc.format_message()}", err=True)
+        return 2
+    except VolsamError as exc:
+        if debug:
+            raise
+        typer.echo(f"volsam: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("volsam: interrupted", err=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 -- the last line of defence: one line, no traceback
+        if debug:
+            raise
+        typer.echo(f"volsam: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        return 70
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,43 @@
+"""Parse command-line prompt strings into prompt objects; every failure names the bad text."""
+
+from __future__ import annotations
+
+from volsam.core.errors import PromptError
+from volsam.core.prompts import Box2D, Box3D, Point
+
+
+def parse_ints(text: str, count: int, what: str, example: str) -> list[int]:
+    """``count`` comma-separated integers from ``text`` or a :class:`PromptError` quoting it."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != count:
+        raise PromptError(f"{what} {text!r} needs {count} comma-separated integers, e.g. {example}")
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise PromptError(f"{what} {text!r} is not {count} integers, e.g. {example}") from None
+
+
+def parse_box(text: str, slice_index: int | None) -> Box2D:
+    """``I0,J0,I1,J1`` (in-plane corners, inclusive) on slice ``slice_index``."""
+    if slice_index is None:
+        raise PromptError("--box needs --slice K (the slice the box is drawn on)")
+    u0, v0, u1, v1 = parse_ints(text, 4, "box", "113,72,134,96")
+    return Box2D(u0, v0, u1, v1, slice=slice_index)
+
+
+def parse_box3d(text: str) -> Box3D:
+    """``I0,J0,K0,I1,J1,K1`` (corners inclusive)."""
+    return Box3D(*parse_ints(text, 6, "3D box", "50,63,64,76,86,72"))
+
+
+def parse_point(text: str) -> Point:
+    """``I,J,K`` (object) or ``I,J,K,neg`` (background); ``pos`` is accepted as the fourth field."""
+    parts = [p.strip() for p in text.split(",")]
+    sign = True
+    if len(parts) == 4:
+        flag = parts.pop().lower()
+        if flag not in ("neg", "pos", "-", "+"):
+            raise PromptError(f"point {text!r}: the fourth field must be 'neg' or 'pos'")
+        sign = flag in ("pos", "+")
+    i, j, k = parse_ints(",".join(parts), 3, "point", "80,90,40 or 80,90,40,neg")
+    return Point(i, j, k, positive=sign)

@@ -1,0 +1,199 @@
+"""One call from prompts on a volume to a label map on the same grid: :func:`segment`.
+
+This is where voxel-index prompts become frame prompts for the engine and where frame masks become a label
+map on exactly the input grid (size, spacing, origin, direction).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from volsam.core.errors import EngineError, PromptError
+from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt, in_plane_axes
+from volsam.core.volume import Volume
+from volsam.engines import get as get_engine
+from volsam.engines.base import SliceEngine
+from volsam.preprocess import fit_normalizer
+from volsam.propagate import (
+    EmbeddingCache,
+    FrameStack,
+    PropagationSettings,
+    SliceResult,
+    predict_seed,
+    segment_stack,
+)
+
+log = logging.getLogger(__name__)
+
+_AXIS_LETTERS = {"i": 0, "j": 1, "k": 2}
+_PLANES = ("sagittal", "coronal", "axial")
+
+
+def resolve_axis(volume: Volume, axis: str | int = "k") -> int:
+    """Index axis (0=i, 1=j, 2=k) from ``i``/``j``/``k``, 0/1/2 or ``axial``/``coronal``/``sagittal``
+    (the index axis whose direction is closest to S, P or L respectively)."""
+    if isinstance(axis, (int, np.integer)) and not isinstance(axis, bool) and int(axis) in (0, 1, 2):
+        return int(axis)
+    key = str(axis).strip().lower()
+    if key in _AXIS_LETTERS:
+        return _AXIS_LETTERS[key]
+    if key in _PLANES:
+        world = _PLANES.index(key)  # sagittal slices are stacked along L (x), coronal along P, axial along S
+        return int(np.argmax(np.abs(volume.direction[world, :])))
+    raise PromptError(f"axis {axis!r} is not one of i, j, k, axial, coronal, sagittal")
+
+
+@dataclass
+class SegmentationReport:
+    """What a :func:`segment` run did (also stored in the label map's ``meta['report']``)."""
+
+    engine: str
+    strategy: str
+    axis: int
+    frames_segmented: int = 0
+    frames_encoded: int = 0
+    seconds: float = 0.0
+    frame_range: tuple[int, int] | None = None
+    scores: dict[int, float] = field(default_factory=dict)
+
+
+def _frame_prompts(
+    prompts: Sequence[Prompt], size: tuple[int, int, int], axis: int
+) -> tuple[dict[int, dict], dict[int, np.ndarray], Box3D | None]:
+    """Split prompts into per-frame box/point prompts, per-frame seed masks and an optional 3D box."""
+    u, v = in_plane_axes(axis)
+    per_frame: dict[int, dict] = {}
+    masks: dict[int, np.ndarray] = {}
+    box3d: Box3D | None = None
+    for p in prompts:
+        if isinstance(p, Box2D):
+            p.validate(size, axis)
+            entry = per_frame.setdefault(p.slice, {})
+            if "box" in entry:
+                raise PromptError(f"two boxes on slice {p.slice}: give one box per slice")
+            entry["box"] = (p.u0, p.v0, p.u1, p.v1)
+        elif isinstance(p, Box3D):
+            p.validate(size)
+            if box3d is not None:
+                raise PromptError("give at most one 3D box per object")
+            box3d = p
+        elif isinstance(p, Point):
+            p.validate(size)
+            ijk = p.ijk()
+            entry = per_frame.setdefault(ijk[axis], {})
+            entry.setdefault("points", []).append((ijk[u], ijk[v]))
+            entry.setdefault("labels", []).append(1 if p.positive else 0)
+        elif isinstance(p, MaskPrompt):
+            p.validate(size)
+            stack = np.moveaxis(p.binary(), 2 - axis, 0)
+            for s in np.flatnonzero(stack.any(axis=(1, 2))):
+                masks[int(s)] = masks.get(int(s), np.zeros(stack.shape[1:], bool)) | stack[s]
+        else:
+            raise PromptError(f"unsupported prompt {p!r}")
+    if box3d is not None:
+        mid = box3d.middle_box(axis)
+        per_frame.setdefault(mid.slice, {}).setdefault("box", (mid.u0, mid.v0, mid.u1, mid.v1))
+    for s, entry in per_frame.items():
+        if "box" not in entry and 1 not in entry.get("labels", []):
+            raise PromptError(f"slice {s} has only negative points: add a box or a positive point there")
+    return per_frame, masks, box3d
+
+
+def segment(
+    volume: Volume,
+    prompts: Prompt | Sequence[Prompt],
+    *,
+    engine: str | SliceEngine = "medsam-lite",
+    model: str | None = None,
+    device: str = "auto",
+    axis: str | int = "k",
+    modality: str = "auto",
+    window: str | None = None,
+    label: int = 1,
+    settings: PropagationSettings | None = None,
+    on_frame: Callable[[SliceResult], None] | None = None,
+) -> Volume:
+    """Segment one object in ``volume`` from prompts on one or more slices; returns a label map.
+
+    Args:
+        volume: the image, array ``[k, j, i]``.
+        prompts: :class:`Box2D` (on a slice along ``axis``), :class:`Box3D`, :class:`Point` (several, ±),
+            :class:`MaskPrompt`, or a list of them (all for the same object).
+        engine: an engine name for :func:`volsam.engines.get` or an engine instance.
+        axis: propagation axis: ``i``, ``j``, ``k`` or ``axial``/``coronal``/``sagittal``.
+        modality, window: intensity normalisation (see :func:`volsam.preprocess.fit_normalizer`).
+        label: the value written for the object (1..65535).
+        on_frame: called after every propagated frame (progress; raise to cancel).
+
+    Returns:
+        A :class:`Volume` on exactly ``volume``'s grid, uint8 (uint16 for labels > 255), with
+        ``meta["report"]`` a :class:`SegmentationReport`.
+    """
+    t0 = time.perf_counter()
+    prompt_list = [prompts] if isinstance(prompts, (Box2D, Box3D, Point, MaskPrompt)) else list(prompts)
+    if not prompt_list:
+        raise PromptError("no prompt given: a box, a 3D box, points or a mask")
+    if isinstance(label, bool) or not 1 <= int(label) <= 65535:
+        raise PromptError(f"label must be an integer in 1..65535, got {label!r}")
+    ax = resolve_axis(volume, axis)
+    per_frame, seed_masks, box3d = _frame_prompts(prompt_list, volume.size, ax)
+
+    eng = engine if isinstance(engine, SliceEngine) else get_engine(engine, model=model, device=device)
+    if eng.capabilities.memory:
+        raise EngineError(f"engine {eng.name!r} is a tracker engine; this entry point drives slice engines")
+    settings = settings or PropagationSettings()
+    norm = fit_normalizer(volume, modality, window)
+    stack = FrameStack(volume.array, ax, norm.apply)
+    limit = (box3d.lower()[ax], box3d.upper()[ax]) if box3d is not None else None
+    cache = EmbeddingCache(eng, stack, settings.batch_size, settings.cache_size)
+
+    seeds = dict(seed_masks)
+    scores: dict[int, float] = {}
+    for s, entry in sorted(per_frame.items()):
+        pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
+        lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
+        mask, score = predict_seed(
+            cache, s, box=entry.get("box"), points=pts, point_labels=lbl, settings=settings, limit=limit
+        )
+        if not mask.any():
+            log.warning("slice %d: the prompt gave an empty mask", s)
+        seeds[s] = seeds.get(s, np.zeros_like(mask)) | mask
+        scores[s] = score
+        if on_frame is not None:
+            on_frame(SliceResult(s, mask, score, entry.get("box")))
+
+    result = segment_stack(eng, stack, seeds, limit=limit, settings=settings, cache=cache, on_frame=on_frame)
+    masks = result.masks
+    if box3d is not None:  # the user said the object lies inside the 3D box
+        u, v = in_plane_axes(ax)
+        lo, hi = box3d.lower(), box3d.upper()
+        clip = np.zeros_like(masks)
+        clip[lo[ax] : hi[ax] + 1, lo[v] : hi[v] + 1, lo[u] : hi[u] + 1] = True
+        masks &= clip
+    dtype = np.uint8 if label <= 255 else np.uint16
+    labelmap = stack.to_volume(masks).astype(dtype) * dtype(label)
+    report = SegmentationReport(
+        engine=eng.name,
+        strategy=settings.strategy,
+        axis=ax,
+        frames_segmented=result.frames_segmented + len(per_frame),
+        frames_encoded=result.frames_encoded,
+        seconds=time.perf_counter() - t0,
+        scores={**result.scores, **scores},
+    )
+    nonempty = np.flatnonzero(masks.any(axis=(1, 2)))
+    if nonempty.size:
+        report.frame_range = (int(nonempty[0]), int(nonempty[-1]))
+    log.info(
+        "segmented %d frames (%d encoded) in %.1f s; object on frames %s",
+        report.frames_segmented, report.frames_encoded, report.seconds, report.frame_range,
+    )
+    return Volume(
+        np.ascontiguousarray(labelmap), volume.spacing, volume.origin, volume.direction,
+        meta={"report": report, "label": int(label), "source": volume.meta.get("source")},
+    )

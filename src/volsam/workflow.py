@@ -1,0 +1,100 @@
+"""File-level jobs that the CLI (and later the server) call: read, segment, write, render.
+
+Each job is one function: the interfaces parse arguments and call it; nothing here parses text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from volsam.core.errors import InputError, OutputError
+from volsam.core.prompts import Box2D, MaskPrompt, Prompt
+from volsam.core.volume import Volume
+from volsam.io import read_volume, write_volume
+from volsam.io.overlay import write_overlays
+from volsam.io.samples import mni152_path
+from volsam.preprocess import fit_normalizer
+from volsam.propagate import PropagationSettings, SliceResult
+from volsam.segmentation import SegmentationReport, segment
+
+log = logging.getLogger(__name__)
+
+#: The demo's object: the left lateral ventricle of the MNI152 2009 T1 (as read: i toward R, j toward A),
+#: a box drawn on axial slice k=95 where the ventricle is widest.
+DEMO_BOX = Box2D(74, 96, 99, 146, slice=95)
+
+
+@dataclass
+class SegmentJobResult:
+    """Where a job's outputs went, and what the segmentation did."""
+
+    output: Path
+    report: SegmentationReport
+    voxels: int
+    volume_ml: float
+    overlays: list[Path] = field(default_factory=list)
+
+
+def load_mask_prompt(path: str | Path, image: Volume, label: int | None = None) -> MaskPrompt:
+    """Read a mask file and check it lies on ``image``'s grid (nothing is resampled)."""
+    mask = read_volume(path)
+    if not mask.same_grid(image):
+        raise InputError(
+            f"mask {path} is not on the image grid (mask size {mask.size}, spacing "
+            f"{tuple(round(s, 3) for s in mask.spacing)}; image size {image.size}, spacing "
+            f"{tuple(round(s, 3) for s in image.spacing)})"
+        )
+    return MaskPrompt(np.asarray(mask.array), label=label)
+
+
+def segment_file(
+    image_path: str | Path,
+    prompts: Sequence[Prompt],
+    output: str | Path,
+    *,
+    mask_path: str | Path | None = None,
+    overlay_dir: str | Path | None = None,
+    series: str | None = None,
+    on_frame: Callable[[SliceResult], None] | None = None,
+    **options: object,
+) -> SegmentJobResult:
+    """Read ``image_path``, segment from ``prompts`` (and a mask file), write the label map to ``output``
+    on the image's grid, and optionally overlay PNGs. ``options`` go to :func:`volsam.segmentation.segment`."""
+    image = read_volume(image_path, series=series)
+    _check_output(output)
+    all_prompts = list(prompts)
+    if mask_path is not None:
+        all_prompts.append(load_mask_prompt(mask_path, image))
+    labelmap = segment(image, all_prompts, on_frame=on_frame, **options)  # type: ignore[arg-type]
+    out = write_volume(labelmap, output, label=True)
+    voxels = int(np.count_nonzero(labelmap.array))
+    result = SegmentJobResult(
+        out, labelmap.meta["report"], voxels, voxels * float(np.prod(image.spacing)) / 1000.0
+    )
+    if overlay_dir is not None:
+        norm = fit_normalizer(image, str(options.get("modality", "auto")), options.get("window"))  # type: ignore[arg-type]
+        result.overlays = write_overlays(norm.apply(image.array), labelmap.array, overlay_dir)
+    return result
+
+
+def _check_output(output: str | Path) -> None:
+    """Refuse an output path we cannot write before spending minutes on the model."""
+    out = Path(output)
+    if out.exists() and out.is_dir():
+        raise OutputError(f"output {out} is a directory; give a file name such as seg.nii.gz")
+
+
+def demo(output_dir: str | Path = "demo-output", **options: object) -> SegmentJobResult:
+    """Segment the left lateral ventricle of the MNI152 T1 that ships with nilearn (offline)."""
+    out = Path(output_dir)
+    return segment_file(
+        mni152_path("t1"), [DEMO_BOX], out / "ventricle.nii.gz", overlay_dir=out / "overlays", **options
+    )
+
+
+__all__ = ["DEMO_BOX", "SegmentJobResult", "demo", "load_mask_prompt", "segment_file", "PropagationSettings"]

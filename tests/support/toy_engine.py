@@ -1,0 +1,39 @@
+"""A deterministic stand-in slice engine for testing the propagation walk (not a model).
+
+It "segments" the bright pixels (>= 128 after normalisation) inside the prompt box, or the bright connected
+region under the positive points. Integration tests use the real LiteMedSAM weights; this double only lets
+the walk's bookkeeping (directions, limits, seeds, stop rules, axes) be tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, SlicePrediction
+
+
+class ToyEngine(SliceEngine):
+    name = "toy"
+    capabilities = Capabilities(box=True, points=True, mask=False, memory=False, input_size=0, devices=("cpu",))
+
+    def __init__(self, score: float = 0.9):
+        self.score = score
+        self.encoded: list[int] = []
+
+    def encode(self, frames: np.ndarray) -> list[SliceEmbedding]:
+        self.encoded.append(len(frames))
+        return [SliceEmbedding(features=f.copy(), frame_shape=f.shape) for f in frames]
+
+    def predict(self, embedding, box=None, points=None, point_labels=None, mask_logits=None) -> SlicePrediction:
+        bright = embedding.features >= 128
+        mask = np.zeros_like(bright)
+        if box is not None:
+            x0, y0, x1, y1 = (int(round(c)) for c in box)
+            mask[y0 : y1 + 1, x0 : x1 + 1] = bright[y0 : y1 + 1, x0 : x1 + 1]
+        if points is not None:
+            labels, _ = ndimage.label(bright)
+            for (x, y), lab in zip(points, point_labels):
+                region = labels == labels[int(y), int(x)] if labels[int(y), int(x)] else np.zeros_like(mask)
+                mask = mask | region if lab == 1 else mask & ~region
+        return SlicePrediction(mask=mask, score=self.score, logits=np.zeros((4, 4), np.float32))

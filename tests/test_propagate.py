@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from volsam.core import PromptError
+from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, mask_box, propagate, segment_stack
+from tests.support.toy_engine import ToyEngine
+
+
+def _ball(shape=(40, 32, 36), centre=(20, 16, 18), radius=(8, 9, 10)) -> np.ndarray:
+    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    r = ((k - centre[0]) / radius[0]) ** 2 + ((j - centre[1]) / radius[1]) ** 2 + ((i - centre[2]) / radius[2]) ** 2
+    return r <= 1.0
+
+
+def _stack(obj: np.ndarray, axis: int = 2) -> FrameStack:
+    image = np.where(obj, 200, 50).astype(np.uint8)
+    return FrameStack(image, axis, lambda f: f)
+
+
+@pytest.mark.parametrize("strategy", ["volsam", "baseline"])
+def test_walk_recovers_the_object_in_both_directions(strategy):
+    obj = _ball()
+    stack = _stack(obj)
+    engine = ToyEngine()
+    settings = PropagationSettings(strategy=strategy)
+    box = mask_box(obj[20])
+    seeds = {20: engine.predict(engine.encode(stack.frames([20]))[0], box=box).mask}
+    result = segment_stack(engine, stack, seeds, settings=settings)
+    assert np.array_equal(result.masks, obj)
+    # cost scales with the object, not the depth: object slices 12..28 plus one empty slice at each end
+    # (the seed slice 20 was encoded above, outside the walk)
+    assert result.frames_encoded == 18 and sum(engine.encoded) == 19
+
+
+def test_limit_bounds_the_walk_and_start_must_lie_inside():
+    obj = _ball()
+    stack = _stack(obj)
+    out = list(propagate(ToyEngine(), stack, 20, box=mask_box(obj[20]), limit=(18, 23)))
+    assert sorted(r.index for r in out) == list(range(18, 24))
+    with pytest.raises(PromptError, match="outside the range"):
+        list(propagate(ToyEngine(), stack, 25, box=(0, 0, 5, 5), limit=(18, 23)))
+
+
+def test_score_rule_stops_and_baseline_ignores_it():
+    obj = _ball()
+    stack = _stack(obj)
+    low = ToyEngine(score=0.2)
+    res = list(propagate(low, stack, 20, seed_mask=obj[20], settings=PropagationSettings(min_score=0.5)))
+    assert [r.index for r in res] == [20, 21, 19] and res[1].stop_reason.startswith("score")
+    assert not res[1].mask.any()
+    base = list(propagate(low, stack, 20, seed_mask=obj[20], settings=PropagationSettings.baseline()))
+    assert len(base) == 19
+
+
+def test_several_seeds_fill_the_gaps_between_them():
+    obj = _ball()
+    stack = _stack(obj)
+    result = segment_stack(ToyEngine(), stack, {15: obj[15], 25: obj[25]})
+    assert np.array_equal(result.masks, obj)
+
+
+def test_frames_along_i_and_j_round_trip():
+    arr = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    for axis in (0, 1, 2):
+        stack = FrameStack(arr, axis, lambda f: f)
+        frames = stack.frames(list(range(len(stack))))
+        assert np.array_equal(stack.to_volume(frames), arr)
+    assert FrameStack(arr, 0, lambda f: f).frame_shape == (2, 3)  # rows k, columns j
+
+
+def test_cache_encodes_ahead_in_batches_and_stays_bounded():
+    obj = _ball()
+    stack = _stack(obj)
+    engine = ToyEngine()
+    cache = EmbeddingCache(engine, stack, batch_size=4, capacity=6)
+    cache.get(10, 1, (0, 12))
+    assert engine.encoded == [3]  # 10, 11, 12: the limit cuts the batch
+    cache.get(11, 1)
+    assert engine.encoded == [3]
+    for s in range(20, 40):
+        cache.get(s, 1)
+    assert len(cache._items) <= 6
