@@ -1,0 +1,261 @@
+"""DICOM series: find the series in a folder (pydicom headers), order the slices, read the pixels (GDCM).
+
+* Every file under the folder (recursively) that has the ``DICM`` marker, or a DICOM-like name (no suffix,
+  ``.dcm``, ``.dicom``, ``.ima``) and parses as DICOM, is grouped by ``SeriesInstanceUID``.
+* Slices are ordered by their ``ImagePositionPatient`` projected on the slice normal
+  ``row x column`` (from ``ImageOrientationPatient``), never by file name; ``InstanceNumber`` only when
+  positions are missing. So k runs along the normal and the direction is right-handed: a volume whose
+  k axis ran against the normal when it was written comes back with k reversed (the same physical image).
+* A series with several images at one position (time points, echoes), mixed orientations or sizes, or
+  uneven gaps (a missing slice) is refused with :class:`InputError` rather than read onto a wrong grid.
+* Pixels are read by SimpleITK's GDCM reader in that order: it decodes compressed transfer syntaxes and
+  applies RescaleSlope / RescaleIntercept (output type float64 when they differ between slices).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+
+from volsam.core.errors import InputError
+from volsam.core.volume import Volume
+from volsam.io.itk import image_to_volume, itk_reason
+
+DICOM_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
+_TAGS = [
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "Modality",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "InstanceNumber",
+    "Rows",
+    "Columns",
+    "RescaleSlope",
+    "RescaleIntercept",
+    "NumberOfFrames",
+    "BitsAllocated",
+    "PixelRepresentation",
+]
+_SAME_POSITION_MM = 1e-3
+_GAP_TOLERANCE = 0.1  # relative deviation of a slice gap from the median gap
+
+
+@dataclass(frozen=True)
+class DicomImage:
+    """Header facts of one DICOM file (positions in LPS mm)."""
+
+    path: Path
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    instance: int | None
+    rows: int
+    columns: int
+    slope: float
+    intercept: float
+    frames: int
+    stored_type: str
+
+
+@dataclass
+class DicomSeries:
+    """The images of one SeriesInstanceUID found under a folder."""
+
+    uid: str
+    description: str
+    modality: str | None
+    images: list[DicomImage] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{self.uid} '{self.description}' ({len(self.images)} files)"
+
+
+def _has_dicm_marker(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n and all(np.isfinite(out)) else None
+
+
+def _number(ds: pydicom.Dataset, keyword: str, default: float) -> float:
+    try:
+        value = ds.get(keyword)
+        return default if value is None or value == "" else float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def read_header(path: Path) -> tuple[str, str, str | None, DicomImage] | None:
+    """(series uid, description, modality, image facts) of a DICOM image file, None for anything else."""
+    marker = _has_dicm_marker(path)
+    if not marker and path.suffix.lower() not in DICOM_SUFFIXES:
+        return None
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=not marker, specific_tags=_TAGS)
+        uid = str(ds.get("SeriesInstanceUID", "") or "")
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except Exception:  # any parse failure means "not a DICOM image"
+        return None
+    if not uid or rows <= 0 or columns <= 0:
+        return None  # DICOMDIR, structured reports, presentation states...
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    instance = ds.get("InstanceNumber")
+    try:
+        instance = None if instance in (None, "") else int(instance)
+    except (TypeError, ValueError):
+        instance = None
+    image = DicomImage(
+        path=path,
+        position=_floats(ds.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+        instance=instance,
+        rows=rows,
+        columns=columns,
+        slope=_number(ds, "RescaleSlope", 1.0),
+        intercept=_number(ds, "RescaleIntercept", 0.0),
+        frames=int(_number(ds, "NumberOfFrames", 1.0)),
+        stored_type=f"{'int' if signed else 'uint'}{bits}",
+    )
+    description = " ".join(str(ds.get("SeriesDescription", "") or "").split())
+    modality = str(ds.get("Modality", "") or "").strip() or None
+    return uid, description, modality, image
+
+
+def scan_folder(folder: Path) -> list[DicomSeries]:
+    """All DICOM image series under ``folder`` (recursively), in the order first met (sorted walk)."""
+    found: dict[str, DicomSeries] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d != "__MACOSX" and not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            header = read_header(Path(root) / name)
+            if header is None:
+                continue
+            uid, description, modality, image = header
+            series = found.setdefault(uid, DicomSeries(uid, description, modality))
+            series.images.append(image)
+    return list(found.values())
+
+
+def _series_list(series: list[DicomSeries]) -> str:
+    return "; ".join(s.summary() for s in series)
+
+
+def select_series(folder: Path, series: list[DicomSeries], uid: str | None, source: str) -> DicomSeries:
+    """The series to read: the only one, or the one named ``uid``; InputError listing them otherwise."""
+    if not series:
+        raise InputError(f"{source}: no DICOM images found")
+    if uid is not None:
+        for s in series:
+            if s.uid == uid:
+                return s
+        raise InputError(f"{source}: no DICOM series {uid}; found: {_series_list(series)}")
+    if len(series) > 1:
+        raise InputError(
+            f"{source} holds {len(series)} DICOM series; pick one with series=UID (--series UID): "
+            f"{_series_list(series)}"
+        )
+    return series[0]
+
+
+def order_slices(series: DicomSeries, source: str) -> list[DicomImage]:
+    """The series' images in slice order (position along the normal), after consistency checks."""
+    images = series.images
+    where = f"{source}: series {series.uid}"
+    if len(images) == 1:
+        return images
+    if any(im.frames > 1 for im in images):
+        raise InputError(f"{where} has {len(images)} multi-frame files; volsam reads one multi-frame file")
+    if len({(im.rows, im.columns) for im in images}) > 1:
+        raise InputError(f"{where} mixes images of different sizes (a localizer?); cannot stack them")
+    if all(im.position is not None and im.orientation is not None for im in images):
+        first = np.asarray(images[0].orientation)
+        if any(np.abs(np.asarray(im.orientation) - first).max() > 1e-3 for im in images):
+            raise InputError(f"{where} mixes slice orientations (a localizer?); cannot stack them")
+        normal = np.cross(first[:3], first[3:])
+        keys = [float(np.dot(im.position, normal)) for im in images]  # type: ignore[arg-type]
+        order = sorted(range(len(images)), key=lambda t: (keys[t], images[t].instance or 0))
+        gaps = np.diff([keys[t] for t in order])
+        positions = 1 + int(np.sum(gaps > _SAME_POSITION_MM))
+        if positions < len(images):
+            raise InputError(
+                f"{where} has {len(images)} images at {positions} positions (time points or echoes?); "
+                "volsam reads one 3D volume per series"
+            )
+        median = float(np.median(gaps))
+        if np.max(np.abs(gaps - median)) > _GAP_TOLERANCE * median:
+            raise InputError(
+                f"{where} has uneven slice gaps ({gaps.min():.4g} to {gaps.max():.4g} mm): missing slices?"
+            )
+        return [images[t] for t in order]
+    instances = [im.instance for im in images]
+    if any(i is None for i in instances) or len(set(instances)) < len(instances):
+        raise InputError(f"{where}: cannot order slices (no ImagePositionPatient, no unique InstanceNumber)")
+    return sorted(images, key=lambda im: im.instance or 0)
+
+
+def _meta(series: DicomSeries, source: str, fmt: str, images: list[DicomImage]) -> dict[str, Any]:
+    return {
+        "modality": series.modality,
+        "source": source,
+        "format": fmt,
+        "series_uid": series.uid,
+        "series_description": series.description or None,
+        "pixel_type": images[0].stored_type,
+        "n_files": len(images),
+    }
+
+
+def read_series(series: DicomSeries, source: str, fmt: str = "dicom") -> Volume:
+    """Read one series (see :func:`order_slices`) into a Volume."""
+    images = order_slices(series, source)
+    try:
+        if len(images) == 1:
+            image = sitk.ReadImage(str(images[0].path), imageIO="GDCMImageIO")
+        else:
+            reader = sitk.ImageSeriesReader()
+            reader.SetImageIO("GDCMImageIO")
+            reader.SetFileNames([str(im.path) for im in images])
+            if len({(im.slope, im.intercept) for im in images}) > 1:
+                reader.SetOutputPixelType(sitk.sitkFloat64)  # per-slice rescale (PET) must not truncate
+            image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{source}: cannot read DICOM series {series.uid}: {itk_reason(exc)}") from exc
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{source}: DICOM series {series.uid} has colour pixels; volsam reads grey images")
+    return image_to_volume(image, _meta(series, source, fmt, images))
+
+
+def read_dicom_folder(folder: Path, *, series: str | None = None, source: str | None = None,
+                      fmt: str = "dicom") -> Volume:
+    """Read the DICOM series under ``folder`` (``series`` = SeriesInstanceUID when there are several)."""
+    source = source or str(folder)
+    chosen = select_series(folder, scan_folder(folder), series, source)
+    return read_series(chosen, source, fmt)
+
+
+def read_dicom_file(path: Path) -> Volume:
+    """Read one DICOM file (a single slice, or a multi-frame image) into a Volume."""
+    header = read_header(path)
+    if header is None:
+        raise InputError(f"{path}: not a DICOM image file")
+    uid, description, modality, image = header
+    return read_series(DicomSeries(uid, description, modality, [image]), str(path))

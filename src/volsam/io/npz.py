@@ -1,0 +1,86 @@
+"""CVPR-challenge ``.npz`` files ("MedSAM on a Laptop" 2024, "Foundation Models for Interactive 3D
+Biomedical Image Segmentation" 2025).
+
+Layout: ``imgs`` (D, H, W) -- the array ``[k, j, i]`` as is --, ``spacing`` (3 numbers, mm), optionally
+``gts``, ``boxes``, ``clicks``...; predictions are saved under ``segs`` (D, H, W).
+
+Spacing order. The challenge files are documented and scored as (z, y, x), the order of the array axes:
+the official scoring (``CVPR25_iter_eval.py``) passes ``spacing`` unchanged as ``spacing_mm`` of
+``compute_surface_distances`` on the (D, H, W) arrays. Beware that MedSAM's own ``pre_CT_MR.py`` stores
+``img_sitk.GetSpacing()``, which is (x, y, z), without reordering (bowang-lab/MedSAM issue #401): files
+made with that script have their spacing reversed. volsam reads (z, y, x) by default; pass
+``spacing_order="xyz"`` for such files. The order used is recorded in ``meta["spacing_order"]``.
+There is no origin or direction in these files: origin 0, identity direction; modality unknown.
+"""
+
+from __future__ import annotations
+
+import zipfile
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from volsam.core.errors import InputError
+from volsam.core.volume import Volume
+
+SPACING_ORDERS = ("zyx", "xyz")
+
+
+def _spacing_ijk(raw: np.ndarray | None, order: str, path: Path) -> tuple[float, float, float]:
+    if raw is None:
+        return (1.0, 1.0, 1.0)
+    values = np.asarray(raw, dtype=np.float64).ravel()
+    if values.size not in (2, 3) or not np.all(np.isfinite(values)) or not np.all(values > 0):
+        raise InputError(f"{path}: 'spacing' must hold 2 or 3 positive numbers (mm), got {values.tolist()}")
+    if values.size == 2:  # a 2D image: (y, x) or (x, y)
+        sx, sy = (values[1], values[0]) if order == "zyx" else (values[0], values[1])
+        return (float(sx), float(sy), 1.0)
+    if order == "zyx":
+        values = values[::-1]
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def read_npz(path: Path, *, spacing_order: str = "zyx") -> Volume:
+    """Read ``imgs`` of a CVPR-challenge ``.npz`` as a Volume (see the module notes on spacing order)."""
+    if spacing_order not in SPACING_ORDERS:
+        raise InputError(f"spacing_order must be one of {SPACING_ORDERS}, got {spacing_order!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            if "imgs" not in keys:
+                raise InputError(f"{path}: no 'imgs' array in this .npz (keys: {', '.join(keys) or 'none'})")
+            imgs = np.asarray(data["imgs"])
+            spacing = np.asarray(data["spacing"]) if "spacing" in keys else None
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+        raise InputError(f"{path}: not a readable .npz file ({exc})") from exc
+    if imgs.ndim == 3 and imgs.shape[-1] in (3, 4) and min(imgs.shape[:2]) > 16:
+        raise InputError(f"{path}: 'imgs' {imgs.shape} looks like a 2D colour image; volsam reads 3D .npz")
+    if imgs.ndim == 2:
+        imgs = imgs[None]
+    if imgs.ndim != 3 or imgs.size == 0:
+        raise InputError(f"{path}: 'imgs' must be a (D, H, W) array, got shape {imgs.shape}")
+    if imgs.dtype.kind not in "biuf":
+        raise InputError(f"{path}: 'imgs' has non-numeric dtype {imgs.dtype}")
+    meta = {
+        "modality": None,
+        "source": str(path),
+        "format": "npz",
+        "series_uid": None,
+        "series_description": None,
+        "pixel_type": imgs.dtype.name,
+        "spacing_order": spacing_order,
+        "spacing_in_file": spacing is not None,
+    }
+    return Volume(imgs, spacing=_spacing_ijk(spacing, spacing_order, path), meta=meta)
+
+
+def save_npz(volume: Volume, array: np.ndarray, fh: BinaryIO, *, key: str = "segs") -> None:
+    """Write ``array`` (on ``volume``'s grid) under ``key`` with ``spacing`` in the order ``volume`` was
+    read with (``meta["spacing_order"]``, default (z, y, x)), compressed, to the open file ``fh``."""
+    order = volume.meta.get("spacing_order", "zyx")
+    spacing = np.asarray(volume.spacing[::-1] if order == "zyx" else volume.spacing, dtype=np.float64)
+    np.savez_compressed(fh, **{key: array, "spacing": spacing})

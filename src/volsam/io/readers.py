@@ -1,0 +1,150 @@
+"""``read_volume``: one entry point for every image volsam accepts.
+
+Formats (chosen by the name, then checked by reading): NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
+``.nhdr``), MetaImage (``.mha``, ``.mhd``), a DICOM series folder, a ``.zip`` holding a DICOM series, a
+single DICOM file (``.dcm``, ``.dicom``, ``.ima``) and a CVPR-challenge ``.npz``. Everything that cannot be
+used raises :class:`InputError` with one line naming the file.
+
+The result is a :class:`~volsam.core.volume.Volume` (array ``[k, j, i]``, ITK/LPS geometry) with
+``meta``: ``modality`` (the DICOM Modality tag, else None), ``source`` (the path as given), ``format``
+(nifti, nrrd, metaimage, dicom, dicom-zip, npz), ``series_uid``, ``series_description``, ``pixel_type``
+(the stored component type, e.g. "uint16" before a DICOM rescale) and, for 4D files, ``channel``.
+Voxel types are kept (integers stay integers, floats stay floats), NaN voxels are kept.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import SimpleITK as sitk
+
+from volsam.core.errors import InputError
+from volsam.core.volume import Volume
+from volsam.io.archive import unpacked_zip
+from volsam.io.dicom import read_dicom_file, read_dicom_folder
+from volsam.io.itk import image_to_volume, itk_reason, pixel_type_name
+from volsam.io.nifti import check_nifti
+from volsam.io.npz import read_npz
+
+# suffix -> (format, ImageIO); longest suffixes first
+_ITK_SUFFIXES = {
+    ".nii.gz": ("nifti", "NiftiImageIO"),
+    ".nii": ("nifti", "NiftiImageIO"),
+    ".nrrd": ("nrrd", "NrrdImageIO"),
+    ".nhdr": ("nrrd", "NrrdImageIO"),
+    ".mha": ("metaimage", "MetaImageIO"),
+    ".mhd": ("metaimage", "MetaImageIO"),
+}
+_DICOM_FILE_SUFFIXES = (".dcm", ".dicom", ".ima")
+SUPPORTED = (
+    "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), a DICOM folder or .zip, .dcm, .npz"
+)
+
+
+def detect_format(path: Path) -> str:
+    """Format name of ``path`` from its name (a folder is a DICOM series); InputError when unsupported."""
+    if path.is_dir():
+        return "dicom"
+    name = path.name.lower()
+    for suffix, (fmt, _) in _ITK_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".zip"):
+        return "dicom-zip"
+    if name.endswith(_DICOM_FILE_SUFFIXES):
+        return "dicom-file"
+    suffix = "".join(path.suffixes[-2:]) or "(none)"
+    raise InputError(f"{path}: unsupported file type {suffix}; volsam reads {SUPPORTED}")
+
+
+def _image_io(path: Path) -> str:
+    name = path.name.lower()
+    return next(io for suffix, (_, io) in _ITK_SUFFIXES.items() if name.endswith(suffix))
+
+
+def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.SetImageIO(_image_io(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"{path}: not a readable {fmt} image ({itk_reason(exc)})") from exc
+    dim, size, components = reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents()
+    meta: dict[str, Any] = {
+        "modality": None,
+        "source": str(path),
+        "format": fmt,
+        "series_uid": None,
+        "series_description": None,
+        "pixel_type": pixel_type_name(reader.GetPixelID()),
+    }
+    if dim > 4 or dim < 2:
+        raise InputError(f"{path}: a {dim}D image (size {tuple(size)}) is not a volume")
+    if dim == 4 and components > 1:
+        raise InputError(f"{path}: a 4D image with {components} values per voxel is not supported")
+    count = size[3] if dim == 4 else components
+    if count > 1 or dim == 4:
+        what = "volumes" if dim == 4 else "values per voxel (vector/colour pixels)"
+        if channel is None and count > 1:
+            raise InputError(
+                f"{path} is {'4D' if dim == 4 else 'a vector image'} with {count} {what}; "
+                f"pick one with channel=0..{count - 1} (--channel)"
+            )
+        channel = 0 if channel is None else channel
+        if not 0 <= channel < count:
+            raise InputError(
+                f"{path}: channel={channel} is out of range; it has {count} {what} (0..{count - 1})"
+            )
+        meta.update(channel=channel, n_channels=count)
+        if dim == 4:
+            reader.SetExtractSize([*size[:3], 0])
+            reader.SetExtractIndex([0, 0, 0, channel])
+    elif channel is not None:
+        raise InputError(f"{path} is a {dim}D image; channel={channel} applies to 4D or vector images only")
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(f"{path}: truncated or corrupt {fmt} image ({itk_reason(exc)})") from exc
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        image = sitk.VectorIndexSelectionCast(image, int(channel or 0))
+    return image_to_volume(image, meta)
+
+
+def read_volume(path: str | Path, *, series: str | None = None, channel: int | None = None) -> Volume:
+    """Read an image volume (see the module notes for formats and ``meta``).
+
+    Args:
+        path: a NIfTI / NRRD / MetaImage / DICOM file, a DICOM series folder or ``.zip``, or a ``.npz``.
+        series: SeriesInstanceUID to read when a DICOM folder or zip holds several series.
+        channel: which 3D volume of a 4D file (or which component of a vector image) to read.
+
+    Raises:
+        InputError: missing path, unsupported type, no images, corrupt or truncated data, several DICOM
+            series without ``series``, a 4D file without ``channel``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    fmt = detect_format(path)
+    if series is not None and fmt not in ("dicom", "dicom-zip"):
+        raise InputError(f"{path}: series={series!r} applies to DICOM folders and zips only")
+    if channel is not None and fmt in ("dicom", "dicom-zip", "dicom-file", "npz"):
+        raise InputError(f"{path}: channel={channel} applies to 4D or vector NIfTI/NRRD/MetaImage files only")
+    if fmt == "dicom":
+        return read_dicom_folder(path, series=series)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    if fmt == "dicom-zip":
+        with unpacked_zip(path) as folder:
+            return read_dicom_folder(folder, series=series, source=str(path), fmt="dicom-zip")
+    if fmt == "dicom-file":
+        return read_dicom_file(path)
+    if fmt == "npz":
+        return read_npz(path)
+    if fmt == "nifti":
+        check_nifti(path)
+    return _read_itk(path, fmt, channel)

@@ -1,0 +1,130 @@
+"""``write_volume``: NIfTI / NRRD / MetaImage / CVPR ``.npz``, exactly on the volume's grid, atomically.
+
+* Grid: size, spacing, origin and direction are written as they are (NIfTI keeps them as float32 in its
+  qform/sform, so they come back within ~1e-5 mm; NRRD and MetaImage keep full precision).
+* Label maps (``label=True``, or a bool array when ``label`` is None): integer-valued, >= 0, stored as
+  uint8 when the largest id is <= 255, else uint16; ids above 65535, negative ids or non-integer values
+  raise :class:`OutputError`. Label maps are compressed (NRRD, MetaImage) -- NIfTI follows its name.
+* Atomic: the data go to a hidden temporary file in the target folder (``.NAME.tmp-XXXXXXXX.EXT``, with
+  the real extension so the right writer is picked), then ``os.replace`` puts it in place; on failure
+  the temporary file is removed and an existing file at the target is left untouched.
+* A missing parent folder is created; anything that cannot be written raises :class:`OutputError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from volsam.core.errors import OutputError
+from volsam.core.volume import Volume
+from volsam.io.itk import WRITABLE_DTYPES, itk_reason, volume_to_image
+from volsam.io.npz import save_npz
+
+log = logging.getLogger(__name__)
+
+# output suffix -> format; longest first
+_SUFFIXES = {".nii.gz": "nifti", ".nii": "nifti", ".nrrd": "nrrd", ".mha": "metaimage", ".npz": "npz"}
+
+
+def output_format(path: Path) -> tuple[str, str]:
+    """(format, suffix) of an output path; OutputError for anything else."""
+    name = path.name.lower()
+    for suffix, fmt in _SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return fmt, path.name[-len(suffix) :]
+    raise OutputError(f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz")
+
+
+def label_array(array: np.ndarray, path: Path) -> np.ndarray:
+    """``array`` as the smallest unsigned label type (uint8 / uint16), or OutputError."""
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if array.dtype.kind not in "iuf":
+        raise OutputError(f"{path}: a label map needs integer values, got dtype {array.dtype}")
+    if array.size == 0:
+        return array.astype(np.uint8)
+    if array.dtype.kind == "f" and (not np.all(np.isfinite(array)) or np.any(array != np.round(array))):
+        raise OutputError(f"{path}: a label map needs integer values; this float array has fractions or NaN")
+    low, high = array.min(), array.max()
+    if low < 0:
+        raise OutputError(f"{path}: label ids must be >= 0, found {low}")
+    if high > 65535:
+        raise OutputError(f"{path}: label ids must be <= 65535 (uint16), found {high}")
+    return array.astype(np.uint8 if high <= 255 else np.uint16)
+
+
+def _image_array(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    if array.dtype.name not in WRITABLE_DTYPES:
+        raise OutputError(f"{path}: cannot write voxels of dtype {array.dtype}")
+    return array
+
+
+def _temp_path(path: Path, suffix: str) -> Path:
+    stem = path.name[: -len(suffix)]
+    return path.with_name(f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
+
+
+def _write(volume: Volume, array: np.ndarray, fmt: str, target: Path, compress: bool) -> None:
+    """Write ``array`` on ``volume``'s grid to ``target`` (no atomicity here)."""
+    if fmt == "npz":
+        with open(target, "wb") as fh:
+            save_npz(volume, array, fh)
+        return
+    try:
+        sitk.WriteImage(volume_to_image(volume, array), str(target), useCompression=compress)
+    except RuntimeError as exc:
+        raise OutputError(f"{target}: cannot write ({itk_reason(exc)})") from exc
+
+
+def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None) -> Path:
+    """Write ``volume`` to ``path`` (format from the extension: .nii.gz, .nii, .nrrd, .mha, .npz).
+
+    Args:
+        volume: the image or label map; written exactly on its grid.
+        path: output file; its folder is created when missing.
+        label: store as a label map (uint8/uint16); None means "when the array is bool".
+            A ``.npz`` output holds the array under ``segs`` (D, H, W) plus ``spacing``, as the CVPR
+            challenges expect.
+
+    Returns:
+        The path written.
+
+    Raises:
+        OutputError: unknown extension, bad label values, unwritable location.
+    """
+    path = Path(path)
+    fmt, suffix = output_format(path)
+    is_label = (volume.array.dtype == bool) if label is None else bool(label)
+    array = label_array(volume.array, path) if is_label else _image_array(volume.array, path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create the folder {path.parent} ({exc.strerror or exc})") from exc
+    temp = _temp_path(path, suffix)
+    try:
+        _write(volume, array, fmt, temp, compress=is_label and fmt in ("nrrd", "metaimage"))
+        os.replace(temp, path)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+    finally:
+        if temp.exists():
+            try:
+                temp.unlink()
+            except OSError:
+                log.warning("could not remove the temporary file %s", temp)
+    log.debug("wrote %s (%s, %s)", path, fmt, array.dtype)
+    return path
