@@ -1,8 +1,14 @@
-"""NIfTI integrity check: ITK reads a truncated ``.nii`` / ``.nii.gz`` without complaint (missing voxels
-come back as zeros), so before reading we compare the bytes the header promises with the bytes present.
+"""NIfTI checks that ITK (as bundled in SimpleITK 2.x) does not do.
+
+* Truncation: ITK reads a truncated ``.nii`` / ``.nii.gz`` without complaint (missing voxels come back as
+  zeros), so before reading we compare the bytes the header promises with the bytes present.
+* Non-finite voxels: ITK's nifticlib replaces every NaN and +-Inf of a float image by 0 when reading
+  (fixed only in ITK 6, InsightSoftwareConsortium/ITK pull request 6683). volsam keeps NaN voxels, so for
+  float32/float64 files the raw voxels are read again with numpy and the non-finite ones put back.
 
 Header fields used (NIfTI-1, 348-byte header / NIfTI-2, 540-byte header, either byte order): ``dim``,
-``bitpix`` and ``vox_offset``; expected size = ``vox_offset + prod(dim[1..dim[0]]) * bitpix / 8``.
+``datatype``, ``bitpix``, ``vox_offset``, ``scl_slope``, ``scl_inter``; data size =
+``vox_offset + prod(dim[1..dim[0]]) * bitpix / 8``.
 """
 
 from __future__ import annotations
@@ -11,42 +17,74 @@ import gzip
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
 
 from volsam.core.errors import InputError
 
 _CHUNK = 1 << 20
+_FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 
 
-def _expected_bytes(header: bytes, path: Path) -> int:
-    """Bytes a single-file NIfTI must hold, from its header; InputError when it is not a NIfTI header."""
+@dataclass(frozen=True)
+class NiftiHeader:
+    endian: str  # "<" or ">"
+    dims: tuple[int, ...]  # dim[1..dim[0]]
+    datatype: int
+    bitpix: int
+    vox_offset: int
+    slope: float
+    inter: float
+
+    @property
+    def data_bytes(self) -> int:
+        count = 1
+        for d in self.dims:
+            count *= d
+        return count * (self.bitpix // 8)
+
+
+def parse_header(header: bytes, path: Path) -> NiftiHeader:
+    """The fields volsam needs from a single-file NIfTI header; InputError when it is not one."""
     if len(header) < 348:
         raise InputError(f"{path}: not a NIfTI image (only {len(header)} header bytes)")
     for endian in ("<", ">"):
         (sizeof_hdr,) = struct.unpack(endian + "i", header[:4])
         if sizeof_hdr == 348:
-            if header[344:347] not in (b"n+1", b"ni1"):
-                raise InputError(f"{path}: not a NIfTI image (no NIfTI-1 magic)")
+            if header[344:347] != b"n+1":
+                raise InputError(f"{path}: not a single-file NIfTI image (no 'n+1' magic)")
             dims = struct.unpack(endian + "8h", header[40:56])
-            (bitpix,) = struct.unpack(endian + "h", header[72:74])
-            (vox_offset,) = struct.unpack(endian + "f", header[108:112])
+            datatype, bitpix = struct.unpack(endian + "hh", header[70:74])
+            vox_offset, slope, inter = struct.unpack(endian + "fff", header[108:120])
             break
         if sizeof_hdr == 540:
             if len(header) < 540 or header[4:7] != b"n+2":
                 raise InputError(f"{path}: not a NIfTI image (no NIfTI-2 magic)")
-            (bitpix,) = struct.unpack(endian + "h", header[14:16])
+            datatype, bitpix = struct.unpack(endian + "hh", header[12:16])
             dims = struct.unpack(endian + "8q", header[16:80])
-            (vox_offset,) = struct.unpack(endian + "q", header[168:176])
+            vox_offset, slope, inter = struct.unpack(endian + "qdd", header[168:192])
             break
     else:
         raise InputError(f"{path}: not a NIfTI image (header size field is neither 348 nor 540)")
     ndim = dims[0]
     if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1 : ndim + 1]) or bitpix <= 0 or bitpix % 8:
         raise InputError(f"{path}: corrupt NIfTI header (dim={list(dims)}, bitpix={bitpix})")
-    count = 1
-    for d in dims[1 : ndim + 1]:
-        count *= int(d)
-    return int(vox_offset) + count * (bitpix // 8)
+    return NiftiHeader(
+        endian=endian,
+        dims=tuple(int(d) for d in dims[1 : ndim + 1]),
+        datatype=int(datatype),
+        bitpix=int(bitpix),
+        vox_offset=int(vox_offset),
+        slope=float(slope),
+        inter=float(inter),
+    )
+
+
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # type: ignore[return-value]
 
 
 def _gzip_trailer_size(path: Path) -> int | None:
@@ -59,28 +97,22 @@ def _gzip_trailer_size(path: Path) -> int | None:
         return None
 
 
-def check_nifti(path: Path) -> None:
-    """Raise InputError when ``path`` (``.nii`` or ``.nii.gz``) is not a complete single-file NIfTI."""
-    gz = path.name.lower().endswith(".gz")
+def check_nifti(path: Path) -> NiftiHeader:
+    """Raise InputError unless ``path`` (``.nii`` / ``.nii.gz``) is a complete single-file NIfTI."""
     try:
-        if gz:
-            with gzip.open(path, "rb") as fh:
-                header = fh.read(540)
-        else:
-            with open(path, "rb") as fh:
-                header = fh.read(540)
+        with _open(path) as fh:
+            header = fh.read(540)
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: not a readable gzip-compressed NIfTI ({exc})") from exc
-    if header[344:347] == b"ni1":
-        return  # header/image pair (.hdr + .img): nothing to compare here
-    expected = _expected_bytes(header, path)
-    if not gz:
+        raise InputError(f"{path}: not a readable NIfTI file ({exc})") from exc
+    info = parse_header(header, path)
+    expected = info.vox_offset + info.data_bytes
+    if not path.name.lower().endswith(".gz"):
         size = path.stat().st_size
         if size < expected:
             raise InputError(f"{path}: truncated NIfTI ({size} bytes, the header needs {expected})")
-        return
+        return info
     if _gzip_trailer_size(path) == expected % 2**32:
-        return  # fast path; a mismatch may still be a multi-member gzip, so count for real
+        return info  # fast path; a mismatch may still be a multi-member gzip, so count for real
     total = 0
     try:
         with gzip.open(path, "rb") as fh:
@@ -90,3 +122,30 @@ def check_nifti(path: Path) -> None:
         raise InputError(f"{path}: truncated or corrupt gzip data ({exc})") from exc
     if total < expected:
         raise InputError(f"{path}: truncated NIfTI ({total} bytes uncompressed, the header needs {expected})")
+    return info
+
+
+def restore_non_finite(path: Path, info: NiftiHeader, array: np.ndarray, block: int = 0) -> int:
+    """Put the file's NaN/Inf voxels back into ``array`` (the [k, j, i] volume ITK read, 3D block
+    ``block`` of a 4D file); returns how many were restored. No-op for non-float files."""
+    code = _FLOAT_TYPES.get(info.datatype)
+    if code is None or array.dtype.kind != "f":
+        return 0
+    nx, ny, nz = (list(info.dims) + [1, 1])[:3]
+    count = nx * ny * nz
+    if array.size != count:
+        return 0
+    dtype = np.dtype(info.endian + code)
+    with _open(path) as fh:
+        fh.seek(info.vox_offset + block * count * dtype.itemsize)
+        raw = np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype)
+    if raw.size != count:
+        return 0
+    bad = ~np.isfinite(raw)
+    n_bad = int(bad.sum())
+    if n_bad:
+        values = raw[bad].astype(np.float64)
+        if info.slope != 0.0 and np.isfinite(info.slope):  # ITK applies scl_slope / scl_inter then
+            values = values * info.slope + info.inter
+        np.put(array, np.flatnonzero(bad), values)
+    return n_bad

@@ -24,7 +24,7 @@ from volsam.core.volume import Volume
 from volsam.io.archive import unpacked_zip
 from volsam.io.dicom import read_dicom_file, read_dicom_folder
 from volsam.io.itk import image_to_volume, itk_reason, pixel_type_name
-from volsam.io.nifti import check_nifti
+from volsam.io.nifti import check_nifti, restore_non_finite
 from volsam.io.npz import read_npz
 
 # suffix -> (format, ImageIO); longest suffixes first
@@ -66,6 +66,7 @@ def _image_io(path: Path) -> str:
 
 
 def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
+    nifti = check_nifti(path) if fmt == "nifti" else None
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO(_image_io(path))
@@ -111,7 +112,10 @@ def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
         raise InputError(f"{path}: truncated or corrupt {fmt} image ({itk_reason(exc)})") from exc
     if image.GetNumberOfComponentsPerPixel() > 1:
         image = sitk.VectorIndexSelectionCast(image, int(channel or 0))
-    return image_to_volume(image, meta)
+    volume = image_to_volume(image, meta)
+    if nifti is not None:
+        restore_non_finite(path, nifti, volume.array, block=int(channel or 0))
+    return volume
 
 
 def read_volume(path: str | Path, *, series: str | None = None, channel: int | None = None) -> Volume:
@@ -145,6 +149,4 @@ def read_volume(path: str | Path, *, series: str | None = None, channel: int | N
         return read_dicom_file(path)
     if fmt == "npz":
         return read_npz(path)
-    if fmt == "nifti":
-        check_nifti(path)
     return _read_itk(path, fmt, channel)
