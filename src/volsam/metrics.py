@@ -175,7 +175,9 @@ def scores(
     if not p.any() or not g.any():
         both_empty = not p.any() and not g.any()
         return SegmentationScores(
-            dsc, float(empty_value) if both_empty else 0.0, float("nan") if both_empty else float("inf"),
+            dsc,
+            float(empty_value) if both_empty else 0.0,
+            float("nan") if both_empty else float("inf"),
             tolerance_mm,
         )
     d_pg, d_gp = surface_distances(p, g, spacing_ijk)
