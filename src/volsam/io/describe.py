@@ -89,7 +89,7 @@ def format_description(d: dict[str, Any]) -> str:
     lines.append(f"dtype      {d['dtype']}{stored}")
     intensity = f"intensity  min {_num(d['min'])}, max {_num(d['max'])}, mean {_num(d['mean'])}"
     if d.get("nan_count"):
-        intensity += f"; {d['nan_count']} NaN voxels"
+        intensity += f"; NaN voxels: {d['nan_count']}"
     lines.append(intensity)
     if d.get("series_uid"):
         description = d.get("series_description") or "no description"
