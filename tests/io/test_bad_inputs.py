@@ -159,3 +159,15 @@ def test_nan_kept_with_scl_slope(tmp_path):
     back = read_volume(path)
     expected = array * 2 + 1
     np.testing.assert_allclose(back.array, expected)
+
+
+def test_nifti_pixel_type_is_the_stored_type(tmp_path):
+    # int16 voxels with scl_slope 0.5: ITK returns floats, meta says what the file stores
+    path = write_volume(Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4)), tmp_path / "s.nii")
+    data = bytearray(path.read_bytes())
+    data[112:120] = np.array([0.5, 0.0], "<f4").tobytes()
+    path.write_bytes(bytes(data))
+    vol = read_volume(path)
+    assert vol.array.dtype.kind == "f"
+    np.testing.assert_allclose(vol.array.ravel(), np.arange(24) * 0.5)
+    assert vol.meta["pixel_type"] == "int16"

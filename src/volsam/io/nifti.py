@@ -27,6 +27,10 @@ from volsam.core.errors import InputError
 
 _CHUNK = 1 << 20
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
+_TYPE_NAMES = {
+    2: "uint8", 4: "int16", 8: "int32", 16: "float32", 64: "float64", 256: "int8", 512: "uint16",
+    768: "uint32", 1024: "int64", 1280: "uint64", 128: "rgb24", 2304: "rgba32",
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class NiftiHeader:
     vox_offset: int
     slope: float
     inter: float
+
+    @property
+    def type_name(self) -> str:
+        """Stored voxel type (before any scl_slope / scl_inter), e.g. "int16"."""
+        return _TYPE_NAMES.get(self.datatype, f"nifti-datatype-{self.datatype}")
 
     @property
     def data_bytes(self) -> int:
@@ -129,8 +138,9 @@ def restore_non_finite(path: Path, info: NiftiHeader, array: np.ndarray, block: 
     """Put the file's NaN/Inf voxels back into ``array`` (the [k, j, i] volume ITK read, 3D block
     ``block`` of a 4D file); returns how many were restored. No-op for non-float files."""
     code = _FLOAT_TYPES.get(info.datatype)
-    if code is None or array.dtype.kind != "f":
-        return 0
+    scaled = info.slope != 0.0 and np.isfinite(info.slope)  # then ITK applies scl_slope / scl_inter
+    if code is None or array.dtype.kind != "f" or not np.any(array == (info.inter if scaled else 0.0)):
+        return 0  # ITK turned NaN/Inf into 0 (then scaled it): no such value, nothing to restore
     nx, ny, nz = (list(info.dims) + [1, 1])[:3]
     count = nx * ny * nz
     if array.size != count:
@@ -145,7 +155,7 @@ def restore_non_finite(path: Path, info: NiftiHeader, array: np.ndarray, block: 
     n_bad = int(bad.sum())
     if n_bad:
         values = raw[bad].astype(np.float64)
-        if info.slope != 0.0 and np.isfinite(info.slope):  # ITK applies scl_slope / scl_inter then
+        if scaled:
             values = values * info.slope + info.inter
         np.put(array, np.flatnonzero(bad), values)
     return n_bad

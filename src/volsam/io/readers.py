@@ -83,6 +83,8 @@ def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
         "series_description": None,
         "pixel_type": pixel_type_name(reader.GetPixelID()),
     }
+    if nifti is not None:
+        meta["pixel_type"] = nifti.type_name
     if dim > 4 or dim < 2:
         raise InputError(f"{path}: a {dim}D image (size {tuple(size)}) is not a volume")
     if dim == 4 and components > 1:
