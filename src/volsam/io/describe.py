@@ -18,7 +18,7 @@ def describe(volume: Volume) -> dict[str, Any]:
     rows, columns = i, j, k axes), ``axes`` (e.g. "LPS": where i, j, k point), ``slice_plane`` (plane of
     the k-slices), ``modality`` + ``modality_source`` ("file" when ``meta`` has it, e.g. the DICOM
     Modality tag; "guess" for "CT" guessed from a minimum below -500, None when unknown), ``dtype``,
-    ``pixel_type`` (stored), ``min``/``max``/``mean`` (NaN ignored; None when no finite voxel),
+    ``pixel_type`` (stored), ``min``/``max``/``mean`` (NaN and Inf ignored; None when no finite voxel),
     ``nan_count``, ``format``, ``source``, ``series_uid``, ``series_description``.
     """
     array = volume.array
