@@ -1,14 +1,25 @@
 import numpy as np
 import pytest
 
-from volsam.core import PromptError
-from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, mask_box, propagate, segment_stack
 from tests.support.toy_engine import ToyEngine
+from volsam.core import PromptError
+from volsam.propagate import (
+    EmbeddingCache,
+    FrameStack,
+    PropagationSettings,
+    mask_box,
+    propagate,
+    segment_stack,
+)
 
 
 def _ball(shape=(40, 32, 36), centre=(20, 16, 18), radius=(8, 9, 10)) -> np.ndarray:
     k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    r = ((k - centre[0]) / radius[0]) ** 2 + ((j - centre[1]) / radius[1]) ** 2 + ((i - centre[2]) / radius[2]) ** 2
+    r = (
+        ((k - centre[0]) / radius[0]) ** 2
+        + ((j - centre[1]) / radius[1]) ** 2
+        + ((i - centre[2]) / radius[2]) ** 2
+    )
     return r <= 1.0
 
 

@@ -90,7 +90,9 @@ class Normalizer:
         if self.modality == "CT":
             level, width = (self.low + self.high) / 2, self.high - self.low
             return f"CT window level {level:g} / width {width:g} HU"
-        return f"{self.modality}: percentiles {_PERCENTILES} of non-zero voxels -> [{self.low:g}, {self.high:g}]"
+        return (
+            f"{self.modality}: percentiles {_PERCENTILES} of non-zero voxels -> [{self.low:g}, {self.high:g}]"
+        )
 
 
 def _percentile_range(array: np.ndarray) -> tuple[float, float]:

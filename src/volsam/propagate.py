@@ -129,7 +129,9 @@ class EmbeddingCache:
         if s not in self._items:
             lo, hi = limit if limit is not None else (0, len(self.stack) - 1)
             batch = [
-                t for t in (s + step * n for n in range(self.batch_size)) if lo <= t <= hi and t not in self._items
+                t
+                for t in (s + step * n for n in range(self.batch_size))
+                if lo <= t <= hi and t not in self._items
             ]
             for t, emb in zip(batch, self.engine.encode(self.stack.frames(batch))):
                 self._items[t] = emb
@@ -152,7 +154,12 @@ def mask_box(mask: np.ndarray) -> BoxXY | None:
 def _expand(box: BoxXY, margin: float, shape: tuple[int, int]) -> BoxXY:
     h, w = shape
     x0, y0, x1, y1 = box
-    return (max(0.0, x0 - margin), max(0.0, y0 - margin), min(w - 1.0, x1 + margin), min(h - 1.0, y1 + margin))
+    return (
+        max(0.0, x0 - margin),
+        max(0.0, y0 - margin),
+        min(w - 1.0, x1 + margin),
+        min(h - 1.0, y1 + margin),
+    )
 
 
 def _step(
@@ -247,8 +254,9 @@ def propagate(
     if seed_mask is not None:
         first = SliceResult(start, np.asarray(seed_mask, dtype=bool), 1.0, mask_box(seed_mask))
     else:
-        mask, score = predict_seed(cache, start, box=box, points=points, point_labels=point_labels,
-                                   settings=settings, limit=(lo, hi))
+        mask, score = predict_seed(
+            cache, start, box=box, points=points, point_labels=point_labels, settings=settings, limit=(lo, hi)
+        )
         first = SliceResult(start, mask, score, box)
     yield first
     if first.mask.sum() < settings.min_area:
@@ -323,7 +331,13 @@ def segment_stack(
         result.scores[s] = 1.0
     for start, directions, walk_limit in walks:
         walker = propagate(
-            engine, stack, start, seed_mask=seeds[start], limit=walk_limit, settings=settings, cache=cache,
+            engine,
+            stack,
+            start,
+            seed_mask=seeds[start],
+            limit=walk_limit,
+            settings=settings,
+            cache=cache,
             directions=directions,
         )
         next(walker)  # the seed itself

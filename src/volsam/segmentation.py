@@ -191,9 +191,15 @@ def segment(
         report.frame_range = (int(nonempty[0]), int(nonempty[-1]))
     log.info(
         "segmented %d frames (%d encoded) in %.1f s; object on frames %s",
-        report.frames_segmented, report.frames_encoded, report.seconds, report.frame_range,
+        report.frames_segmented,
+        report.frames_encoded,
+        report.seconds,
+        report.frame_range,
     )
     return Volume(
-        np.ascontiguousarray(labelmap), volume.spacing, volume.origin, volume.direction,
+        np.ascontiguousarray(labelmap),
+        volume.spacing,
+        volume.origin,
+        volume.direction,
         meta={"report": report, "label": int(label), "source": volume.meta.get("source")},
     )

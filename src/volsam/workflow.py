@@ -60,12 +60,13 @@ def segment_file(
     mask_path: str | Path | None = None,
     overlay_dir: str | Path | None = None,
     series: str | None = None,
+    channel: int | None = None,
     on_frame: Callable[[SliceResult], None] | None = None,
     **options: object,
 ) -> SegmentJobResult:
     """Read ``image_path``, segment from ``prompts`` (and a mask file), write the label map to ``output``
     on the image's grid, and optionally overlay PNGs. ``options`` go to :func:`volsam.segmentation.segment`."""
-    image = read_volume(image_path, series=series)
+    image = read_volume(image_path, series=series, channel=channel)
     _check_output(output)
     all_prompts = list(prompts)
     if mask_path is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -34,7 +34,9 @@ def _main(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    level = (
+        logging.DEBUG if debug else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    )
     logging.basicConfig(level=level, format="volsam: %(levelname)s: %(message)s", stream=sys.stderr)
     logging.getLogger("volsam").setLevel(level)
     _STATE["debug"] = debug
@@ -59,44 +61,55 @@ def _console():
     return Console(stderr=True)
 
 
-def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay, series, quiet) -> None:
+def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay, series, channel) -> None:
     from volsam.workflow import segment_file
 
     with _progress() as progress:
         task = progress.add_task("segmenting slices", total=None)
         result = segment_file(
-            image, prompts, output, mask_path=mask, overlay_dir=overlay, series=series,
-            on_frame=lambda _res: progress.advance(task), **options,
+            image,
+            prompts,
+            output,
+            mask_path=mask,
+            overlay_dir=overlay,
+            series=series,
+            channel=channel,
+            on_frame=lambda _res: progress.advance(task),
+            **options,
         )
-    if not quiet:
-        rep = result.report
-        rng = f"slices {rep.frame_range[0]}..{rep.frame_range[1]}" if rep.frame_range else "no slice"
-        typer.echo(
-            f"wrote {result.output} ({result.voxels} voxels, {result.volume_ml:.2f} ml, {rng}; "
-            f"{rep.frames_segmented} slices segmented in {rep.seconds:.1f} s)"
-        )
-        if result.overlays:
-            typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
+    rep = result.report
+    rng = f"slices {rep.frame_range[0]}..{rep.frame_range[1]}" if rep.frame_range else "no slice"
+    typer.echo(
+        f"wrote {result.output} ({result.voxels} voxels, {result.volume_ml:.2f} ml, {rng}; "
+        f"{rep.frames_segmented} slices segmented in {rep.seconds:.1f} s)"
+    )
+    if result.overlays:
+        typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
 
 
 @app.command("segment")
 def segment_cmd(
     image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")],
-    box: Annotated[Optional[str], typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels).")] = None,
-    slice_: Annotated[Optional[int], typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
-    box3d: Annotated[Optional[str], typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
-    point: Annotated[Optional[list[str]], typer.Option(help="I,J,K or I,J,K,neg; repeatable.")] = None,
-    mask: Annotated[Optional[str], typer.Option(help="Mask image on the same grid (non-zero = object).")] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")
+    ],
+    box: Annotated[str | None, typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels).")] = None,
+    slice_: Annotated[int | None, typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
+    box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
+    point: Annotated[list[str] | None, typer.Option(help="I,J,K or I,J,K,neg; repeatable.")] = None,
+    mask: Annotated[str | None, typer.Option(help="Mask image on the same grid (non-zero = object).")] = None,
     engine: Annotated[str, typer.Option(help="Engine name (volsam models list).")] = "medsam-lite",
-    model: Annotated[Optional[str], typer.Option(help="Model name or weights path.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or weights path.")] = None,
     axis: Annotated[str, typer.Option(help="Propagation axis: i, j, k, axial, coronal, sagittal.")] = "k",
-    window: Annotated[Optional[str], typer.Option(help="CT window: abdomen|lung|brain|bone|mediastinum|L,W.")] = None,
+    window: Annotated[
+        str | None, typer.Option(help="CT window: abdomen|lung|brain|bone|mediastinum|L,W.")
+    ] = None,
     modality: Annotated[str, typer.Option(help="auto, CT, MR, PET or other.")] = "auto",
     label: Annotated[int, typer.Option(help="Label value written for the object.")] = 1,
-    overlay: Annotated[Optional[Path], typer.Option(help="Folder for overlay PNGs.")] = None,
+    overlay: Annotated[Path | None, typer.Option(help="Folder for overlay PNGs.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
-    series: Annotated[Optional[str], typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
+    series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
+    channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
     strategy: Annotated[str, typer.Option(help="Propagation: volsam or baseline (CVPR24).")] = "volsam",
 ) -> None:
     """Segment one object from a box, a 3D box, points or a mask, and write a label map."""
@@ -117,21 +130,30 @@ def segment_cmd(
     if strategy not in ("volsam", "baseline"):
         raise PromptError(f"strategy {strategy!r} is not volsam or baseline")
     settings = PropagationSettings() if strategy == "volsam" else PropagationSettings.baseline()
-    options = dict(engine=engine, model=model, axis=axis, window=window, modality=modality, label=label,
-                   device=device, settings=settings)
-    _run_segment(prompts, image, output, options, mask, overlay, series, quiet=False)
+    options = dict(
+        engine=engine,
+        model=model,
+        axis=axis,
+        window=window,
+        modality=modality,
+        label=label,
+        device=device,
+        settings=settings,
+    )
+    _run_segment(prompts, image, output, options, mask, overlay, series, channel)
 
 
 @app.command("info")
 def info_cmd(
     image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
-    series: Annotated[Optional[str], typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
+    series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
+    channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
 ) -> None:
     """Print size, spacing, origin, direction (with anatomical axis names), modality and intensities."""
     from volsam.io import describe, format_description, read_volume
     from volsam.preprocess import guess_modality
 
-    vol = read_volume(image, series=series)
+    vol = read_volume(image, series=series, channel=channel)
     facts = describe(vol)
     modality, reason = guess_modality(vol)
     facts["modality"] = f"{modality} ({reason})"
@@ -140,7 +162,9 @@ def info_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")] = Path("demo-output"),
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")] = Path(
+        "demo-output"
+    ),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
     """Segment the left lateral ventricle of the MNI152 T1 that ships with nilearn; writes NIfTI + PNGs."""
@@ -187,7 +211,9 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 -- the last line of defence: one line, no traceback
         if debug:
             raise
-        typer.echo(f"volsam: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+        typer.echo(
+            f"volsam: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True
+        )
         return 70
     return 0
 

@@ -14,7 +14,6 @@ bad value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
@@ -155,4 +154,4 @@ class MaskPrompt:
             raise PromptError("mask prompt is empty" + ("" if self.label is None else f" for label {self.label}"))
 
 
-Prompt = Union[Box2D, Box3D, Point, MaskPrompt]
+Prompt = Box2D | Box3D | Point | MaskPrompt
