@@ -13,21 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from volsam.core.errors import InputError, OutputError
-from volsam.core.prompts import Box2D, MaskPrompt, Prompt
+from volsam.core.prompts import MaskPrompt, Prompt
 from volsam.core.volume import Volume
 from volsam.io import read_volume, write_volume
 from volsam.io.overlay import write_overlays
-from volsam.io.samples import mni152_path
 from volsam.preprocess import fit_normalizer
-from volsam.propagate import PropagationSettings, SliceResult
+from volsam.propagate import SliceResult
 from volsam.segmentation import SegmentationReport, segment
 
 log = logging.getLogger(__name__)
-
-#: The demo's object: the left lateral ventricle of the MNI152 2009 T1 (as read: i toward R, j toward A),
-#: a box drawn on axial slice k=95 where the ventricle is widest.
-DEMO_BOX = Box2D(74, 96, 99, 146, slice=95)
-
 
 @dataclass
 class SegmentJobResult:
@@ -90,12 +84,4 @@ def _check_output(output: str | Path) -> None:
         raise OutputError(f"output {out} is a directory; give a file name such as seg.nii.gz")
 
 
-def demo(output_dir: str | Path = "demo-output", **options: object) -> SegmentJobResult:
-    """Segment the left lateral ventricle of the MNI152 T1 that ships with nilearn (offline)."""
-    out = Path(output_dir)
-    return segment_file(
-        mni152_path("t1"), [DEMO_BOX], out / "ventricle.nii.gz", overlay_dir=out / "overlays", **options
-    )
-
-
-__all__ = ["DEMO_BOX", "SegmentJobResult", "demo", "load_mask_prompt", "segment_file", "PropagationSettings"]
+__all__ = ["SegmentJobResult", "load_mask_prompt", "segment_file"]

@@ -162,28 +162,33 @@ def info_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")] = Path(
-        "demo-output"
-    ),
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write.")] = Path("demo-output"),
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
 ) -> None:
-    """Segment the left lateral ventricle of the MNI152 T1 that ships with nilearn; writes NIfTI + PNGs."""
-    from volsam.workflow import DEMO_BOX, demo
+    """Segment a lesion in the MNI152 T1 (nilearn) from one box; writes NIfTI + PNGs, prints the Dice."""
+    from volsam.demo import demo_case, run_demo
 
+    box = demo_case().middle_box
     typer.echo(
-        f"demo: MNI152 2009 T1 (nilearn), box {DEMO_BOX.u0},{DEMO_BOX.v0},{DEMO_BOX.u1},{DEMO_BOX.v1} "
-        f"on axial slice {DEMO_BOX.slice}, engine medsam-lite"
+        f"demo: MNI152 2009 T1 (from nilearn) with an inserted dark lesion; engine medsam-lite; one box "
+        f"{box.u0},{box.v0},{box.u1},{box.v1} on axial slice {box.slice}"
     )
     with _progress() as progress:
         task = progress.add_task("segmenting slices", total=None)
-        result = demo(output_dir, device=device, on_frame=lambda _r: progress.advance(task))
-    rep = result.report
+        res = run_demo(output_dir, device=device, on_frame=lambda _r: progress.advance(task))
+    rep = res.job.report
+    rng = f"slices {rep.frame_range[0]}..{rep.frame_range[1]}" if rep.frame_range else "no slice"
+    typer.echo(f"image:      {res.image_path.resolve()}")
     typer.echo(
-        f"label map: {result.output.resolve()} ({result.volume_ml:.2f} ml on slices "
-        f"{rep.frame_range[0] if rep.frame_range else '-'}..{rep.frame_range[1] if rep.frame_range else '-'}, "
+        f"label map:  {res.job.output.resolve()} ({res.job.volume_ml:.2f} ml, {rng}; "
         f"{rep.frames_segmented} slices in {rep.seconds:.1f} s)"
     )
-    typer.echo(f"overlays:  {(output_dir / 'overlays').resolve()} (montage.png shows 16 slices)")
+    typer.echo(f"truth:      {res.truth_path.resolve()}  -> Dice {res.dice:.3f}")
+    typer.echo(f"overlays:   {(Path(output_dir) / 'overlays').resolve()} (montage.png: 16 slices)")
+    typer.echo(
+        f"try:        volsam segment {res.image_path} --box {box.u0},{box.v0},{box.u1},{box.v1} "
+        f"--slice {box.slice} -o my_seg.nii.gz --overlay my_pngs/"
+    )
 
 
 def run(argv: list[str] | None = None) -> int:
