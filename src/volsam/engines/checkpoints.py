@@ -87,8 +87,7 @@ def bundled_path(weights: BundledWeights) -> Path:
     digest = sha256_of(path)
     if digest != weights.sha256:
         raise ModelNotFound(
-            f"weights file {path} has SHA-256 {digest}, expected {weights.sha256}; "
-            f"reinstall with: {weights.install}"
+            f"weights file {path} has SHA-256 {digest}, expected {weights.sha256}; reinstall with: {weights.install}"
         )
     return path
 
@@ -110,15 +109,11 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- any unpickling/zip failure means "not a usable checkpoint"
-        raise ModelNotFound(
-            f"cannot read weights {path}: {type(exc).__name__}: {exc}".splitlines()[0]
-        ) from exc
+        raise ModelNotFound(f"cannot read weights {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
-    if not isinstance(obj, dict) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
+    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
         raise ModelNotFound(f"weights {path} do not hold a state dict (name -> tensor)")
     return obj
 

@@ -86,9 +86,7 @@ def resolve_device(device: str = "auto") -> str:
     raise EngineError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
 
 
-def get(
-    name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options: Any
-) -> SliceEngine:
+def get(name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options: Any) -> SliceEngine:
     """The engine ``name`` with weights ``model`` (None: its default) on ``device``, built once and cached.
 
     ``options`` are passed to the engine's constructor (e.g. ``precision``, ``batch_size`` for LiteMedSAM).
@@ -100,10 +98,7 @@ def get(
     if info is None:
         raise EngineError(f"unknown engine {name!r}; known engines: {', '.join(sorted(_ENGINES))}")
     resolved = resolve_device(device)
-    if (
-        resolved not in info.capabilities.devices
-        and resolved.partition(":")[0] not in info.capabilities.devices
-    ):
+    if resolved not in info.capabilities.devices and resolved.partition(":")[0] not in info.capabilities.devices:
         raise EngineError(f"engine {name!r} does not run on {resolved!r}")
     try:
         key = (name, None if model is None else str(model), resolved, tuple(sorted(options.items())))
@@ -117,9 +112,7 @@ def get(
             try:
                 inspect.signature(cls).bind(model=model, device=resolved, **options)
             except TypeError as exc:
-                raise EngineError(
-                    f"engine {name!r} does not take these options {sorted(options)}: {exc}"
-                ) from exc
+                raise EngineError(f"engine {name!r} does not take these options {sorted(options)}: {exc}") from exc
             log.info("loading engine %s (model=%s, device=%s, options=%s)", name, model, resolved, options)
             engine = cls(model=model, device=resolved, **options)
             _CACHE[key] = engine

@@ -110,9 +110,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, in_chans: int, embed_dim: int) -> None:
         super().__init__()
-        self.seq = nn.Sequential(
-            ConvBN(in_chans, embed_dim // 2), nn.GELU(), ConvBN(embed_dim // 2, embed_dim)
-        )
+        self.seq = nn.Sequential(ConvBN(in_chans, embed_dim // 2), nn.GELU(), ConvBN(embed_dim // 2, embed_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.seq(x)
@@ -181,9 +179,7 @@ class PatchMerging(nn.Module):
 class ConvLayer(nn.Module):
     """Stage 0: MBConv blocks on ``(B, C, H, W)`` then a patch merging to tokens."""
 
-    def __init__(
-        self, dim: int, resolution: tuple[int, int], depth: int, out_dim: int, expand: float
-    ) -> None:
+    def __init__(self, dim: int, resolution: tuple[int, int], depth: int, out_dim: int, expand: float) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(MBConv(dim, expand) for _ in range(depth))
         self.downsample = PatchMerging(resolution, dim, out_dim)
@@ -215,11 +211,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         cells = list(itertools.product(range(window), range(window)))
         offsets: dict[tuple[int, int], int] = {}
-        idxs = [
-            offsets.setdefault((abs(a[0] - b[0]), abs(a[1] - b[1])), len(offsets))
-            for a in cells
-            for b in cells
-        ]
+        idxs = [offsets.setdefault((abs(a[0] - b[0]), abs(a[1] - b[1])), len(offsets)) for a in cells for b in cells]
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, len(offsets)))
         self.register_buffer(
             "attention_bias_idxs",
@@ -365,9 +357,7 @@ class TinyViT(nn.Module):
             side = img_size // 2 ** (i - 1 if i == last else i)  # the last merge keeps the resolution
             out_dim = embed_dims[i + 1] if i < last else None
             if i == 0:
-                self.layers.append(
-                    ConvLayer(embed_dims[0], (side, side), depth, embed_dims[1], mbconv_expand_ratio)
-                )
+                self.layers.append(ConvLayer(embed_dims[0], (side, side), depth, embed_dims[1], mbconv_expand_ratio))
             else:
                 self.layers.append(
                     BasicLayer(
