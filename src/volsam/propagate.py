@@ -213,14 +213,46 @@ def predict_seed(
     if box is None and points is None:
         raise PromptError("a prompted slice needs a box or points")
     emb = cache.get(s, 1, limit)
+    if box is None:  # LiteMedSAM was trained on boxes: grow a box from the clicks (see _box_from_points)
+        return _predict_from_points(cache.engine, emb, points, point_labels)
     pred = cache.engine.predict(emb, box=box, points=points, point_labels=point_labels)
     mask = pred.mask
-    if box is not None and settings.strategy == "volsam":
+    if settings.strategy == "volsam":
         x0, y0, x1, y1 = (int(round(c)) for c in box)
         inside = np.zeros_like(mask)
         inside[y0 : y1 + 1, x0 : x1 + 1] = True
         mask = mask & inside
     return mask, pred.score
+
+
+def _predict_from_points(
+    engine: SliceEngine, emb: SliceEmbedding, points: np.ndarray, labels: np.ndarray | None, rounds: int = 3
+) -> tuple[np.ndarray, float]:
+    """Clicks only: start from a box around the positive clicks (a tenth of the frame's shorter side on each
+    side, at least 8 px), then re-prompt with the result's box plus a margin until the box settles."""
+    points = np.asarray(points, dtype=np.float32)
+    labels = np.ones(len(points), np.int64) if labels is None else np.asarray(labels)
+    pos = points[labels == 1]
+    if pos.size == 0:
+        raise PromptError("only negative points given: add a box or a positive point on the object")
+    h, w = emb.frame_shape
+    pad = max(8.0, 0.1 * min(h, w))
+    box = _expand((*pos.min(axis=0), *pos.max(axis=0)), pad, (h, w))
+    best = (np.zeros((h, w), bool), 0.0)
+    for _ in range(rounds):
+        pred = engine.predict(emb, box=box, points=points, point_labels=labels)
+        inside = [pred.mask[int(round(y)), int(round(x))] for x, y in pos]
+        if not all(inside):
+            break
+        best = (pred.mask, pred.score)
+        tight = mask_box(pred.mask)
+        if tight is None:
+            break
+        new_box = _expand(tight, max(2.0, 0.1 * max(tight[2] - tight[0], tight[3] - tight[1])), (h, w))
+        if np.allclose(new_box, box, atol=1.0):
+            break
+        box = new_box
+    return best
 
 
 def propagate(

@@ -24,6 +24,7 @@ from volsam.propagate import (
     FrameStack,
     PropagationSettings,
     SliceResult,
+    mask_box,
     predict_seed,
     segment_stack,
 )
@@ -98,10 +99,12 @@ def _frame_prompts(
     if box3d is not None:
         mid = box3d.middle_box(axis)
         per_frame.setdefault(mid.slice, {}).setdefault("box", (mid.u0, mid.v0, mid.u1, mid.v1))
-    for s, entry in per_frame.items():
-        if "box" not in entry and 1 not in entry.get("labels", []):
-            raise PromptError(f"slice {s} has only negative points: add a box or a positive point there")
     return per_frame, masks, box3d
+
+
+def _is_seed(entry: dict) -> bool:
+    """A frame prompt can start an object when it has a box or a positive point."""
+    return "box" in entry or 1 in entry.get("labels", [])
 
 
 def segment(
@@ -154,7 +157,12 @@ def segment(
 
     seeds = dict(seed_masks)
     scores: dict[int, float] = {}
+    refinements = {s: e for s, e in per_frame.items() if not _is_seed(e)}
+    if refinements and not seeds and len(refinements) == len(per_frame):
+        raise PromptError("only negative points given: add a box or a positive point on the object")
     for s, entry in sorted(per_frame.items()):
+        if s in refinements:
+            continue
         pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
         lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
         mask, score = predict_seed(
@@ -169,6 +177,16 @@ def segment(
 
     result = segment_stack(eng, stack, seeds, limit=limit, settings=settings, cache=cache, on_frame=on_frame)
     masks = result.masks
+    for s, entry in sorted(refinements.items()):  # background clicks on other slices correct those slices
+        box = mask_box(masks[s])
+        if box is None:
+            continue
+        pts = np.asarray(entry["points"], dtype=np.float32)
+        mask, _ = predict_seed(
+            cache, s, box=box, points=pts, point_labels=np.asarray(entry["labels"]), settings=settings
+        )
+        masks[s] = mask & masks[s]
+        result.frames_segmented += 1
     if box3d is not None:  # the user said the object lies inside the 3D box
         u, v = in_plane_axes(ax)
         lo, hi = box3d.lower(), box3d.upper()

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from volsam.core.errors import VolsamError
@@ -197,13 +196,16 @@ def run(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         app(args=args, prog_name="volsam", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("volsam: aborted", err=True)
         return 130
-    except click.ClickException as exc:
-        typer.echo(f"volsam: error: {exc.format_message()}", err=True)
+    except typer.TyperException as exc:  # usage errors of the vendored click: bad or missing options
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(exc.format_message())
+            return 0
+        typer.echo(f"volsam: error: {' '.join(exc.format_message().split())}", err=True)
         return 2
     except VolsamError as exc:
         if debug:
