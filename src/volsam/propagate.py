@@ -47,6 +47,11 @@ class PropagationSettings:
         min_area_ratio: stop when the area falls below this fraction of the previous frame's (volsam).
         max_area_ratio: stop when the area grows beyond this multiple of the previous frame's (volsam).
         min_area: masks smaller than this are empty (both strategies).
+        contrast_stop: stop when the new mask's inside looks like the previous frame's surroundings rather
+            than its inside (median intensities; the object has ended and the model is outlining tissue).
+        ring_width: width (px) of the surroundings ring used by ``contrast_stop``.
+        min_contrast: ``contrast_stop`` only applies when the previous frame's inside and surroundings
+            differ by at least this many grey levels (of 0..255).
         cleanup_3d: keep the 3D component connected to the prompted frame and fill 2D holes (volsam).
         batch_size: frames encoded together ahead of the walk.
         cache_size: encoded frames kept in memory.
@@ -59,6 +64,9 @@ class PropagationSettings:
     min_area_ratio: float = 0.0
     max_area_ratio: float = 2.5
     min_area: int = 1
+    contrast_stop: bool = True
+    ring_width: int = 3
+    min_contrast: float = 8.0
     cleanup_3d: bool = True
     batch_size: int = 1
     cache_size: int = 16
@@ -69,7 +77,7 @@ class PropagationSettings:
 
     @classmethod
     def baseline(cls) -> PropagationSettings:
-        return cls(strategy="baseline", cleanup_3d=False)
+        return cls(strategy="baseline", cleanup_3d=False, contrast_stop=False)
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,23 @@ def _expand(box: BoxXY, margin: float, shape: tuple[int, int]) -> BoxXY:
     )
 
 
+def appearance(frame: np.ndarray, mask: np.ndarray, ring_width: int) -> tuple[float, float]:
+    """Median intensity inside ``mask`` and in a ring of ``ring_width`` px around it."""
+    ring = ndimage.binary_dilation(mask, iterations=ring_width) & ~mask
+    inside = float(np.median(frame[mask])) if mask.any() else float("nan")
+    around = float(np.median(frame[ring])) if ring.any() else float("nan")
+    return inside, around
+
+
+def _looks_like_surroundings(now: tuple[float, float], prev: tuple[float, float], min_contrast: float) -> bool:
+    """True when the new inside is nearer the previous surroundings than the previous inside."""
+    inside, _ = now
+    prev_in, prev_around = prev
+    if not np.isfinite([inside, prev_in, prev_around]).all() or abs(prev_in - prev_around) < min_contrast:
+        return False
+    return abs(inside - prev_around) < abs(inside - prev_in)
+
+
 def _step(
     cache: EmbeddingCache,
     s: int,
@@ -169,7 +194,8 @@ def _step(
     limit: tuple[int, int],
     prev: np.ndarray,
     settings: PropagationSettings,
-) -> tuple[SliceResult, bool]:
+    prev_look: tuple[float, float] | None = None,
+) -> tuple[SliceResult, bool, tuple[float, float] | None]:
     """Segment frame ``s`` from the previous frame's mask; returns the result and whether to go on."""
     prev_box = mask_box(prev)
     if prev_box is None:  # the caller never passes an empty mask
@@ -183,16 +209,22 @@ def _step(
         allowed = ndimage.binary_dilation(prev, iterations=settings.growth_limit)
         mask = mask & allowed
     area, prev_area = int(mask.sum()), int(prev.sum())
+    empty = np.zeros_like(mask)
     if area < settings.min_area:
-        return SliceResult(s, np.zeros_like(mask), pred.score, box, "empty"), False
+        return SliceResult(s, empty, pred.score, box, "empty"), False, None
+    look = None
     if volsam:
         if pred.score < settings.min_score:
-            return SliceResult(s, np.zeros_like(mask), pred.score, box, f"score {pred.score:.2f}"), False
+            return SliceResult(s, empty, pred.score, box, f"score {pred.score:.2f}"), False, None
         if area < settings.min_area_ratio * prev_area:
-            return SliceResult(s, np.zeros_like(mask), pred.score, box, f"area fell to {area}px"), False
+            return SliceResult(s, empty, pred.score, box, f"area fell to {area}px"), False, None
         if area > settings.max_area_ratio * prev_area:
-            return SliceResult(s, np.zeros_like(mask), pred.score, box, f"area jumped to {area}px"), False
-    return SliceResult(s, mask, pred.score, box), True
+            return SliceResult(s, empty, pred.score, box, f"area jumped to {area}px"), False, None
+        if settings.contrast_stop:
+            look = appearance(cache.stack.frames([s])[0], mask, settings.ring_width)
+            if prev_look is not None and _looks_like_surroundings(look, prev_look, settings.min_contrast):
+                return SliceResult(s, empty, pred.score, box, "inside looks like surroundings"), False, None
+    return SliceResult(s, mask, pred.score, box), True, look
 
 
 def predict_seed(
@@ -295,12 +327,15 @@ def propagate(
         log.warning("the prompted frame %d gave an empty mask; nothing to propagate", start)
         return
 
+    first_look = None
+    if settings.strategy == "volsam" and settings.contrast_stop:
+        first_look = appearance(stack.frames([start])[0], first.mask, settings.ring_width)
     for step in directions:
         end = hi if step > 0 else lo
-        prev = first.mask
+        prev, look = first.mask, first_look
         s = start + step
         while (s <= end) if step > 0 else (s >= end):
-            result, go_on = _step(cache, s, step, (lo, hi), prev, settings)
+            result, go_on, look = _step(cache, s, step, (lo, hi), prev, settings, look)
             yield result
             if not go_on:
                 log.debug("direction %+d stopped at frame %d: %s", step, s, result.stop_reason)
