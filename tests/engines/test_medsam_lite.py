@@ -14,6 +14,7 @@ from tests.engines.reference import reference_model
 from volsam.core.errors import EngineError, InputError, PromptError
 from volsam.engines import checkpoints
 from volsam.engines.base import SliceEmbedding
+from volsam.engines.medsam_lite import fused_ops
 from volsam.engines.medsam_lite.engine import MedSAMLiteEngine, resized_shape
 from volsam.engines.medsam_lite.model import LiteMedSAM
 from volsam.io.samples import mni152_path
@@ -238,3 +239,21 @@ def test_bf16_precision_runs_and_stays_close(engine, t1):
     a = engine.predict(engine.encode(image)[0], box=box).mask
     b = fast.predict(fast.encode(image)[0], box=box).mask
     assert fast.precision == "bf16" and dice(a, b) > 0.95
+
+
+def test_fused_ops_match_the_plain_path():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1, groups=8)
+    lin = torch.nn.Linear(8, 12)
+    x = torch.randn(1, 8, 10, 10).contiguous(memory_format=torch.channels_last)
+    t = torch.randn(2, 5, 8)
+    with torch.inference_mode():
+        fused = fused_ops.conv_gelu(conv, x), fused_ops.linear(lin, t, gelu=True), fused_ops.linear(lin, t)
+    plain = F.gelu(conv(x)), F.gelu(lin(t)), lin(t)
+    for a, b in zip(fused, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # in-place helpers leave their second argument alone
+        y, x2 = torch.ones(3), torch.full((3,), 2.0)
+        assert fused_ops.add_(y, x2) is y and torch.equal(x2, torch.full((3,), 2.0)) and torch.equal(y, 3 * x2 / 2)
+    g = torch.ones(3, requires_grad=True)
+    assert fused_ops.add_(g * 1, g).requires_grad  # with autograd: out of place

@@ -100,8 +100,10 @@ class TwoWayTransformer(nn.Module):
     def forward(
         self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        keys = image.flatten(2).transpose(1, 2)
-        key_pe = image_pe.flatten(2).transpose(1, 2)
+        # contiguous token layouts: the many adds and projections below are several times slower on the
+        # transposed views that flatten(2).transpose(1, 2) gives for a (B, C, h, w) tensor
+        keys = image.flatten(2).transpose(1, 2).contiguous()
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
         queries = tokens
         for layer in self.layers:
             queries, keys = layer(queries, keys, tokens, key_pe)
@@ -182,9 +184,11 @@ class MaskDecoder(nn.Module):
 
         hs, keys = self.transformer(src, pos, tokens)
         selected = range(1, self.num_mask_tokens) if multimask_output else range(0, 1)
-        upscaled = self.output_upscaling(keys.transpose(1, 2).reshape(b, c, h, w))
+        # image tokens (B, h*w, C) viewed as a channels-last (B, C, h, w) image: no copy
+        upscaled = self.output_upscaling(keys.view(b, h, w, c).permute(0, 3, 1, 2))
         hyper = torch.stack([self.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in selected], dim=1)
         bu, cu, hu, wu = upscaled.shape
-        masks = (hyper @ upscaled.reshape(bu, cu, hu * wu)).view(bu, -1, hu, wu)
+        pixels = upscaled.permute(0, 2, 3, 1).reshape(bu, hu * wu, cu)  # (B, 4h*4w, C'), a view if channels-last
+        masks = (pixels @ hyper.transpose(1, 2)).transpose(1, 2).reshape(bu, -1, hu, wu)
         iou = self.iou_prediction_head(hs[:, 0])[:, selected.start : selected.stop]
         return masks, iou

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from volsam.engines.medsam_lite.fused_ops import add_, conv_gelu, gelu_, linear
+
 log = logging.getLogger(__name__)
 
 
@@ -80,20 +82,6 @@ class LayerNorm2d(nn.Module):
         return y.permute(0, 3, 1, 2)
 
 
-def gelu_(x: torch.Tensor) -> torch.Tensor:
-    """GELU (erf form), in place when no gradient is needed: saves allocating (and page-faulting) a copy."""
-    if x.requires_grad:
-        return F.gelu(x)
-    return torch.ops.aten.gelu_(x)
-
-
-def add_(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``y + x``, written into ``y`` (a fresh intermediate) when no gradient is needed and dtypes allow."""
-    if y.requires_grad or torch.result_type(y, x) != y.dtype:
-        return y + x
-    return y.add_(x)
-
-
 def to_image(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """``(B, H*W, C)`` tokens -> ``(B, C, H, W)`` channels-last view (no copy if ``tokens`` is contiguous)."""
     return tokens.view(tokens.shape[0], height, width, tokens.shape[2]).permute(0, 3, 1, 2)
@@ -140,12 +128,12 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, rows = x.shape[2], self.strip_rows
         if x.requires_grad or rows <= 0 or height <= rows:
-            return self._residual(gelu_(self.conv2(gelu_(self.conv1(x)))), x)
+            return self._residual(conv_gelu(self.conv2, conv_gelu(self.conv1, x)), x)
         strips = []
         for r0 in range(0, height, rows):
             r1 = min(r0 + rows, height)
             lo, hi = max(r0 - 1, 0), min(r1 + 1, height)
-            y = gelu_(self.conv2(gelu_(self.conv1(x[:, :, lo:hi]))))
+            y = conv_gelu(self.conv2, conv_gelu(self.conv1, x[:, :, lo:hi]))
             strips.append(self._residual(y[:, :, r0 - lo : r1 - lo], x[:, :, r0:r1]))
         return torch.cat(strips, dim=2)
 
@@ -167,8 +155,8 @@ class PatchMerging(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 3:
             x = to_image(x, *self.resolution)
-        x = gelu_(self.conv1(x))
-        x = gelu_(self.conv2(x))
+        x = conv_gelu(self.conv1, x)
+        x = conv_gelu(self.conv2, x)
         return to_tokens(self.conv3(x))
 
 
@@ -234,12 +222,12 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        qkv = self.qkv(self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim)
+        qkv = linear(self.qkv, self.norm(x)).view(b, n, self.num_heads, 3, self.head_dim)
         q, k, v = qkv.permute(3, 0, 2, 1, 4).unbind(0)  # each (B', heads, N, head_dim)
         bias = self.bias().to(q.dtype)
         # The mask expanded to the full (B', heads, N, N) shape lets the CPU use its fused (flash) kernel.
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.expand(b, -1, -1, -1))
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return linear(self.proj, out.transpose(1, 2).reshape(b, n, c))
 
 
 class Mlp(nn.Module):
@@ -252,7 +240,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(gelu_(self.fc1(self.norm(x))))
+        return linear(self.fc2, linear(self.fc1, self.norm(x), gelu=True))
 
 
 class TinyViTBlock(nn.Module):
