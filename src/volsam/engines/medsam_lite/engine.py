@@ -38,7 +38,8 @@ def resized_shape(height: int, width: int, size: int = INPUT_SIZE) -> tuple[int,
 def native_bf16(device: torch.device) -> bool:
     """True where bf16 matmuls run natively (CPUs with AVX-512 BF16 or AMX; CUDA GPUs with bf16)."""
     if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch.cpu helpers
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     return False
