@@ -15,11 +15,7 @@ from volsam.propagate import (
 
 def _ball(shape=(40, 32, 36), centre=(20, 16, 18), radius=(8, 9, 10)) -> np.ndarray:
     k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    r = (
-        ((k - centre[0]) / radius[0]) ** 2
-        + ((j - centre[1]) / radius[1]) ** 2
-        + ((i - centre[2]) / radius[2]) ** 2
-    )
+    r = ((k - centre[0]) / radius[0]) ** 2 + ((j - centre[1]) / radius[1]) ** 2 + ((i - centre[2]) / radius[2]) ** 2
     return r <= 1.0
 
 
@@ -91,3 +87,55 @@ def test_cache_encodes_ahead_in_batches_and_stays_bounded():
     for s in range(20, 40):
         cache.get(s, 1)
     assert len(cache._items) <= 6
+
+
+def _ball_then_column() -> tuple[np.ndarray, np.ndarray]:
+    """A bright cylinder (200, radius 6, slices 12..28) and, continuing it along k, a thinner column of other
+    tissue (150, radius 4, slices 29..39) that the toy engine also segments (>= 128): only the first is
+    the object."""
+    k, j, i = np.ogrid[:40, :32, :36]
+    r2 = (j - 16) ** 2 + (i - 18) ** 2
+    ball = (r2 <= 36) & (k >= 12) & (k <= 28)
+    column = (r2 <= 16) & (k >= 29)
+    image = np.where(ball, 200, np.where(column, 150, 50)).astype(np.uint8)
+    return ball, image
+
+
+def test_appearance_rule_stops_where_the_object_ends_and_baseline_runs_on():
+    ball, image = _ball_then_column()
+    stack = FrameStack(image, 2, lambda f: f)
+    res = list(propagate(ToyEngine(), stack, 20, seed_mask=ball[20]))
+    forward = [r for r in res if r.index > 20]
+    assert forward[-1].index == 29 and "looks like the object" in forward[-1].stop_reason
+    assert not forward[-1].mask.any()
+    base = list(propagate(ToyEngine(), stack, 20, seed_mask=ball[20], settings=PropagationSettings.baseline()))
+    assert max(r.index for r in base if r.mask.any()) == 39
+
+
+def test_appearance_rules_are_off_when_object_and_surroundings_look_alike():
+    ball, _ = _ball_then_column()
+    flat = np.full(ball.shape, 150, np.uint8)  # the toy engine segments everything in the box; no contrast
+    stack = FrameStack(flat, 2, lambda f: f)
+    res = list(propagate(ToyEngine(), stack, 20, seed_mask=ball[20], settings=PropagationSettings(growth_limit=0)))
+    assert all(r.stop_reason is None or "looks like" not in r.stop_reason for r in res)
+
+
+def test_area_regrowth_after_shrinking_stops_the_walk():
+    from volsam.propagate import _AreaTrend
+
+    trend = _AreaTrend(after=0.7, rise=0.2, peak=100, low=100)
+    assert [trend.regrew(a) for a in (120, 80, 60, 50, 55)] == [False] * 5  # 55 <= 1.2 x 50
+    assert trend.regrew(70)  # > 1.2 x 50 after falling below 0.7 x 120
+    steady = _AreaTrend(after=0.7, rise=0.2, peak=100, low=100)
+    assert not any(steady.regrew(a) for a in (90, 95, 130, 100, 160))  # never fell below 70 % of its peak
+    off = _AreaTrend(after=0.0, rise=0.2, peak=100, low=100)
+    assert not any(off.regrew(a) for a in (10, 100))
+
+
+def test_settings_refuse_nonsense():
+    with pytest.raises(ValueError, match="strategy"):
+        PropagationSettings(strategy="magic")
+    with pytest.raises(ValueError, match="proposal_ratios"):
+        PropagationSettings(proposal_ratios=())
+    with pytest.raises(ValueError, match="ring_width"):
+        PropagationSettings(ring_width=0)

@@ -8,10 +8,12 @@ Two strategies:
 
 * ``baseline`` -- the CVPR 2024 challenge baseline: each next frame is prompted with the tight bounding box
   of the previous frame's mask; stop when the mask is empty (or at the range limit).
-* ``volsam`` (default) -- the same walk with the rules that keep it on the object at its ends: the box gets a
-  small margin, the new mask may only grow a bounded distance beyond the previous one (no leaks into
-  neighbours), propagation stops when the model's own IoU estimate drops, when the area collapses or jumps,
-  and the 3D result keeps only what is connected to the prompted slice, with holes filled.
+* ``volsam`` (default) -- the same walk with the rules that keep it on the object at its ends: boxes get a
+  small margin and each frame is predicted from a few box sizes, the one whose mask best fits the prompted
+  frame's grey-level appearance winning; the new mask may only grow a bounded distance beyond the previous
+  one (no leaks into neighbours); the walk stops when the mask stops looking like the object, when the
+  model's own IoU estimate drops, when the area jumps, or when a shrinking cross-section grows again; and
+  the 3D result keeps only what is connected to the prompted slice, with holes filled.
 
 :func:`propagate` is a generator that yields one :class:`SliceResult` per frame as it is segmented, so
 callers get progress and cancellation for free.
@@ -22,13 +24,14 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import ndimage
 
+from volsam.appearance import AppearanceModel
 from volsam.core.errors import PromptError
-from volsam.engines.base import SliceEmbedding, SliceEngine
+from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +44,29 @@ class PropagationSettings:
 
     Attributes:
         strategy: ``volsam`` or ``baseline``.
-        box_margin: pixels added on each side of the previous mask's box (volsam).
+        box_margin: pixels added on each side of the previous mask's box, and of the user's box on the
+            prompted frame (volsam; LiteMedSAM was trained on boxes a little larger than the object and
+            under-segments from a tight one).
+        proposal_ratios: each frame is predicted once per ratio, from the previous box grown by ``box_margin``
+            plus ratio x its longer side on each side; the mask that best fits the appearance model wins
+            (the highest model score while the appearance model cannot separate object and surroundings).
         growth_limit: the new mask is cut to the previous mask dilated by this many pixels (volsam; 0 = off).
         min_score: stop when the model's IoU estimate falls below this (volsam).
-        min_area_ratio: stop when the area falls below this fraction of the previous frame's (volsam).
+        min_area_ratio: stop when the area falls below this fraction of the previous frame's (volsam; 0 = off).
         max_area_ratio: stop when the area grows beyond this multiple of the previous frame's (volsam).
         min_area: masks smaller than this are empty (both strategies).
-        contrast_stop: stop when the new mask's inside looks like the previous frame's surroundings rather
-            than its inside (median intensities; the object has ended and the model is outlining tissue).
-        ring_width: width (px) of the surroundings ring used by ``contrast_stop``.
-        min_contrast: ``contrast_stop`` only applies when the previous frame's inside and surroundings
-            differ by at least this many grey levels (of 0..255).
+        appearance_stop: stop when less than ``min_object_fraction`` of the new mask's pixels look like the
+            prompted frame's object rather than its surroundings (grey-level histograms, see
+            :mod:`volsam.appearance`): the object has ended and the model is outlining other tissue.
+        ring_width: width (px) of the surroundings ring of the appearance model.
+        min_object_fraction: see ``appearance_stop``.
+        min_separability: the appearance rules apply only when the prompted frame's object and surroundings
+            histograms separate their own pixels at least this well (Youden's J, 0..1).
+        regrowth_after: once the area has fallen below this fraction of its largest value in the walk's
+            direction, a rise of more than ``max_regrowth`` over the smallest area since stops the walk (a
+            cross-section that shrinks towards the object's end and then grows is another structure;
+            volsam; 0 = off).
+        max_regrowth: see ``regrowth_after``.
         cleanup_3d: keep the 3D component connected to the prompted frame and fill 2D holes (volsam).
         batch_size: frames encoded together ahead of the walk.
         cache_size: encoded frames kept in memory.
@@ -59,14 +74,18 @@ class PropagationSettings:
 
     strategy: str = "volsam"
     box_margin: float = 1.0
+    proposal_ratios: tuple[float, ...] = (0.0, 0.05, 0.1)
     growth_limit: int = 4
     min_score: float = 0.5
     min_area_ratio: float = 0.0
     max_area_ratio: float = 2.5
     min_area: int = 1
-    contrast_stop: bool = True
+    appearance_stop: bool = True
     ring_width: int = 3
-    min_contrast: float = 8.0
+    min_object_fraction: float = 0.5
+    min_separability: float = 0.3
+    regrowth_after: float = 0.7
+    max_regrowth: float = 0.2
     cleanup_3d: bool = True
     batch_size: int = 1
     cache_size: int = 16
@@ -74,10 +93,15 @@ class PropagationSettings:
     def __post_init__(self) -> None:
         if self.strategy not in ("volsam", "baseline"):
             raise ValueError(f"unknown propagation strategy {self.strategy!r} (volsam, baseline)")
+        if not self.proposal_ratios or min(self.proposal_ratios) < 0:
+            raise ValueError(f"proposal_ratios must be one or more ratios >= 0, got {self.proposal_ratios!r}")
+        if self.box_margin < 0 or self.growth_limit < 0 or self.ring_width < 1:
+            raise ValueError("box_margin and growth_limit must be >= 0 and ring_width >= 1")
 
     @classmethod
     def baseline(cls) -> PropagationSettings:
-        return cls(strategy="baseline", cleanup_3d=False, contrast_stop=False)
+        """The CVPR 2024 baseline: tight box of the previous mask, stop when empty, no clean-up."""
+        return cls(strategy="baseline", cleanup_3d=False, appearance_stop=False, regrowth_after=0.0)
 
 
 @dataclass(frozen=True)
@@ -137,9 +161,7 @@ class EmbeddingCache:
         if s not in self._items:
             lo, hi = limit if limit is not None else (0, len(self.stack) - 1)
             batch = [
-                t
-                for t in (s + step * n for n in range(self.batch_size))
-                if lo <= t <= hi and t not in self._items
+                t for t in (s + step * n for n in range(self.batch_size)) if lo <= t <= hi and t not in self._items
             ]
             for t, emb in zip(batch, self.engine.encode(self.stack.frames(batch))):
                 self._items[t] = emb
@@ -170,21 +192,25 @@ def _expand(box: BoxXY, margin: float, shape: tuple[int, int]) -> BoxXY:
     )
 
 
-def appearance(frame: np.ndarray, mask: np.ndarray, ring_width: int) -> tuple[float, float]:
-    """Median intensity inside ``mask`` and in a ring of ``ring_width`` px around it."""
-    ring = ndimage.binary_dilation(mask, iterations=ring_width) & ~mask
-    inside = float(np.median(frame[mask])) if mask.any() else float("nan")
-    around = float(np.median(frame[ring])) if ring.any() else float("nan")
-    return inside, around
+@dataclass
+class _AreaTrend:
+    """Cross-section areas along one walking direction (see ``PropagationSettings.regrowth_after``)."""
 
+    after: float
+    rise: float
+    peak: int
+    low: int
 
-def _looks_like_surroundings(now: tuple[float, float], prev: tuple[float, float], min_contrast: float) -> bool:
-    """True when the new inside is nearer the previous surroundings than the previous inside."""
-    inside, _ = now
-    prev_in, prev_around = prev
-    if not np.isfinite([inside, prev_in, prev_around]).all() or abs(prev_in - prev_around) < min_contrast:
+    def regrew(self, area: int) -> bool:
+        """Record ``area``; True when it rose again after the cross-section had started to shrink away."""
+        if self.after <= 0:
+            return False
+        falling = self.low < self.after * self.peak
+        if falling and area > (1 + self.rise) * self.low:
+            return True
+        self.low = min(self.low, area) if falling else area
+        self.peak = max(self.peak, area)
         return False
-    return abs(inside - prev_around) < abs(inside - prev_in)
 
 
 def _step(
@@ -194,37 +220,49 @@ def _step(
     limit: tuple[int, int],
     prev: np.ndarray,
     settings: PropagationSettings,
-    prev_look: tuple[float, float] | None = None,
-) -> tuple[SliceResult, bool, tuple[float, float] | None]:
-    """Segment frame ``s`` from the previous frame's mask; returns the result and whether to go on."""
+    model: AppearanceModel | None = None,
+) -> tuple[SliceResult, bool]:
+    """Segment frame ``s`` from the previous frame's mask; returns the result and whether to go on.
+
+    ``model`` is the prompted frame's appearance (volsam), None when it cannot tell object from surroundings.
+    """
     prev_box = mask_box(prev)
     if prev_box is None:  # the caller never passes an empty mask
         raise PromptError("cannot propagate from an empty mask")
     emb = cache.get(s, step, limit)
     volsam = settings.strategy == "volsam"
-    box = _expand(prev_box, settings.box_margin, emb.frame_shape) if volsam else prev_box
-    pred = cache.engine.predict(emb, box=box)
-    mask = pred.mask
-    if volsam and settings.growth_limit > 0:
-        allowed = ndimage.binary_dilation(prev, iterations=settings.growth_limit)
-        mask = mask & allowed
+    frame = cache.stack.frames([s])[0] if model is not None else None
+    allowed = (
+        ndimage.binary_dilation(prev, iterations=settings.growth_limit) if volsam and settings.growth_limit else None
+    )
+    candidates: list[tuple[float, np.ndarray, SlicePrediction, BoxXY]] = []
+    side = max(prev_box[2] - prev_box[0] + 1, prev_box[3] - prev_box[1] + 1)
+    for ratio in settings.proposal_ratios if volsam else (0.0,):
+        box = _expand(prev_box, settings.box_margin + ratio * side, emb.frame_shape) if volsam else prev_box
+        pred = cache.engine.predict(emb, box=box)
+        mask = pred.mask & allowed if allowed is not None else pred.mask
+        fit = float(model.log_ratio(frame)[mask].sum()) if model is not None else pred.score
+        candidates.append((fit, mask, pred, box))
+    _, mask, pred, box = max(candidates, key=lambda c: c[0])  # the first of equals
     area, prev_area = int(mask.sum()), int(prev.sum())
-    empty = np.zeros_like(mask)
+
+    def stop(reason: str) -> tuple[SliceResult, bool]:
+        return SliceResult(s, np.zeros_like(mask), pred.score, box, reason), False
+
     if area < settings.min_area:
-        return SliceResult(s, empty, pred.score, box, "empty"), False, None
-    look = None
+        return stop("empty")
     if volsam:
         if pred.score < settings.min_score:
-            return SliceResult(s, empty, pred.score, box, f"score {pred.score:.2f}"), False, None
+            return stop(f"score {pred.score:.2f}")
         if area < settings.min_area_ratio * prev_area:
-            return SliceResult(s, empty, pred.score, box, f"area fell to {area}px"), False, None
+            return stop(f"area fell to {area}px")
         if area > settings.max_area_ratio * prev_area:
-            return SliceResult(s, empty, pred.score, box, f"area jumped to {area}px"), False, None
-        if settings.contrast_stop:
-            look = appearance(cache.stack.frames([s])[0], mask, settings.ring_width)
-            if prev_look is not None and _looks_like_surroundings(look, prev_look, settings.min_contrast):
-                return SliceResult(s, empty, pred.score, box, "inside looks like surroundings"), False, None
-    return SliceResult(s, mask, pred.score, box), True, look
+            return stop(f"area jumped to {area}px")
+        if model is not None and settings.appearance_stop:
+            fraction = model.object_fraction(frame, mask)
+            if fraction < settings.min_object_fraction:
+                return stop(f"only {fraction:.0%} of the mask looks like the object")
+    return SliceResult(s, mask, pred.score, box), True
 
 
 def predict_seed(
@@ -239,7 +277,8 @@ def predict_seed(
 ) -> tuple[np.ndarray, float]:
     """Segment the prompted frame ``s`` from a box and/or points; returns (bool mask (H, W), score).
 
-    With the volsam strategy the mask is cut to the box: the user said the object is inside it.
+    With the volsam strategy the model is prompted with the box plus the margin of the settings, and the mask
+    is cut to the box itself: the user said the object is inside it.
     """
     settings = settings or PropagationSettings()
     if box is None and points is None:
@@ -247,9 +286,11 @@ def predict_seed(
     emb = cache.get(s, 1, limit)
     if box is None:  # LiteMedSAM was trained on boxes: grow a box from the clicks (see _box_from_points)
         return _predict_from_points(cache.engine, emb, points, point_labels)
-    pred = cache.engine.predict(emb, box=box, points=points, point_labels=point_labels)
+    volsam = settings.strategy == "volsam"
+    prompt_box = _expand(box, settings.box_margin, emb.frame_shape) if volsam else box
+    pred = cache.engine.predict(emb, box=prompt_box, points=points, point_labels=point_labels)
     mask = pred.mask
-    if settings.strategy == "volsam":
+    if volsam:
         x0, y0, x1, y1 = (int(round(c)) for c in box)
         inside = np.zeros_like(mask)
         inside[y0 : y1 + 1, x0 : x1 + 1] = True
@@ -327,21 +368,35 @@ def propagate(
         log.warning("the prompted frame %d gave an empty mask; nothing to propagate", start)
         return
 
-    first_look = None
-    if settings.strategy == "volsam" and settings.contrast_stop:
-        first_look = appearance(stack.frames([start])[0], first.mask, settings.ring_width)
+    model = _appearance(stack.frames([start])[0], first.mask, settings)
     for step in directions:
         end = hi if step > 0 else lo
-        prev, look = first.mask, first_look
+        prev = first.mask
+        trend = _AreaTrend(settings.regrowth_after, settings.max_regrowth, int(prev.sum()), int(prev.sum()))
         s = start + step
         while (s <= end) if step > 0 else (s >= end):
-            result, go_on, look = _step(cache, s, step, (lo, hi), prev, settings, look)
+            result, go_on = _step(cache, s, step, (lo, hi), prev, settings, model)
+            if go_on and settings.strategy == "volsam" and trend.regrew(int(result.mask.sum())):
+                result, go_on = replace(result, mask=np.zeros_like(result.mask), stop_reason="area grew again"), False
             yield result
             if not go_on:
                 log.debug("direction %+d stopped at frame %d: %s", step, s, result.stop_reason)
                 break
             prev = result.mask
             s += step
+
+
+def _appearance(frame: np.ndarray, mask: np.ndarray, settings: PropagationSettings) -> AppearanceModel | None:
+    """The prompted frame's appearance model, None when unused or when it cannot separate the object."""
+    if settings.strategy != "volsam" or not (settings.appearance_stop or len(settings.proposal_ratios) > 1):
+        return None
+    model = AppearanceModel(settings.ring_width)
+    model.update(frame, mask)
+    separability = model.separability()
+    if separability < settings.min_separability:
+        log.info("object and surroundings look alike (separability %.2f): appearance rules off", separability)
+        return None
+    return model
 
 
 @dataclass
