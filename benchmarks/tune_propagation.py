@@ -72,6 +72,11 @@ VARIANTS = {
     "score0.6": PropagationSettings(min_score=0.6),
     "fraction0.4": PropagationSettings(min_object_fraction=0.4),
     "ring5": PropagationSettings(ring_width=5),
+    "roi0": PropagationSettings(roi_context=0.0),
+    "roi2": PropagationSettings(roi_context=2.0),
+    "roi4": PropagationSettings(roi_context=4.0),
+    "roi6": PropagationSettings(roi_context=6.0),
+    "roi3-min96": PropagationSettings(roi_min=96),
 }
 
 
@@ -84,12 +89,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="*", default=list(VARIANTS))
     parser.add_argument("--kinds", default="", help="comma-separated lesion kinds (default: all)")
+    parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
     parser.add_argument("--full", action="store_true", help="full MNI152 volumes instead of cropped cases")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/volsam-embcache"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     kinds = [k for k in args.kinds.split(",") if k]
-    cases = [c for c in lesion_cases(crop=not args.full) if not kinds or c.kind in kinds]
+    names = [n for n in args.cases.split(",") if n]
+    cases = [
+        c for c in lesion_cases(crop=not args.full) if (not kinds or c.kind in kinds) and (not names or c.name in names)
+    ]
     engine = MemoEngine(get_engine("medsam-lite", device="cpu"), args.cache)
     table: dict[str, list[float]] = {n: [] for n in args.variants}
     for case in cases:

@@ -36,17 +36,21 @@ def results() -> dict[str, dict[str, float]]:
 
 
 def test_volsam_beats_the_challenge_baseline(results):
+    # measured (2026-11-22): volsam mean 0.873, baseline 0.588 on these six cropped cases; the whole cropped
+    # set (24 cases, benchmarks/tune_propagation.py) gives 0.851 vs 0.525
     ours = statistics.fmean(r["volsam"] for r in results.values())
     base = statistics.fmean(r["baseline"] for r in results.values())
-    assert ours >= base + 0.1, results
+    assert ours >= 0.85, results
+    assert ours >= base + 0.2, results
     for name, r in results.items():
-        assert r["volsam"] >= r["baseline"] - 0.1, (name, r)
+        assert r["volsam"] >= r["baseline"] - 0.05, (name, r)
 
 
 def test_dark_lesions_reach_high_dice_in_every_geometry(results):
-    # the same lesion as read and with flipped i and k axes: the geometry must not matter
+    # the same lesion as read and with flipped i and k axes: the geometry must not matter (measured 0.929)
     for name in ("dark-00", "dark-00-flip-ik"):
-        assert results[name]["volsam"] >= 0.8, (name, results[name])
+        assert results[name]["volsam"] >= 0.9, (name, results[name])
+    assert abs(results["dark-00"]["volsam"] - results["dark-00-flip-ik"]["volsam"]) < 0.02, results
     # resampled to 3 mm slices the 14-slice lesion spans 5 slices: each end slice weighs a fifth
-    # (measured 0.773 vs the baseline's 0.753)
-    assert results["dark-00-aniso"]["volsam"] >= 0.7, results["dark-00-aniso"]
+    # (measured 0.866 vs the baseline's 0.753)
+    assert results["dark-00-aniso"]["volsam"] >= 0.8, results["dark-00-aniso"]

@@ -68,6 +68,11 @@ class PropagationSettings:
             volsam; 0 = off).
         max_regrowth: see ``regrowth_after``.
         cleanup_3d: keep the 3D component connected to the prompted frame and fill 2D holes (volsam).
+        roi_context: the frames are cut to a square window this many times the prompts' extent (at least
+            ``roi_min`` px, centred on them) before encoding, so that a small object fills enough of the
+            model's input; the window is widened and the walk rerun when the object reaches its edge
+            (0 = whole frames; :func:`volsam.segmentation.segment` applies it).
+        roi_min: smallest window side (px).
         batch_size: frames encoded together ahead of the walk.
         cache_size: encoded frames kept in memory.
     """
@@ -87,6 +92,8 @@ class PropagationSettings:
     regrowth_after: float = 0.7
     max_regrowth: float = 0.2
     cleanup_3d: bool = True
+    roi_context: float = 3.0
+    roi_min: int = 64
     batch_size: int = 1
     cache_size: int = 16
 
@@ -97,11 +104,13 @@ class PropagationSettings:
             raise ValueError(f"proposal_ratios must be one or more ratios >= 0, got {self.proposal_ratios!r}")
         if self.box_margin < 0 or self.growth_limit < 0 or self.ring_width < 1:
             raise ValueError("box_margin and growth_limit must be >= 0 and ring_width >= 1")
+        if self.roi_context < 0 or self.roi_min < 16:
+            raise ValueError("roi_context must be >= 0 (0 = whole frames) and roi_min >= 16")
 
     @classmethod
     def baseline(cls) -> PropagationSettings:
-        """The CVPR 2024 baseline: tight box of the previous mask, stop when empty, no clean-up."""
-        return cls(strategy="baseline", cleanup_3d=False, appearance_stop=False, regrowth_after=0.0)
+        """The CVPR 2024 baseline: whole frames, tight box of the previous mask, stop when empty, no clean-up."""
+        return cls(strategy="baseline", cleanup_3d=False, appearance_stop=False, regrowth_after=0.0, roi_context=0.0)
 
 
 @dataclass(frozen=True)
@@ -121,29 +130,57 @@ class FrameStack:
     ``array`` is the image ``[k, j, i]``; ``axis`` is the index axis (0=i, 1=j, 2=k) frames are taken along.
     Frame ``s`` has rows = the higher remaining index axis and columns = the lower one (for axis k: rows j,
     columns i), so a :class:`~volsam.core.prompts.Box2D` ``(u0, v0, u1, v1)`` is ``(x0, y0, x1, y1)`` here.
+
+    ``roi = (y0, y1, x0, x1)`` (half-open, frame pixels) restricts every frame to that window: frames, frame
+    shapes and masks are then in window coordinates (subtract ``(x0, y0)`` from prompts) and
+    :meth:`to_volume` puts them back in place. ``normalize`` must work pixel by pixel (a fitted
+    :class:`~volsam.preprocess.Normalizer` does).
     """
 
-    def __init__(self, array: np.ndarray, axis: int, normalize: Callable[[np.ndarray], np.ndarray]):
+    def __init__(
+        self,
+        array: np.ndarray,
+        axis: int,
+        normalize: Callable[[np.ndarray], np.ndarray],
+        roi: tuple[int, int, int, int] | None = None,
+    ):
         if axis not in (0, 1, 2):
             raise PromptError(f"axis must be 0, 1 or 2, got {axis!r}")
         self.axis = axis
         self._view = np.moveaxis(array, 2 - axis, 0)
         self._normalize = normalize
+        h, w = self._view.shape[1:]
+        if roi is not None:
+            y0, y1, x0, x1 = roi
+            if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
+                raise PromptError(f"window {roi} does not lie inside the {h}x{w} frames")
+        self.roi = roi if roi is not None else (0, h, 0, w)
 
     def __len__(self) -> int:
         return self._view.shape[0]
 
     @property
-    def frame_shape(self) -> tuple[int, int]:
+    def full_shape(self) -> tuple[int, int]:
+        """(H, W) of the whole frames."""
         return (self._view.shape[1], self._view.shape[2])
 
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(H, W) of the frames as delivered (the window)."""
+        y0, y1, x0, x1 = self.roi
+        return (y1 - y0, x1 - x0)
+
     def frames(self, indices: list[int]) -> np.ndarray:
-        """Normalised uint8 frames ``(n, H, W)``."""
-        return np.stack([self._normalize(self._view[s]) for s in indices])
+        """Normalised uint8 frames ``(n, H, W)`` (the window of each)."""
+        y0, y1, x0, x1 = self.roi
+        return np.stack([self._normalize(self._view[s, y0:y1, x0:x1]) for s in indices])
 
     def to_volume(self, masks: np.ndarray) -> np.ndarray:
-        """Inverse of the frame view: ``(n_frames, H, W)`` -> array ``[k, j, i]``."""
-        return np.moveaxis(masks, 0, 2 - self.axis)
+        """Inverse of the frame view: ``(n_frames, H, W)`` window masks -> array ``[k, j, i]``."""
+        y0, y1, x0, x1 = self.roi
+        full = np.zeros((len(self), *self.full_shape), dtype=masks.dtype)
+        full[:, y0:y1, x0:x1] = masks
+        return np.moveaxis(full, 0, 2 - self.axis)
 
 
 class EmbeddingCache:
@@ -170,6 +207,30 @@ class EmbeddingCache:
                 self._items.popitem(last=False)
         self._items.move_to_end(s)
         return self._items[s]
+
+
+def focus_window(
+    extent: BoxXY, shape: tuple[int, int], context: float, min_side: int
+) -> tuple[int, int, int, int] | None:
+    """A square window ``(y0, y1, x0, x1)`` (half-open) of side ``max(min_side, context x longer side of
+    extent)`` centred on ``extent`` = ``(x0, y0, x1, y1)`` (inclusive) and shifted to lie inside frames of
+    ``shape`` = (H, W); None when it would cover (nearly) the whole frame or ``context`` is 0."""
+    if context <= 0:
+        return None
+    h, w = shape
+    x0, y0, x1, y1 = extent
+    side = int(np.ceil(max(min_side, context * max(x1 - x0 + 1, y1 - y0 + 1))))
+    if side >= 0.8 * max(h, w):
+        return None
+
+    def span(lo: float, hi: float, n: int) -> tuple[int, int]:
+        size = min(side, n)
+        start = int(round((lo + hi + 1) / 2 - size / 2))
+        start = min(max(start, 0), n - size)
+        return start, start + size
+
+    (wy0, wy1), (wx0, wx1) = span(y0, y1, h), span(x0, x1, w)
+    return (wy0, wy1, wx0, wx1)
 
 
 def mask_box(mask: np.ndarray) -> BoxXY | None:

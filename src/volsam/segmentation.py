@@ -24,6 +24,8 @@ from volsam.propagate import (
     FrameStack,
     PropagationSettings,
     SliceResult,
+    StackResult,
+    focus_window,
     mask_box,
     predict_seed,
     segment_stack,
@@ -107,6 +109,106 @@ def _is_seed(entry: dict) -> bool:
     return "box" in entry or 1 in entry.get("labels", [])
 
 
+def _prompt_extent(
+    per_frame: dict[int, dict], masks: dict[int, np.ndarray], box3d: Box3D | None, axis: int
+) -> tuple[float, float, float, float]:
+    """Union ``(x0, y0, x1, y1)`` (frame pixels, inclusive) of every in-plane prompt: boxes, points, masks."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for entry in per_frame.values():
+        if "box" in entry:
+            xs += [entry["box"][0], entry["box"][2]]
+            ys += [entry["box"][1], entry["box"][3]]
+        for x, y in entry.get("points", []):
+            xs.append(x)
+            ys.append(y)
+    for m in masks.values():
+        box = mask_box(m)
+        if box is not None:
+            xs += [box[0], box[2]]
+            ys += [box[1], box[3]]
+    if box3d is not None:
+        u, v = in_plane_axes(axis)
+        lo, hi = box3d.lower(), box3d.upper()
+        xs += [lo[u], hi[u]]
+        ys += [lo[v], hi[v]]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _in_window(per_frame: dict[int, dict], masks: dict[int, np.ndarray], roi: tuple[int, int, int, int]):
+    """Frame prompts moved into window coordinates (prompts lie inside the window by construction)."""
+    y0, y1, x0, x1 = roi
+    shifted: dict[int, dict] = {}
+    for s, entry in per_frame.items():
+        e = dict(entry)
+        if "box" in e:
+            bx0, by0, bx1, by1 = e["box"]
+            e["box"] = (bx0 - x0, by0 - y0, bx1 - x0, by1 - y0)
+        if "points" in e:
+            e["points"] = [(x - x0, y - y0) for x, y in e["points"]]
+        shifted[s] = e
+    return shifted, {s: m[y0:y1, x0:x1] for s, m in masks.items()}
+
+
+def _touches_window_edge(masks: np.ndarray, roi: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """True when window masks ``(n, h, w)`` reach a window edge that is not also the frame's edge."""
+    y0, y1, x0, x1 = roi
+    h, w = shape
+    edges = [(y0 > 0, masks[:, 0, :]), (y1 < h, masks[:, -1, :]), (x0 > 0, masks[:, :, 0]), (x1 < w, masks[:, :, -1])]
+    return any(inner and bool(edge.any()) for inner, edge in edges)
+
+
+def _walk(
+    eng: SliceEngine,
+    stack: FrameStack,
+    per_frame: dict[int, dict],
+    seed_masks: dict[int, np.ndarray],
+    box3d: Box3D | None,
+    settings: PropagationSettings,
+    on_frame: Callable[[SliceResult], None] | None,
+) -> tuple[np.ndarray, StackResult, dict[int, float]]:
+    """Segment the prompted frames of ``stack`` (its window), propagate, apply negative clicks elsewhere.
+
+    Returns the window masks ``(n_frames, h, w)``, the walk's result and the prompted frames' scores.
+    """
+    per_frame, seed_masks = _in_window(per_frame, seed_masks, stack.roi)
+    limit = (box3d.lower()[stack.axis], box3d.upper()[stack.axis]) if box3d is not None else None
+    cache = EmbeddingCache(eng, stack, settings.batch_size, settings.cache_size)
+    seeds = dict(seed_masks)
+    scores: dict[int, float] = {}
+    refinements = {s: e for s, e in per_frame.items() if not _is_seed(e)}
+    if refinements and not seeds and len(refinements) == len(per_frame):
+        raise PromptError("only negative points given: add a box or a positive point on the object")
+    for s, entry in sorted(per_frame.items()):
+        if s in refinements:
+            continue
+        pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
+        lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
+        mask, score = predict_seed(
+            cache, s, box=entry.get("box"), points=pts, point_labels=lbl, settings=settings, limit=limit
+        )
+        if not mask.any():
+            log.warning("slice %d: the prompt gave an empty mask", s)
+        seeds[s] = seeds.get(s, np.zeros_like(mask)) | mask
+        scores[s] = score
+        if on_frame is not None:
+            on_frame(SliceResult(s, mask, score, entry.get("box")))
+
+    result = segment_stack(eng, stack, seeds, limit=limit, settings=settings, cache=cache, on_frame=on_frame)
+    masks = result.masks
+    for s, entry in sorted(refinements.items()):  # background clicks on other slices correct those slices
+        box = mask_box(masks[s])
+        if box is None:
+            continue
+        pts = np.asarray(entry["points"], dtype=np.float32)
+        mask, _ = predict_seed(
+            cache, s, box=box, points=pts, point_labels=np.asarray(entry["labels"]), settings=settings
+        )
+        masks[s] = mask & masks[s]
+        result.frames_segmented += 1
+    return masks, result, scores
+
+
 def segment(
     volume: Volume,
     prompts: Prompt | Sequence[Prompt],
@@ -151,60 +253,39 @@ def segment(
         raise EngineError(f"engine {eng.name!r} is a tracker engine; this entry point drives slice engines")
     settings = settings or PropagationSettings()
     norm = fit_normalizer(volume, modality, window)
-    stack = FrameStack(volume.array, ax, norm.apply)
-    limit = (box3d.lower()[ax], box3d.upper()[ax]) if box3d is not None else None
-    cache = EmbeddingCache(eng, stack, settings.batch_size, settings.cache_size)
-
-    seeds = dict(seed_masks)
-    scores: dict[int, float] = {}
-    refinements = {s: e for s, e in per_frame.items() if not _is_seed(e)}
-    if refinements and not seeds and len(refinements) == len(per_frame):
-        raise PromptError("only negative points given: add a box or a positive point on the object")
-    for s, entry in sorted(per_frame.items()):
-        if s in refinements:
-            continue
-        pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
-        lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
-        mask, score = predict_seed(
-            cache, s, box=entry.get("box"), points=pts, point_labels=lbl, settings=settings, limit=limit
+    full = FrameStack(volume.array, ax, norm.apply)
+    extent = _prompt_extent(per_frame, seed_masks, box3d, ax)
+    context = settings.roi_context
+    encoded = 0
+    while True:
+        roi = (
+            focus_window(extent, full.full_shape, context, settings.roi_min) if settings.strategy == "volsam" else None
         )
-        if not mask.any():
-            log.warning("slice %d: the prompt gave an empty mask", s)
-        seeds[s] = seeds.get(s, np.zeros_like(mask)) | mask
-        scores[s] = score
-        if on_frame is not None:
-            on_frame(SliceResult(s, mask, score, entry.get("box")))
-
-    result = segment_stack(eng, stack, seeds, limit=limit, settings=settings, cache=cache, on_frame=on_frame)
-    masks = result.masks
-    for s, entry in sorted(refinements.items()):  # background clicks on other slices correct those slices
-        box = mask_box(masks[s])
-        if box is None:
-            continue
-        pts = np.asarray(entry["points"], dtype=np.float32)
-        mask, _ = predict_seed(
-            cache, s, box=box, points=pts, point_labels=np.asarray(entry["labels"]), settings=settings
-        )
-        masks[s] = mask & masks[s]
-        result.frames_segmented += 1
+        stack = FrameStack(volume.array, ax, norm.apply, roi)
+        masks, result, scores = _walk(eng, stack, per_frame, seed_masks, box3d, settings, on_frame)
+        encoded += result.frames_encoded
+        if roi is None or not _touches_window_edge(masks, roi, full.full_shape):
+            break
+        context *= 2
+        log.info("the object reaches the edge of the %dx%d window: again with a wider one", *stack.frame_shape)
+    volume_masks = stack.to_volume(masks)
     if box3d is not None:  # the user said the object lies inside the 3D box
-        u, v = in_plane_axes(ax)
+        clip = np.zeros_like(volume_masks)
         lo, hi = box3d.lower(), box3d.upper()
-        clip = np.zeros_like(masks)
-        clip[lo[ax] : hi[ax] + 1, lo[v] : hi[v] + 1, lo[u] : hi[u] + 1] = True
-        masks &= clip
+        clip[lo[2] : hi[2] + 1, lo[1] : hi[1] + 1, lo[0] : hi[0] + 1] = True
+        volume_masks &= clip
     dtype = np.uint8 if label <= 255 else np.uint16
-    labelmap = stack.to_volume(masks).astype(dtype) * dtype(label)
+    labelmap = volume_masks.astype(dtype) * dtype(label)
     report = SegmentationReport(
         engine=eng.name,
         strategy=settings.strategy,
         axis=ax,
         frames_segmented=result.frames_segmented + len(per_frame),
-        frames_encoded=result.frames_encoded,
+        frames_encoded=encoded,
         seconds=time.perf_counter() - t0,
         scores={**result.scores, **scores},
     )
-    nonempty = np.flatnonzero(masks.any(axis=(1, 2)))
+    nonempty = np.flatnonzero(np.moveaxis(volume_masks, 2 - ax, 0).any(axis=(1, 2)))
     if nonempty.size:
         report.frame_range = (int(nonempty[0]), int(nonempty[-1]))
     log.info(

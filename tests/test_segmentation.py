@@ -1,0 +1,106 @@
+"""segment(): prompts in voxel indices -> label map on the input grid (toy engine; real weights in
+tests/test_propagate_accuracy.py and tests/cli)."""
+
+import numpy as np
+import pytest
+
+from tests.support.toy_engine import ToyEngine
+from volsam.core import Box2D, Box3D, Point, PromptError, Volume
+from volsam.propagate import PropagationSettings, focus_window
+from volsam.segmentation import resolve_axis, segment
+
+
+WINDOW = "400,800"  # CT level,width: the toy engine (>= 128) sees the object only
+
+
+class RecordingToy(ToyEngine):
+    """The toy engine, remembering the shape of every frame it encoded."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, int]] = []
+
+    def encode(self, frames):
+        self.shapes += [f.shape for f in frames]
+        return super().encode(frames)
+
+
+def _volume(obj: np.ndarray) -> Volume:
+    image = np.where(obj, 600, 60).astype(np.int16)  # with WINDOW: 191 and 19 of 0..255
+    return Volume(image, spacing=(0.8, 0.8, 2.0), origin=(10.0, -5.0, 3.0))
+
+
+def _blob(shape=(30, 200, 220), centre=(15, 90, 120), radius=(6, 8, 10)) -> np.ndarray:
+    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    return ((k - centre[0]) / radius[0]) ** 2 + ((j - centre[1]) / radius[1]) ** 2 + (
+        (i - centre[2]) / radius[2]
+    ) ** 2 <= 1
+
+
+def _middle_box(obj: np.ndarray, k: int) -> Box2D:
+    jj, ii = np.nonzero(obj[k])
+    return Box2D(int(ii.min()), int(jj.min()), int(ii.max()), int(jj.max()), slice=k)
+
+
+def test_focus_window_is_square_centred_and_inside_the_frame():
+    assert focus_window((100, 50, 119, 59), (200, 220), 3.0, 64) == (23, 87, 78, 142)
+    # near the corner it is shifted inside, keeping its side
+    assert focus_window((0, 0, 9, 9), (200, 220), 3.0, 64) == (0, 64, 0, 64)
+    # a window that would cover most of the frame is no window; context 0 turns it off
+    assert focus_window((10, 10, 150, 150), (200, 220), 3.0, 64) is None
+    assert focus_window((100, 50, 119, 59), (200, 220), 0.0, 64) is None
+
+
+def test_small_object_is_segmented_in_a_window_and_put_back_on_the_grid():
+    obj = _blob()
+    engine = RecordingToy()
+    seg = segment(_volume(obj), _middle_box(obj, 15), engine=engine, window=WINDOW)
+    assert seg.same_grid(_volume(obj)) and seg.array.dtype == np.uint8
+    assert np.array_equal(seg.array > 0, obj)
+    assert set(engine.shapes) == {(64, 64)}  # never the whole 200x220 frame
+    base = RecordingToy()
+    seg = segment(
+        _volume(obj), _middle_box(obj, 15), engine=base, settings=PropagationSettings.baseline(), window=WINDOW
+    )
+    assert set(base.shapes) == {(200, 220)}
+
+
+def test_object_reaching_the_window_edge_is_rerun_in_a_wider_window():
+    # a cone: tiny on its prompted end slice, wide at the other end -> outgrows the first window
+    k, j, i = np.ogrid[:30, :200, :220]
+    radius = 3 + 1.5 * (29 - k)
+    obj = ((j - 100) ** 2 + (i - 110) ** 2 <= radius**2) & (k >= 5)
+    engine = RecordingToy()
+    settings = PropagationSettings(growth_limit=0, max_area_ratio=10.0, regrowth_after=0.0)
+    seg = segment(_volume(obj), _middle_box(obj, 29), engine=engine, settings=settings, window=WINDOW)
+    assert np.array_equal(seg.array > 0, obj)
+    assert len(set(engine.shapes)) > 1 and max(engine.shapes) > (64, 64)
+
+
+def test_box3d_bounds_the_walk_and_clips_the_result():
+    obj = _blob()
+    box3d = Box3D(112, 84, 12, 130, 96, 18)  # cuts through the blob
+    seg = segment(_volume(obj), box3d, engine=ToyEngine(), window=WINDOW)
+    out = seg.array > 0
+    expect = np.zeros_like(obj)
+    expect[12:19, 84:97, 112:131] = obj[12:19, 84:97, 112:131]
+    assert np.array_equal(out, expect)
+
+
+def test_label_value_and_refusals():
+    obj = _blob()
+    seg = segment(_volume(obj), _middle_box(obj, 15), engine=ToyEngine(), label=300, window=WINDOW)
+    assert seg.array.dtype == np.uint16 and set(np.unique(seg.array)) == {0, 300}
+    with pytest.raises(PromptError, match="no prompt"):
+        segment(_volume(obj), [], engine=ToyEngine())
+    with pytest.raises(PromptError, match="label"):
+        segment(_volume(obj), _middle_box(obj, 15), engine=ToyEngine(), label=0)
+    with pytest.raises(PromptError, match="only negative"):
+        segment(_volume(obj), Point(120, 90, 15, positive=False), engine=ToyEngine(), window=WINDOW)
+
+
+def test_axis_names_follow_the_direction():
+    vol = _volume(_blob())
+    assert [resolve_axis(vol, a) for a in ("axial", "coronal", "sagittal", "i", 1)] == [2, 1, 0, 0, 1]
+    with pytest.raises(PromptError, match="axis"):
+        resolve_axis(vol, "diagonal")
