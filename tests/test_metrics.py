@@ -65,9 +65,7 @@ COLUMN_B = _box(shape=(10, 7, 7), k=(3, 7), j=(2, 5), i=(2, 5))
 
 def test_nsd_shift_along_coarse_axis_falls_outside_tolerance():
     assert dice(COLUMN_A, COLUMN_B) == pytest.approx(0.75)
-    assert surface_dice(COLUMN_A, COLUMN_B, spacing_ijk=(1.0, 1.0, 3.0), tolerance_mm=2.0) == pytest.approx(
-        25 / 34
-    )
+    assert surface_dice(COLUMN_A, COLUMN_B, spacing_ijk=(1.0, 1.0, 3.0), tolerance_mm=2.0) == pytest.approx(25 / 34)
     assert hd95(COLUMN_A, COLUMN_B, spacing_ijk=(1.0, 1.0, 3.0)) == pytest.approx(3.0)
     # a tolerance of 3 mm takes the shifted faces back in
     assert surface_dice(COLUMN_A, COLUMN_B, (1.0, 1.0, 3.0), tolerance_mm=3.0) == 1.0

@@ -9,7 +9,6 @@ from volsam.core import Box2D, Box3D, Point, PromptError, Volume
 from volsam.propagate import PropagationSettings, focus_window
 from volsam.segmentation import resolve_axis, segment
 
-
 WINDOW = "400,800"  # CT level,width: the toy engine (>= 128) sees the object only
 
 

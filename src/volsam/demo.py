@@ -48,8 +48,12 @@ def run_demo(
     image_path = write_volume(case.image, out / "mni152_t1_with_lesion.nii.gz")
     truth_path = write_volume(case.label, out / "lesion_truth.nii.gz", label=True)
     job = segment_file(
-        image_path, [case.middle_box], out / "lesion_seg.nii.gz", overlay_dir=out / "overlays",
-        device=device, on_frame=on_frame,
+        image_path,
+        [case.middle_box],
+        out / "lesion_seg.nii.gz",
+        overlay_dir=out / "overlays",
+        device=device,
+        on_frame=on_frame,
     )
     from volsam.io import read_volume
 

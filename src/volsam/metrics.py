@@ -78,9 +78,7 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask & ~ndimage.binary_erosion(mask, structure=_CROSS, border_value=0)
 
 
-def surface_distances(
-    pred: np.ndarray, gt: np.ndarray, spacing_ijk: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
+def surface_distances(pred: np.ndarray, gt: np.ndarray, spacing_ijk: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Directed surface distances in mm: (pred surface -> gt surface, gt surface -> pred surface).
 
     One value per surface voxel. Both masks must be non-empty (raises :class:`InputError` otherwise).

@@ -46,9 +46,7 @@ def parse_window(text: str) -> tuple[float, float]:
     try:
         level, width = (float(p) for p in parts)
     except ValueError:
-        raise InputError(
-            f"window {text!r} is neither a preset ({', '.join(WINDOWS)}) nor LEVEL,WIDTH in HU"
-        ) from None
+        raise InputError(f"window {text!r} is neither a preset ({', '.join(WINDOWS)}) nor LEVEL,WIDTH in HU") from None
     if not (np.isfinite(level) and np.isfinite(width)) or width <= 0:
         raise InputError(f"window {text!r}: the width must be a positive number of HU")
     return level, width
@@ -90,9 +88,7 @@ class Normalizer:
         if self.modality == "CT":
             level, width = (self.low + self.high) / 2, self.high - self.low
             return f"CT window level {level:g} / width {width:g} HU"
-        return (
-            f"{self.modality}: percentiles {_PERCENTILES} of non-zero voxels -> [{self.low:g}, {self.high:g}]"
-        )
+        return f"{self.modality}: percentiles {_PERCENTILES} of non-zero voxels -> [{self.low:g}, {self.high:g}]"
 
 
 def _percentile_range(array: np.ndarray) -> tuple[float, float]:

@@ -23,6 +23,7 @@ from volsam.segmentation import SegmentationReport, segment
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class SegmentJobResult:
     """Where a job's outputs went, and what the segmentation did."""
@@ -68,9 +69,7 @@ def segment_file(
     labelmap = segment(image, all_prompts, on_frame=on_frame, **options)  # type: ignore[arg-type]
     out = write_volume(labelmap, output, label=True)
     voxels = int(np.count_nonzero(labelmap.array))
-    result = SegmentJobResult(
-        out, labelmap.meta["report"], voxels, voxels * float(np.prod(image.spacing)) / 1000.0
-    )
+    result = SegmentJobResult(out, labelmap.meta["report"], voxels, voxels * float(np.prod(image.spacing)) / 1000.0)
     if overlay_dir is not None:
         norm = fit_normalizer(image, str(options.get("modality", "auto")), options.get("window"))  # type: ignore[arg-type]
         result.overlays = write_overlays(norm.apply(image.array), labelmap.array, overlay_dir)

@@ -33,8 +33,9 @@ def test_segment_box_on_a_slice_writes_a_label_map_on_the_input_grid(tmp_path, c
     image = write_volume(case.image, tmp_path / "scan.nii.gz")
     out = tmp_path / "lesion.nii.gz"
     b = case.middle_box
-    code, stdout, err = _run(capsys, "segment", image, "--box", f"{b.u0},{b.v0},{b.u1},{b.v1}",
-                             "--slice", b.slice, "-o", out, "--label", 3)
+    code, stdout, err = _run(
+        capsys, "segment", image, "--box", f"{b.u0},{b.v0},{b.u1},{b.v1}", "--slice", b.slice, "-o", out, "--label", 3
+    )
     assert code == 0, err
     assert "wrote" in stdout
     seg = read_volume(out)

@@ -29,9 +29,7 @@ def test_index_world_round_trip_oblique_anisotropic():
 def test_axis_names_and_planes():
     lps = Volume(np.zeros((2, 2, 2)))
     assert lps.axis_names() == ("L", "P", "S")
-    assert (
-        lps.slice_plane(2) == "axial" and lps.slice_plane(1) == "coronal" and lps.slice_plane(0) == "sagittal"
-    )
+    assert lps.slice_plane(2) == "axial" and lps.slice_plane(1) == "coronal" and lps.slice_plane(0) == "sagittal"
     flipped = Volume(np.zeros((2, 2, 2)), direction=np.diag([-1.0, -1.0, 1.0]))
     assert flipped.axis_names() == ("R", "A", "S")
 

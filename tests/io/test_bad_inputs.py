@@ -47,8 +47,9 @@ def test_empty_folder(tmp_path):
         read_volume(tmp_path)
 
 
-@pytest.mark.parametrize("name", ["scan.nii.gz", "scan.nii", "scan.nrrd", "scan.mha", "scan.npz", "scan.zip",
-                                  "scan.dcm"])
+@pytest.mark.parametrize(
+    "name", ["scan.nii.gz", "scan.nii", "scan.nrrd", "scan.mha", "scan.npz", "scan.zip", "scan.dcm"]
+)
 def test_text_file_with_an_image_name(tmp_path, name):
     path = tmp_path / name
     path.write_text("this is a text file, not an image\n" * 20)

@@ -63,9 +63,17 @@ def test_all_nan():
 
 
 def test_format_description_text():
-    vol = Volume(np.array([[[-1000.0, np.nan]]]), spacing=(0.7, 0.9, 3.0),
-                 meta={"source": "/data/ct.nii.gz", "format": "nifti", "pixel_type": "int16",
-                       "series_uid": "1.2.3", "series_description": "abdomen"})
+    vol = Volume(
+        np.array([[[-1000.0, np.nan]]]),
+        spacing=(0.7, 0.9, 3.0),
+        meta={
+            "source": "/data/ct.nii.gz",
+            "format": "nifti",
+            "pixel_type": "int16",
+            "series_uid": "1.2.3",
+            "series_description": "abdomen",
+        },
+    )
     text = format_description(describe(vol))
     lines = text.splitlines()
     assert lines[0] == "source     /data/ct.nii.gz (nifti)"

@@ -103,8 +103,14 @@ def test_two_series_need_a_choice(tmp_path, mni_crop):
         read_volume(tmp_path)
     message = str(exc.value)
     assert "\n" not in message
-    for needle in ("2 DICOM series", "series=", "1.2.826.0.1.3680043.8.498.1", "'T1 axial' (12 files)",
-                   "1.2.826.0.1.3680043.8.498.2", "'T2 small' (5 files)"):
+    for needle in (
+        "2 DICOM series",
+        "series=",
+        "1.2.826.0.1.3680043.8.498.1",
+        "'T1 axial' (12 files)",
+        "1.2.826.0.1.3680043.8.498.2",
+        "'T2 small' (5 files)",
+    ):
         assert needle in message, message
     vol = read_volume(tmp_path, series="1.2.826.0.1.3680043.8.498.2")
     assert np.array_equal(vol.array, b.array)

@@ -15,8 +15,9 @@ def case(tmp_path):
     imgs = np.random.default_rng(1).integers(0, 256, size=(6, 7, 8), dtype=np.uint8)
     boxes = np.array([[1, 2, 0, 5, 6, 4]])
     path = tmp_path / "CT_Abd_case.npz"
-    np.savez_compressed(path, imgs=imgs, gts=(imgs > 128).astype(np.uint8), spacing=np.array([3.0, 0.9, 0.7]),
-                        boxes=boxes)
+    np.savez_compressed(
+        path, imgs=imgs, gts=(imgs > 128).astype(np.uint8), spacing=np.array([3.0, 0.9, 0.7]), boxes=boxes
+    )
     return path, imgs
 
 
@@ -47,8 +48,12 @@ def test_missing_spacing_means_1mm(tmp_path):
 
 def test_object_arrays_such_as_clicks_are_not_unpickled(tmp_path):
     path = tmp_path / "clicks.npz"
-    np.savez(path, imgs=np.zeros((2, 3, 4), np.uint8), spacing=[1, 1, 1],
-             clicks=np.array([{"fg": [[1, 2, 3]], "bg": []}], dtype=object))
+    np.savez(
+        path,
+        imgs=np.zeros((2, 3, 4), np.uint8),
+        spacing=[1, 1, 1],
+        clicks=np.array([{"fg": [[1, 2, 3]], "bg": []}], dtype=object),
+    )
     assert read_volume(path).shape == (2, 3, 4)
 
 

@@ -28,8 +28,12 @@ def test_geometry_round_trip(tmp_path, mni_crop, suffix, direction):
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_nrrd_and_mha_keep_full_precision_nifti_float32(tmp_path, suffix):
-    vol = Volume(np.zeros((2, 3, 4), np.uint8), spacing=(0.123456789, 1, 2), origin=(-1234.56789, 0.1, 7),
-                 direction=DIRECTIONS["oblique"])
+    vol = Volume(
+        np.zeros((2, 3, 4), np.uint8),
+        spacing=(0.123456789, 1, 2),
+        origin=(-1234.56789, 0.1, 7),
+        direction=DIRECTIONS["oblique"],
+    )
     back = read_volume(write_volume(vol, tmp_path / f"p{suffix}"))
     # NIfTI stores its geometry as float32: ~1e-7 relative; the others are exact to double precision.
     tol = 2e-4 if suffix.startswith(".nii") else 1e-9
@@ -50,9 +54,7 @@ def test_dtypes_are_kept_and_nan_survives(tmp_path, dtype):
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
-@pytest.mark.parametrize(
-    ("top", "dtype"), [(1, np.uint8), (255, np.uint8), (256, np.uint16), (65535, np.uint16)]
-)
+@pytest.mark.parametrize(("top", "dtype"), [(1, np.uint8), (255, np.uint8), (256, np.uint16), (65535, np.uint16)])
 def test_label_maps_are_uint8_or_uint16_on_the_exact_grid(tmp_path, suffix, top, dtype):
     labels = np.zeros((3, 4, 5), np.int64)
     labels[1, 1:3, 2:4] = top

@@ -15,9 +15,7 @@ from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, Slice
 
 class ToyEngine(SliceEngine):
     name = "toy"
-    capabilities = Capabilities(
-        box=True, points=True, mask=False, memory=False, input_size=0, devices=("cpu",)
-    )
+    capabilities = Capabilities(box=True, points=True, mask=False, memory=False, input_size=0, devices=("cpu",))
 
     def __init__(self, score: float = 0.9):
         self.score = score
@@ -27,9 +25,7 @@ class ToyEngine(SliceEngine):
         self.encoded.append(len(frames))
         return [SliceEmbedding(features=f.copy(), frame_shape=f.shape) for f in frames]
 
-    def predict(
-        self, embedding, box=None, points=None, point_labels=None, mask_logits=None
-    ) -> SlicePrediction:
+    def predict(self, embedding, box=None, points=None, point_labels=None, mask_logits=None) -> SlicePrediction:
         bright = embedding.features >= 128
         mask = np.zeros_like(bright)
         if box is not None:

@@ -348,8 +348,7 @@ def _render(lesion: _Lesion, region: tuple[slice, slice, slice], seed: int) -> t
     lab[tt] = lesion.label[lt]
     noise = _noise(seed, anat.t1.shape)
     idx = [
-        (np.arange(r.start, r.stop) + d) % n
-        for r, d, n in zip(region, lesion.noise_shift, noise.shape, strict=True)
+        (np.arange(r.start, r.stop) + d) % n for r, d, n in zip(region, lesion.noise_shift, noise.shape, strict=True)
     ]
     head = base > 0
     img = np.where(head, np.maximum(img + noise[np.ix_(*idx)], 0), 0)

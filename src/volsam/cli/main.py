@@ -33,9 +33,7 @@ def _main(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
-    level = (
-        logging.DEBUG if debug else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
-    )
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     logging.basicConfig(level=level, format="volsam: %(levelname)s: %(message)s", stream=sys.stderr)
     logging.getLogger("volsam").setLevel(level)
     _STATE["debug"] = debug
@@ -89,9 +87,7 @@ def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay
 @app.command("segment")
 def segment_cmd(
     image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")
-    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha).")],
     box: Annotated[str | None, typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels).")] = None,
     slice_: Annotated[int | None, typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
     box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
@@ -100,9 +96,7 @@ def segment_cmd(
     engine: Annotated[str, typer.Option(help="Engine name (volsam models list).")] = "medsam-lite",
     model: Annotated[str | None, typer.Option(help="Model name or weights path.")] = None,
     axis: Annotated[str, typer.Option(help="Propagation axis: i, j, k, axial, coronal, sagittal.")] = "k",
-    window: Annotated[
-        str | None, typer.Option(help="CT window: abdomen|lung|brain|bone|mediastinum|L,W.")
-    ] = None,
+    window: Annotated[str | None, typer.Option(help="CT window: abdomen|lung|brain|bone|mediastinum|L,W.")] = None,
     modality: Annotated[str, typer.Option(help="auto, CT, MR, PET or other.")] = "auto",
     label: Annotated[int, typer.Option(help="Label value written for the object.")] = 1,
     overlay: Annotated[Path | None, typer.Option(help="Folder for overlay PNGs.")] = None,
@@ -218,9 +212,7 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 -- the last line of defence: one line, no traceback
         if debug:
             raise
-        typer.echo(
-            f"volsam: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True
-        )
+        typer.echo(f"volsam: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
         return 70
     return 0
 

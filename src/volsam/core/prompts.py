@@ -53,8 +53,7 @@ class Box2D:
             object.__setattr__(self, name, _check_int(name, getattr(self, name)))
         if self.u1 < self.u0 or self.v1 < self.v0:
             raise PromptError(
-                f"empty box {self.u0},{self.v0},{self.u1},{self.v1}: the second corner must not be "
-                "before the first"
+                f"empty box {self.u0},{self.v0},{self.u1},{self.v1}: the second corner must not be before the first"
             )
 
     def validate(self, size_ijk: tuple[int, int, int], axis: int = 2) -> None:

@@ -28,21 +28,13 @@ def _safe_parts(name: str, archive: Path) -> tuple[str, ...]:
     """Path components of a zip entry name, refusing anything that could leave the target folder."""
     clean = name.replace("\\", "/")
     parts = PurePosixPath(clean).parts
-    if (
-        not parts
-        or clean.startswith("/")
-        or "\x00" in clean
-        or ":" in parts[0]
-        or any(part == ".." for part in parts)
-    ):
+    if not parts or clean.startswith("/") or "\x00" in clean or ":" in parts[0] or any(part == ".." for part in parts):
         raise InputError(f"{archive}: refusing unsafe zip entry {name!r} (absolute path or '..')")
     return tuple(p for p in parts if p not in (".", ""))
 
 
 @contextmanager
-def unpacked_zip(
-    archive: Path, *, max_files: int | None = None, max_bytes: int | None = None
-) -> Iterator[Path]:
+def unpacked_zip(archive: Path, *, max_files: int | None = None, max_bytes: int | None = None) -> Iterator[Path]:
     """Unpack ``archive`` into a fresh temporary folder, yield it, delete it afterwards."""
     max_files = MAX_FILES if max_files is None else max_files
     max_bytes = MAX_BYTES if max_bytes is None else max_bytes
@@ -66,9 +58,7 @@ def _extract_all(zf: zipfile.ZipFile, archive: Path, target: Path, max_files: in
         raise InputError(f"{archive}: zip holds {len(files)} files, more than the limit of {max_files}")
     declared = sum(i.file_size for i in files)
     if declared > max_bytes:
-        raise InputError(
-            f"{archive}: zip would unpack to {declared} bytes, more than the limit of {max_bytes}"
-        )
+        raise InputError(f"{archive}: zip would unpack to {declared} bytes, more than the limit of {max_bytes}")
     plans = []
     for info in infos:
         parts = _safe_parts(info.filename, archive)
@@ -90,9 +80,7 @@ def _extract_all(zf: zipfile.ZipFile, archive: Path, target: Path, max_files: in
                 while chunk := src.read(_CHUNK):
                     written += len(chunk)
                     if written > max_bytes:
-                        raise InputError(
-                            f"{archive}: zip unpacks to more than the limit of {max_bytes} bytes"
-                        )
+                        raise InputError(f"{archive}: zip unpacks to more than the limit of {max_bytes} bytes")
                     out.write(chunk)
         except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
             raise InputError(f"{archive}: cannot unpack entry {info.filename!r} ({exc})") from exc

@@ -75,13 +75,10 @@ def format_description(d: dict[str, Any]) -> str:
     extent = [n * s for n, s in zip(size, spacing, strict=True)]
     lines += [
         f"size       {size[0]} x {size[1]} x {size[2]} voxels (i, j, k)",
-        f"spacing    {' x '.join(_num(s) for s in spacing)} mm"
-        f"; extent {' x '.join(f'{e:.1f}' for e in extent)} mm",
+        f"spacing    {' x '.join(_num(s) for s in spacing)} mm; extent {' x '.join(f'{e:.1f}' for e in extent)} mm",
         f"origin     ({', '.join(f'{o:.3f}' for o in origin)}) mm, LPS",
         f"axes       i -> {axes[0]}, j -> {axes[1]}, k -> {axes[2]}; k-slices are {d['slice_plane']}",
-        "direction  " + "\n           ".join(
-            "[" + ", ".join(f"{v:+.4f}" for v in row) + "]" for row in d["direction"]
-        ),
+        "direction  " + "\n           ".join("[" + ", ".join(f"{v:+.4f}" for v in row) + "]" for row in d["direction"]),
     ]
     origin_note = {"file": " (from the file)", "guess": " (guessed: minimum below -500)"}
     lines.append(f"modality   {d['modality']}{origin_note.get(d.get('modality_source') or '', '')}")

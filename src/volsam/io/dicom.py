@@ -244,8 +244,9 @@ def read_series(series: DicomSeries, source: str, fmt: str = "dicom") -> Volume:
     return image_to_volume(image, _meta(series, source, fmt, images))
 
 
-def read_dicom_folder(folder: Path, *, series: str | None = None, source: str | None = None,
-                      fmt: str = "dicom") -> Volume:
+def read_dicom_folder(
+    folder: Path, *, series: str | None = None, source: str | None = None, fmt: str = "dicom"
+) -> Volume:
     """Read the DICOM series under ``folder`` (``series`` = SeriesInstanceUID when there are several)."""
     source = source or str(folder)
     chosen = select_series(folder, scan_folder(folder), series, source)

@@ -41,7 +41,16 @@ _COMPONENT_NAMES = {
 
 # numpy dtypes that SimpleITK can hold as a scalar image
 WRITABLE_DTYPES = (
-    "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "float64",
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "uint64",
+    "int64",
+    "float32",
+    "float64",
 )
 
 

@@ -28,8 +28,18 @@ from volsam.core.errors import InputError
 _CHUNK = 1 << 20
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
 _TYPE_NAMES = {
-    2: "uint8", 4: "int16", 8: "int32", 16: "float32", 64: "float64", 256: "int8", 512: "uint16",
-    768: "uint32", 1024: "int64", 1280: "uint64", 128: "rgb24", 2304: "rgba32",
+    2: "uint8",
+    4: "int16",
+    8: "int32",
+    16: "float32",
+    64: "float64",
+    256: "int8",
+    512: "uint16",
+    768: "uint32",
+    1024: "int64",
+    1280: "uint64",
+    128: "rgb24",
+    2304: "rgba32",
 }
 
 

@@ -37,9 +37,7 @@ _ITK_SUFFIXES = {
     ".mhd": ("metaimage", "MetaImageIO"),
 }
 _DICOM_FILE_SUFFIXES = (".dcm", ".dicom", ".ima")
-SUPPORTED = (
-    "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), a DICOM folder or .zip, .dcm, .npz"
-)
+SUPPORTED = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), a DICOM folder or .zip, .dcm, .npz"
 
 
 def detect_format(path: Path) -> str:
@@ -99,9 +97,7 @@ def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
             )
         channel = 0 if channel is None else channel
         if not 0 <= channel < count:
-            raise InputError(
-                f"{path}: channel={channel} is out of range; it has {count} {what} (0..{count - 1})"
-            )
+            raise InputError(f"{path}: channel={channel} is out of range; it has {count} {what} (0..{count - 1})")
         meta.update(channel=channel, n_channels=count)
         if dim == 4:
             reader.SetExtractSize([*size[:3], 0])
