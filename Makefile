@@ -22,6 +22,7 @@ dev: $(VENV)/.dev
 
 $(VENV)/.dev: $(VENV)/.installed
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-deps --no-build-isolation -c constraints.txt sam2
 	touch $@
 
 demo: install
