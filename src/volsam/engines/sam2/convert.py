@@ -132,13 +132,14 @@ def load_meta_checkpoint(path: str | os.PathLike[str], config: str | None = None
         config: a variant name (see :func:`~volsam.engines.sam2.variants.named_variant`) to use instead of
             detecting it; needed for MedSAM2 files whose name does not say ``MedSAM2``.
     """
+    asked = named_variant(config) if config else None  # a bad name fails before any file is read
     src = Path(path)
     if not src.is_file():
         raise ModelNotFound(f"checkpoint not found: {str(path)!r} is not a file")
     state = load_state_dict(src)
     detected = detect_variant(state, name_hint=src.name)
-    variant = named_variant(config) if config else detected
-    if config and (variant.size, variant.version) != (detected.size, detected.version):
+    variant = asked or detected
+    if asked and (variant.size, variant.version) != (detected.size, detected.version):
         raise ModelNotFound(f"{src.name} holds a {detected.name}, not the {variant.name} asked for with --config")
     log.info("%s: %s (%s)", src.name, variant.name, "as asked" if config else "detected from the weights")
     model = build_model(variant)
