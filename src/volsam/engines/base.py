@@ -9,6 +9,7 @@ are in frame pixels, ``x`` = column, ``y`` = row; boxes are ``(x0, y0, x1, y1)``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,4 +82,56 @@ class SliceEngine(ABC):
             points: ``(n, 2)`` array of ``(x, y)`` frame pixels.
             point_labels: ``(n,)`` 1 = object, 0 = background.
             mask_logits: low-resolution logits from an earlier :class:`SlicePrediction` (model space).
+        """
+
+
+@dataclass(frozen=True)
+class FramePrompt:
+    """Prompts of one object on one frame (frame pixels, see the module docstring).
+
+    ``mask`` (bool (H, W)) replaces the other prompts on that frame when given.
+    """
+
+    box: tuple[float, float, float, float] | None = None
+    points: np.ndarray | None = None  # (n, 2) float (x, y)
+    point_labels: np.ndarray | None = None  # (n,) 1 = object, 0 = background
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class TrackedFrame:
+    """One frame's result for every object of a tracking run: bool masks ``(n_objects, H, W)`` and the
+    model's object-presence scores (logits, > 0 = present)."""
+
+    index: int
+    masks: np.ndarray
+    presence: np.ndarray
+
+
+class TrackerEngine(ABC):
+    """A promptable video model (SAM 2 family): memory attention carries objects from frame to frame."""
+
+    name: str
+    capabilities: Capabilities
+
+    @abstractmethod
+    def track(
+        self,
+        frames: Any,
+        prompts: dict[int, dict[int, FramePrompt]],
+        *,
+        limit: tuple[int, int] | None = None,
+        absent_patience: int | None = 3,
+    ) -> Iterator[TrackedFrame]:
+        """Segment the prompted frames, then propagate forward from the last and backward from the first.
+
+        Args:
+            frames: a frame source with ``len()``, ``frame_shape`` and ``frames(indices)`` returning uint8
+                ``(n, H, W)`` (:class:`volsam.propagate.FrameStack`); frames are read one at a time.
+            prompts: frame index -> object id -> prompt.
+            limit: (first, last) frame, inclusive.
+            absent_patience: stop a direction after this many consecutive frames where no object is present
+                (None = run to the limit).
+
+        Yields the prompted frames first (in order), then each propagated frame.
         """

@@ -39,3 +39,22 @@ def save_meta(model, path: Path) -> Path:
     """Save as Meta does: ``{"model": state_dict}``."""
     torch.save({"model": model.state_dict()}, path)
     return path
+
+
+def meta_video_predictor(checkpoint: Path, image_size: int = 512):
+    """Meta's ``SAM2VideoPredictor`` (with the builder's usual overrides) loaded from ``checkpoint``."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from sam2.build_sam import build_sam2_video_predictor
+
+    side = image_size // 16
+    overrides = [
+        f"++model.image_size={image_size}",
+        f"++model.memory_attention.layer.self_attention.feat_sizes=[{side},{side}]",
+        f"++model.memory_attention.layer.cross_attention.feat_sizes=[{side},{side}]",
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_module("sam2", version_base="1.2"):
+        return build_sam2_video_predictor(
+            "configs/sam2.1/sam2.1_hiera_t.yaml", str(checkpoint), device="cpu", hydra_overrides_extra=overrides
+        )

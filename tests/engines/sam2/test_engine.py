@@ -1,0 +1,97 @@
+"""The SAM 2 tracker engine against Meta's video predictor (random-init SAM 2.1-tiny at 512, the MedSAM2
+layout): identical inputs, a box on a middle frame, propagation forward and backward."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.engines.sam2.meta_reference import meta_model, meta_video_predictor, save_meta
+from volsam.core.errors import ModelNotFound, PromptError
+from volsam.engines.base import FramePrompt
+from volsam.engines.sam2.convert import load_meta_checkpoint
+from volsam.engines.sam2.engine import Sam2Engine
+from volsam.propagate import FrameStack
+
+N_FRAMES, H, W = 18, 60, 72  # >= 16 frames: both sides then use 16 object pointers
+PROMPT_FRAME, BOX = 8, (20.0, 15.0, 45.0, 40.0)
+
+
+def _frames() -> np.ndarray:
+    """A bright disc drifting across a textured background, uint8 (N, H, W)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:H, :W]
+    out = []
+    for t in range(N_FRAMES):
+        disc = (y - 28) ** 2 + (x - 30 - t) ** 2 <= 12**2
+        out.append(np.clip(np.where(disc, 200, 70) + rng.normal(0, 8, (H, W)), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    model = meta_model(image_size=512, seed=3)
+    with torch.no_grad():  # a random object-score head says "absent" everywhere; make it say "present"
+        model.sam_mask_decoder.pred_obj_score_head.layers[2].bias += 10.0
+    return save_meta(model, tmp_path_factory.mktemp("sam2") / "MedSAM2_random.pt")
+
+
+@pytest.fixture(scope="module")
+def engine(checkpoint):
+    net, _ = load_meta_checkpoint(checkpoint)
+    return Sam2Engine(net=net)
+
+
+def test_tracking_matches_meta_video_predictor(tmp_path, checkpoint, engine):
+    frames = _frames()
+    stack = FrameStack(frames, 2, lambda f: f)  # array [k, j, i] = frames along k
+    ours = {r.index: r for r in engine.track(stack, {PROMPT_FRAME: {1: FramePrompt(box=BOX)}}, absent_patience=None)}
+    assert sorted(ours) == list(range(N_FRAMES))
+
+    # Meta: frames from a JPEG folder (for the video size), then the exact tensors our engine fed its model
+    folder = tmp_path / "jpg"
+    folder.mkdir()
+    for t, f in enumerate(frames):
+        Image.fromarray(f).convert("RGB").save(folder / f"{t:05d}.jpg")
+    predictor = meta_video_predictor(checkpoint)
+    with torch.inference_mode():
+        state = predictor.init_state(str(folder))
+        state["images"] = torch.stack([engine.pixels(f) for f in frames])
+        predictor.add_new_points_or_box(state, frame_idx=PROMPT_FRAME, obj_id=1, box=np.array(BOX))
+        meta = {}
+        for reverse in (False, True):
+            for t, _ids, logits in predictor.propagate_in_video(state, reverse=reverse):
+                meta[t] = logits[0, 0].numpy() > 0
+    assert sorted(meta) == list(range(N_FRAMES))
+    agree = [float((meta[t] == ours[t].masks[0]).mean()) for t in range(N_FRAMES)]
+    assert min(agree) >= 0.999, agree
+    assert all(ours[t].masks[0].any() for t in range(N_FRAMES))  # the comparison is not between empty masks
+
+
+def test_prompts_points_mask_and_several_objects(engine):
+    frames = _frames()
+    stack = FrameStack(frames, 2, lambda f: f)
+    disc = frames[PROMPT_FRAME] > 150
+    prompts = {
+        PROMPT_FRAME: {
+            1: FramePrompt(points=np.array([[38.0, 28.0], [5.0, 5.0]]), point_labels=np.array([1, 0])),
+            2: FramePrompt(mask=disc),
+        }
+    }
+    results = list(engine.track(stack, prompts, limit=(4, 12), absent_patience=None))
+    assert [r.index for r in results] == [8, 9, 10, 11, 12, 7, 6, 5, 4]
+    assert results[0].masks.shape == (2, H, W) and results[0].presence.shape == (2,)
+
+
+def test_refusals(engine):
+    stack = FrameStack(_frames(), 2, lambda f: f)
+    with pytest.raises(PromptError, match="must lie in the range"):
+        list(engine.track(stack, {PROMPT_FRAME: {1: FramePrompt(box=BOX)}}, limit=(10, 12)))
+    with pytest.raises(PromptError, match="no box, point or mask"):
+        list(engine.track(stack, {PROMPT_FRAME: {1: FramePrompt()}}))
+    with pytest.raises(ModelNotFound, match="needs --model"):
+        Sam2Engine(model=None)
+    with pytest.raises(ModelNotFound, match="not installed"):
+        Sam2Engine(model="sam2.1-hiera-large")
