@@ -103,3 +103,20 @@ def test_axis_names_follow_the_direction():
     assert [resolve_axis(vol, a) for a in ("axial", "coronal", "sagittal", "i", 1)] == [2, 1, 0, 0, 1]
     with pytest.raises(PromptError, match="axis"):
         resolve_axis(vol, "diagonal")
+
+
+def test_tracker_engines_get_frame_prompts_and_their_masks_land_on_the_grid():
+    from tests.support.toy_engine import ToyTracker
+
+    obj = _blob()
+    engine = ToyTracker()
+    box = _middle_box(obj, 15)
+    seg = segment(_volume(obj), [box, Point(120, 90, 15, positive=False)], engine=engine, window=WINDOW)
+    assert np.array_equal(seg.array > 0, obj) and seg.meta["report"].strategy == "memory"
+    call = engine.calls[-1]
+    prompt = call["prompts"][15][1]
+    assert prompt.box == (box.u0, box.v0, box.u1, box.v1)  # whole frames: no window for trackers
+    assert prompt.points.tolist() == [[120.0, 90.0]] and prompt.point_labels.tolist() == [0]
+    assert call["limit"] is None and call["absent_patience"] == 3
+    segment(_volume(obj), Box3D(112, 84, 12, 130, 96, 18), engine=engine, window=WINDOW, absent_patience=None)
+    assert engine.calls[-1]["limit"] == (12, 18) and engine.calls[-1]["absent_patience"] is None

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from volsam.core.errors import EngineError, PromptError
+from volsam.core.errors import PromptError
 from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt, in_plane_axes
 from volsam.core.volume import Volume
 from volsam.engines import get as get_engine
-from volsam.engines.base import SliceEngine
+from volsam.engines.base import FramePrompt, SliceEngine, TrackerEngine
 from volsam.preprocess import fit_normalizer
 from volsam.propagate import (
     EmbeddingCache,
@@ -221,6 +221,7 @@ def segment(
     window: str | None = None,
     label: int = 1,
     settings: PropagationSettings | None = None,
+    absent_patience: int | None = 3,
     on_frame: Callable[[SliceResult], None] | None = None,
 ) -> Volume:
     """Segment one object in ``volume`` from prompts on one or more slices; returns a label map.
@@ -233,6 +234,9 @@ def segment(
         axis: propagation axis: ``i``, ``j``, ``k`` or ``axial``/``coronal``/``sagittal``.
         modality, window: intensity normalisation (see :func:`volsam.preprocess.fit_normalizer`).
         label: the value written for the object (1..65535).
+        settings: the slice-engine walk (LiteMedSAM); tracker engines (SAM 2) propagate by memory attention.
+        absent_patience: tracker engines stop a direction after this many frames without the object
+            (None = the whole volume, or the 3D box's range).
         on_frame: called after every propagated frame (progress; raise to cancel).
 
     Returns:
@@ -248,11 +252,13 @@ def segment(
     ax = resolve_axis(volume, axis)
     per_frame, seed_masks, box3d = _frame_prompts(prompt_list, volume.size, ax)
 
-    eng = engine if isinstance(engine, SliceEngine) else get_engine(engine, model=model, device=device)
-    if eng.capabilities.memory:
-        raise EngineError(f"engine {eng.name!r} is a tracker engine; this entry point drives slice engines")
-    settings = settings or PropagationSettings()
+    eng = engine if isinstance(engine, (SliceEngine, TrackerEngine)) else get_engine(engine, model=model, device=device)
     norm = fit_normalizer(volume, modality, window)
+    if isinstance(eng, TrackerEngine):
+        stack = FrameStack(volume.array, ax, norm.apply)
+        masks, count, scores = _track(eng, stack, per_frame, seed_masks, box3d, absent_patience, on_frame)
+        return _finish(volume, ax, label, eng.name, "memory", t0, masks, box3d, count, count, scores)
+    settings = settings or PropagationSettings()
     full = FrameStack(volume.array, ax, norm.apply)
     extent = _prompt_extent(per_frame, seed_masks, box3d, ax)
     context = settings.roi_context
@@ -269,7 +275,56 @@ def segment(
         context *= 2
         log.info("the object reaches the edge of the %dx%d window: again with a wider one", *stack.frame_shape)
     volume_masks = stack.to_volume(masks)
-    if box3d is not None:  # the user said the object lies inside the 3D box
+    report_counts = (result.frames_segmented + len(per_frame), encoded, {**result.scores, **scores})
+    return _finish(volume, ax, label, eng.name, settings.strategy, t0, volume_masks, box3d, *report_counts)
+
+
+def _track(
+    eng: TrackerEngine,
+    stack: FrameStack,
+    per_frame: dict[int, dict],
+    seed_masks: dict[int, np.ndarray],
+    box3d: Box3D | None,
+    absent_patience: int | None,
+    on_frame: Callable[[SliceResult], None] | None,
+) -> tuple[np.ndarray, int, dict[int, float]]:
+    """Run a tracker engine over the whole frames: every prompted frame conditions the memory (a mask on a
+    frame replaces that frame's clicks/box; clicks on any frame, negative ones included, are that frame's
+    prompts). Returns the volume masks ``[k, j, i]``, the number of frames segmented and their presence
+    scores."""
+    prompts: dict[int, dict[int, FramePrompt]] = {}
+    for s, entry in per_frame.items():
+        pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
+        lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
+        prompts[s] = {1: FramePrompt(box=entry.get("box"), points=pts, point_labels=lbl)}
+    for s, m in seed_masks.items():
+        prompts[s] = {1: FramePrompt(mask=m)}
+    limit = (box3d.lower()[stack.axis], box3d.upper()[stack.axis]) if box3d is not None else None
+    masks = np.zeros((len(stack), *stack.frame_shape), dtype=bool)
+    scores: dict[int, float] = {}
+    for res in eng.track(stack, prompts, limit=limit, absent_patience=absent_patience):
+        masks[res.index] = res.masks[0]
+        scores[res.index] = float(res.presence[0])
+        if on_frame is not None:
+            on_frame(SliceResult(res.index, res.masks[0], scores[res.index], mask_box(res.masks[0])))
+    return stack.to_volume(masks), len(scores), scores
+
+
+def _finish(
+    volume: Volume,
+    ax: int,
+    label: int,
+    engine_name: str,
+    strategy: str,
+    t0: float,
+    volume_masks: np.ndarray,
+    box3d: Box3D | None,
+    frames_segmented: int,
+    frames_encoded: int,
+    scores: dict[int, float],
+) -> Volume:
+    """Clip to the 3D box, build the label map on the input grid and its report."""
+    if box3d is not None:
         clip = np.zeros_like(volume_masks)
         lo, hi = box3d.lower(), box3d.upper()
         clip[lo[2] : hi[2] + 1, lo[1] : hi[1] + 1, lo[0] : hi[0] + 1] = True
@@ -277,13 +332,13 @@ def segment(
     dtype = np.uint8 if label <= 255 else np.uint16
     labelmap = volume_masks.astype(dtype) * dtype(label)
     report = SegmentationReport(
-        engine=eng.name,
-        strategy=settings.strategy,
+        engine=engine_name,
+        strategy=strategy,
         axis=ax,
-        frames_segmented=result.frames_segmented + len(per_frame),
-        frames_encoded=encoded,
+        frames_segmented=frames_segmented,
+        frames_encoded=frames_encoded,
         seconds=time.perf_counter() - t0,
-        scores={**result.scores, **scores},
+        scores=scores,
     )
     nonempty = np.flatnonzero(np.moveaxis(volume_masks, 2 - ax, 0).any(axis=(1, 2)))
     if nonempty.size:

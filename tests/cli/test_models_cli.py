@@ -65,3 +65,35 @@ def test_download_offline_and_unknown_names_fail_clearly(capsys, tmp_path):
     assert code == 4 and "volsam models convert" in err
     code, _, err = _run(capsys, "models", "download", "sam5")
     assert code == 4 and "unknown model 'sam5'" in err
+
+
+def test_segment_with_a_converted_sam2_model(capsys, tmp_path):
+    """`volsam segment --engine sam2 --model DIR` end to end (a random-init model: plumbing, not accuracy)."""
+    import numpy as np
+    import torch
+
+    from volsam.core import Volume
+    from volsam.io import read_volume, write_volume
+
+    meta = meta_model(image_size=512, seed=3)
+    with torch.no_grad():  # make the random object-score head say "present"
+        meta.sam_mask_decoder.pred_obj_score_head.layers[2].bias += 10.0
+    ckpt = save_meta(meta, tmp_path / "MedSAM2_random.pt")
+    model_dir = tmp_path / "medsam2"
+    assert _run(capsys, "models", "convert", ckpt, model_dir)[0] == 0
+    rng = np.random.default_rng(0)
+    image = Volume(rng.integers(0, 200, (6, 40, 48)).astype(np.int16), spacing=(0.9, 0.9, 3.0))
+    write_volume(image, tmp_path / "ct.nii.gz")
+    code, out, err = _run(
+        capsys, "segment", tmp_path / "ct.nii.gz", "--engine", "sam2", "--model", model_dir,
+        "--box", "10,8,30,28", "--slice", "3", "--full-range", "-o", tmp_path / "seg.nii.gz",
+    )  # fmt: skip
+    assert code == 0, err
+    seg = read_volume(tmp_path / "seg.nii.gz")
+    assert seg.same_grid(image) and "6 slices segmented" in out
+    code, _, err = _run(
+        capsys, "segment", tmp_path / "ct.nii.gz", "--engine", "sam2", "--model", tmp_path / "nowhere",
+        "--box", "10,8,30,28", "--slice", "3", "-o", tmp_path / "seg2.nii.gz",
+    )  # fmt: skip
+    assert code == 4 and err.count("\n") == 1 and "not found" in err
+    assert not (tmp_path / "seg2.nii.gz").exists()

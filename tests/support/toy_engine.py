@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, SlicePrediction
+from volsam.engines.base import (
+    Capabilities,
+    SliceEmbedding,
+    SliceEngine,
+    SlicePrediction,
+    TrackedFrame,
+    TrackerEngine,
+)
 
 
 class ToyEngine(SliceEngine):
@@ -37,3 +44,40 @@ class ToyEngine(SliceEngine):
                 region = labels == labels[int(y), int(x)] if labels[int(y), int(x)] else np.zeros_like(mask)
                 mask = mask | region if lab == 1 else mask & ~region
         return SlicePrediction(mask=mask, score=self.score, logits=np.zeros((4, 4), np.float32))
+
+
+class ToyTracker(TrackerEngine):
+    """A stand-in tracker for the plumbing of :func:`volsam.segmentation.segment` (not a model): a prompted
+    frame gives the bright pixels in its box (or its mask); each next frame keeps the bright pixels within
+    2 px of the previous mask. Records the prompts and limits it was given."""
+
+    name = "toy-tracker"
+    capabilities = Capabilities(box=True, points=True, mask=True, memory=True, input_size=0, devices=("cpu",))
+
+    def __init__(self):
+        self.calls: list[dict] = []
+
+    def track(self, frames, prompts, *, limit=None, absent_patience=3):
+        self.calls.append({"prompts": prompts, "limit": limit, "absent_patience": absent_patience})
+        lo, hi = limit if limit is not None else (0, len(frames) - 1)
+        first = min(prompts)
+
+        def bright(s: int) -> np.ndarray:
+            return frames.frames([s])[0] >= 128
+
+        def prompted(s: int) -> np.ndarray:
+            p = prompts[s][1]
+            mask = np.asarray(p.mask, bool).copy() if p.mask is not None else np.zeros(frames.frame_shape, bool)
+            if p.box is not None:
+                x0, y0, x1, y1 = (int(round(c)) for c in p.box)
+                mask[y0 : y1 + 1, x0 : x1 + 1] = bright(s)[y0 : y1 + 1, x0 : x1 + 1]
+            return mask
+
+        seed = prompted(first)
+        yield TrackedFrame(first, seed[None], np.array([5.0]))
+        for walk in (range(first + 1, hi + 1), range(first - 1, lo - 1, -1)):
+            prev = seed
+            for s in walk:
+                mask = prompted(s) if s in prompts else bright(s) & ndimage.binary_dilation(prev, iterations=2)
+                prev = mask
+                yield TrackedFrame(s, mask[None], np.array([5.0 if mask.any() else -5.0]))

