@@ -95,3 +95,23 @@ def test_refusals(engine):
         Sam2Engine(model=None)
     with pytest.raises(ModelNotFound, match="not installed"):
         Sam2Engine(model="sam2.1-hiera-large")
+
+
+def test_memory_of_a_long_walk_stays_bounded():
+    """Pixels of processed frames are dropped and outputs beyond the memory's reach forgotten."""
+    from types import SimpleNamespace
+
+    from volsam.engines.sam2.engine import MEMORY_REACH
+
+    outputs = {t: object() for t in range(200)}
+    session = SimpleNamespace(
+        processed_frames={t: object() for t in (150, 151, 152)},
+        output_dict_per_obj={0: {"non_cond_frame_outputs": dict(outputs), "cond_frame_outputs": {100: object()}}},
+    )
+    Sam2Engine._forget(session, current=152, prompted=[100])
+    assert list(session.processed_frames) == [152]
+    kept = set(session.output_dict_per_obj[0]["non_cond_frame_outputs"])
+    near_current = set(range(152 - MEMORY_REACH, 152 + MEMORY_REACH + 1))
+    near_prompt = set(range(100 - MEMORY_REACH, 100 + MEMORY_REACH + 1))
+    assert kept == near_current | near_prompt
+    assert list(session.output_dict_per_obj[0]["cond_frame_outputs"]) == [100]  # prompted frames stay
