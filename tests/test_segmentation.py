@@ -120,3 +120,22 @@ def test_tracker_engines_get_frame_prompts_and_their_masks_land_on_the_grid():
     assert call["limit"] is None and call["absent_patience"] == 3
     segment(_volume(obj), Box3D(112, 84, 12, 130, 96, 18), engine=engine, window=WINDOW, absent_patience=None)
     assert engine.calls[-1]["limit"] == (12, 18) and engine.calls[-1]["absent_patience"] is None
+
+
+def test_a_label_image_gives_one_tracked_object_per_label():
+    from tests.support.toy_engine import ToyTracker
+    from volsam.core import MaskPrompt
+
+    left = _blob(centre=(15, 90, 60), radius=(6, 8, 10))
+    right = _blob(centre=(15, 90, 160), radius=(6, 8, 10))
+    seeds = np.zeros(left.shape, np.uint16)
+    seeds[15][left[15]] = 3
+    seeds[15][right[15]] = 300
+    engine = ToyTracker()
+    seg = segment(_volume(left | right), MaskPrompt(seeds), engine=engine, window=WINDOW)
+    assert set(engine.calls[-1]["prompts"][15]) == {3, 300}
+    assert seg.array.dtype == np.uint16 and seg.meta["labels"] == [3, 300]
+    assert np.array_equal(seg.array == 3, left) and np.array_equal(seg.array == 300, right)
+    # a slice engine takes the same mask as one object
+    one = segment(_volume(left | right), MaskPrompt(seeds), engine=ToyEngine(), window=WINDOW)
+    assert one.meta["labels"] == [1]

@@ -233,7 +233,9 @@ def segment(
         engine: an engine name for :func:`volsam.engines.get` or an engine instance.
         axis: propagation axis: ``i``, ``j``, ``k`` or ``axial``/``coronal``/``sagittal``.
         modality, window: intensity normalisation (see :func:`volsam.preprocess.fit_normalizer`).
-        label: the value written for the object (1..65535).
+        label: the value written for the object (1..65535). With a tracker engine, a :class:`MaskPrompt`
+            label image (no ``label`` of its own, several values) makes one object per value, each written
+            with its own value (where they overlap the higher value wins); slice engines take its union.
         settings: the slice-engine walk (LiteMedSAM); tracker engines (SAM 2) propagate by memory attention.
         absent_patience: tracker engines stop a direction after this many frames without the object
             (None = the whole volume, or the 3D box's range).
@@ -256,8 +258,13 @@ def segment(
     norm = fit_normalizer(volume, modality, window)
     if isinstance(eng, TrackerEngine):
         stack = FrameStack(volume.array, ax, norm.apply)
-        masks, count, scores = _track(eng, stack, per_frame, seed_masks, box3d, absent_patience, on_frame)
-        return _finish(volume, ax, label, eng.name, "memory", t0, masks, box3d, count, count, scores)
+        objects = _object_masks(prompt_list, ax, label)
+        if objects:  # a label image: each label is an object, on every slice where it is present
+            seed_masks = {}
+        labels, count, scores = _track(
+            eng, stack, per_frame, seed_masks, objects, label, box3d, absent_patience, on_frame
+        )
+        return _finish(volume, ax, labels, eng.name, "memory", t0, box3d, count, count, scores)
     settings = settings or PropagationSettings()
     full = FrameStack(volume.array, ax, norm.apply)
     extent = _prompt_extent(per_frame, seed_masks, box3d, ax)
@@ -274,9 +281,28 @@ def segment(
             break
         context *= 2
         log.info("the object reaches the edge of the %dx%d window: again with a wider one", *stack.frame_shape)
-    volume_masks = stack.to_volume(masks)
+    labels = stack.to_volume(masks).astype(np.int32) * int(label)
     report_counts = (result.frames_segmented + len(per_frame), encoded, {**result.scores, **scores})
-    return _finish(volume, ax, label, eng.name, settings.strategy, t0, volume_masks, box3d, *report_counts)
+    return _finish(volume, ax, labels, eng.name, settings.strategy, t0, box3d, *report_counts)
+
+
+def _object_masks(prompts: Sequence[Prompt], axis: int, label: int) -> dict[int, dict[int, np.ndarray]]:
+    """Label images among ``prompts`` (a :class:`MaskPrompt` without ``label`` holding several values):
+    object id (the label value) -> frame index -> bool mask (H, W). Empty when there is none."""
+    objects: dict[int, dict[int, np.ndarray]] = {}
+    for p in prompts:
+        if not isinstance(p, MaskPrompt) or p.label is not None:
+            continue
+        values = [int(v) for v in np.unique(np.asarray(p.array)) if v != 0]
+        if len(values) < 2:
+            continue
+        frames = np.moveaxis(np.asarray(p.array), 2 - axis, 0)
+        for value in values:
+            if not 1 <= value <= 65535:
+                raise PromptError(f"mask labels must be integers in 1..65535, found {value}")
+            for s in np.flatnonzero((frames == value).any(axis=(1, 2))):
+                objects.setdefault(value, {})[int(s)] = frames[s] == value
+    return objects
 
 
 def _track(
@@ -284,53 +310,64 @@ def _track(
     stack: FrameStack,
     per_frame: dict[int, dict],
     seed_masks: dict[int, np.ndarray],
+    objects: dict[int, dict[int, np.ndarray]],
+    label: int,
     box3d: Box3D | None,
     absent_patience: int | None,
     on_frame: Callable[[SliceResult], None] | None,
 ) -> tuple[np.ndarray, int, dict[int, float]]:
-    """Run a tracker engine over the whole frames: every prompted frame conditions the memory (a mask on a
-    frame replaces that frame's clicks/box; clicks on any frame, negative ones included, are that frame's
-    prompts). Returns the volume masks ``[k, j, i]``, the number of frames segmented and their presence
-    scores."""
+    """Run a tracker engine over the whole frames.
+
+    Every prompted frame conditions the memory: box and clicks (negative ones included) go to object
+    ``label``, a mask on a frame replaces that frame's box and clicks, and ``objects`` (from a label image)
+    add one object per label. Returns the label array ``[k, j, i]`` (int32; where objects overlap the higher
+    label wins), the number of frames segmented and the first object's presence scores per frame.
+    """
     prompts: dict[int, dict[int, FramePrompt]] = {}
     for s, entry in per_frame.items():
         pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
         lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
-        prompts[s] = {1: FramePrompt(box=entry.get("box"), points=pts, point_labels=lbl)}
+        prompts.setdefault(s, {})[label] = FramePrompt(box=entry.get("box"), points=pts, point_labels=lbl)
     for s, m in seed_masks.items():
-        prompts[s] = {1: FramePrompt(mask=m)}
+        prompts.setdefault(s, {})[label] = FramePrompt(mask=m)
+    for obj, frames in objects.items():
+        for s, m in frames.items():
+            prompts.setdefault(s, {})[obj] = FramePrompt(mask=m)
+    ids = sorted({o for per in prompts.values() for o in per})
     limit = (box3d.lower()[stack.axis], box3d.upper()[stack.axis]) if box3d is not None else None
-    masks = np.zeros((len(stack), *stack.frame_shape), dtype=bool)
+    out = np.zeros((len(stack), *stack.frame_shape), dtype=np.int32)
     scores: dict[int, float] = {}
     for res in eng.track(stack, prompts, limit=limit, absent_patience=absent_patience):
-        masks[res.index] = res.masks[0]
+        for obj, mask in zip(ids, res.masks):  # engines return objects in ascending id order
+            out[res.index][mask] = obj
         scores[res.index] = float(res.presence[0])
         if on_frame is not None:
-            on_frame(SliceResult(res.index, res.masks[0], scores[res.index], mask_box(res.masks[0])))
-    return stack.to_volume(masks), len(scores), scores
+            union = res.masks.any(axis=0)
+            on_frame(SliceResult(res.index, union, scores[res.index], mask_box(union)))
+    return stack.to_volume(out), len(scores), scores
 
 
 def _finish(
     volume: Volume,
     ax: int,
-    label: int,
+    labels: np.ndarray,
     engine_name: str,
     strategy: str,
     t0: float,
-    volume_masks: np.ndarray,
     box3d: Box3D | None,
     frames_segmented: int,
     frames_encoded: int,
     scores: dict[int, float],
 ) -> Volume:
-    """Clip to the 3D box, build the label map on the input grid and its report."""
+    """Clip the label array ``[k, j, i]`` (0 = background) to the 3D box, build the label map on the input
+    grid (uint8, or uint16 above 255) and its report."""
     if box3d is not None:
-        clip = np.zeros_like(volume_masks)
         lo, hi = box3d.lower(), box3d.upper()
+        clip = np.zeros(labels.shape, dtype=bool)
         clip[lo[2] : hi[2] + 1, lo[1] : hi[1] + 1, lo[0] : hi[0] + 1] = True
-        volume_masks &= clip
-    dtype = np.uint8 if label <= 255 else np.uint16
-    labelmap = volume_masks.astype(dtype) * dtype(label)
+        labels = np.where(clip, labels, 0)
+    dtype = np.uint8 if int(labels.max(initial=0)) <= 255 else np.uint16
+    labelmap = labels.astype(dtype)
     report = SegmentationReport(
         engine=engine_name,
         strategy=strategy,
@@ -340,7 +377,7 @@ def _finish(
         seconds=time.perf_counter() - t0,
         scores=scores,
     )
-    nonempty = np.flatnonzero(np.moveaxis(volume_masks, 2 - ax, 0).any(axis=(1, 2)))
+    nonempty = np.flatnonzero(np.moveaxis(labels, 2 - ax, 0).any(axis=(1, 2)))
     if nonempty.size:
         report.frame_range = (int(nonempty[0]), int(nonempty[-1]))
     log.info(
@@ -355,5 +392,9 @@ def _finish(
         volume.spacing,
         volume.origin,
         volume.direction,
-        meta={"report": report, "label": int(label), "source": volume.meta.get("source")},
+        meta={
+            "report": report,
+            "labels": [int(v) for v in np.unique(labels) if v],
+            "source": volume.meta.get("source"),
+        },
     )

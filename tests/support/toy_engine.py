@@ -61,23 +61,30 @@ class ToyTracker(TrackerEngine):
         self.calls.append({"prompts": prompts, "limit": limit, "absent_patience": absent_patience})
         lo, hi = limit if limit is not None else (0, len(frames) - 1)
         first = min(prompts)
+        ids = sorted({o for per in prompts.values() for o in per})
 
         def bright(s: int) -> np.ndarray:
             return frames.frames([s])[0] >= 128
 
-        def prompted(s: int) -> np.ndarray:
-            p = prompts[s][1]
+        def prompted(s: int, obj: int, prev: np.ndarray) -> np.ndarray:
+            p = prompts[s].get(obj)
+            if p is None:
+                return bright(s) & ndimage.binary_dilation(prev, iterations=2)
             mask = np.asarray(p.mask, bool).copy() if p.mask is not None else np.zeros(frames.frame_shape, bool)
             if p.box is not None:
                 x0, y0, x1, y1 = (int(round(c)) for c in p.box)
                 mask[y0 : y1 + 1, x0 : x1 + 1] = bright(s)[y0 : y1 + 1, x0 : x1 + 1]
             return mask
 
-        seed = prompted(first)
-        yield TrackedFrame(first, seed[None], np.array([5.0]))
+        empty = np.zeros(frames.frame_shape, bool)
+        seed = np.stack([prompted(first, o, empty) for o in ids])
+        yield TrackedFrame(first, seed, np.where(seed.any(axis=(1, 2)), 5.0, -5.0))
         for walk in (range(first + 1, hi + 1), range(first - 1, lo - 1, -1)):
             prev = seed
             for s in walk:
-                mask = prompted(s) if s in prompts else bright(s) & ndimage.binary_dilation(prev, iterations=2)
-                prev = mask
-                yield TrackedFrame(s, mask[None], np.array([5.0 if mask.any() else -5.0]))
+                if s in prompts:
+                    masks = np.stack([prompted(s, o, prev[n]) for n, o in enumerate(ids)])
+                else:
+                    masks = np.stack([bright(s) & ndimage.binary_dilation(m, iterations=2) for m in prev])
+                prev = masks
+                yield TrackedFrame(s, masks, np.where(masks.any(axis=(1, 2)), 5.0, -5.0))
