@@ -40,7 +40,7 @@ CATALOG: dict[str, ModelInfo] = {
         38.9,
         512,
         "MedSAM2_latest.pt (bowang-lab/MedSAM2); convert with `volsam models convert`",
-        "Apache-2.0",
+        "CC-BY-SA-4.0",
     ),
     **{
         f"sam{v}-hiera-{s}": ModelInfo(
