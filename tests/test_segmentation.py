@@ -136,6 +136,12 @@ def test_a_label_image_gives_one_tracked_object_per_label():
     assert set(engine.calls[-1]["prompts"][15]) == {3, 300}
     assert seg.array.dtype == np.uint16 and seg.meta["labels"] == [3, 300]
     assert np.array_equal(seg.array == 3, left) and np.array_equal(seg.array == 300, right)
+    # a plain mask beside the label image is object `label` (1)
+    middle = _blob(centre=(15, 150, 110), radius=(4, 6, 6))
+    both = segment(
+        _volume(left | right | middle), [MaskPrompt(seeds), MaskPrompt(middle)], engine=ToyTracker(), window=WINDOW
+    )
+    assert both.meta["labels"] == [1, 3, 300] and np.array_equal(both.array == 1, middle)
     # a slice engine takes the same mask as one object
     one = segment(_volume(left | right), MaskPrompt(seeds), engine=ToyEngine(), window=WINDOW)
     assert one.meta["labels"] == [1]

@@ -258,9 +258,9 @@ def segment(
     norm = fit_normalizer(volume, modality, window)
     if isinstance(eng, TrackerEngine):
         stack = FrameStack(volume.array, ax, norm.apply)
-        objects = _object_masks(prompt_list, ax, label)
-        if objects:  # a label image: each label is an object, on every slice where it is present
-            seed_masks = {}
+        objects = _object_masks(prompt_list, ax)
+        if objects:  # label images are objects of their own, not part of object `label`'s masks
+            _, seed_masks, _ = _frame_prompts([p for p in prompt_list if not _is_label_image(p)], volume.size, ax)
         labels, count, scores = _track(
             eng, stack, per_frame, seed_masks, objects, label, box3d, absent_patience, on_frame
         )
@@ -286,16 +286,19 @@ def segment(
     return _finish(volume, ax, labels, eng.name, settings.strategy, t0, box3d, *report_counts)
 
 
-def _object_masks(prompts: Sequence[Prompt], axis: int, label: int) -> dict[int, dict[int, np.ndarray]]:
-    """Label images among ``prompts`` (a :class:`MaskPrompt` without ``label`` holding several values):
-    object id (the label value) -> frame index -> bool mask (H, W). Empty when there is none."""
+def _is_label_image(p: Prompt) -> bool:
+    """A :class:`MaskPrompt` without a ``label`` of its own whose array holds several non-zero values."""
+    return isinstance(p, MaskPrompt) and p.label is None and np.count_nonzero(np.unique(np.asarray(p.array))) > 1
+
+
+def _object_masks(prompts: Sequence[Prompt], axis: int) -> dict[int, dict[int, np.ndarray]]:
+    """The label images among ``prompts`` as object id (the label value) -> frame index -> bool mask (H, W);
+    empty when there is none."""
     objects: dict[int, dict[int, np.ndarray]] = {}
     for p in prompts:
-        if not isinstance(p, MaskPrompt) or p.label is not None:
+        if not _is_label_image(p):
             continue
         values = [int(v) for v in np.unique(np.asarray(p.array)) if v != 0]
-        if len(values) < 2:
-            continue
         frames = np.moveaxis(np.asarray(p.array), 2 - axis, 0)
         for value in values:
             if not 1 <= value <= 65535:
