@@ -76,7 +76,10 @@ VARIANTS = {
     "roi2": PropagationSettings(roi_context=2.0),
     "roi4": PropagationSettings(roi_context=4.0),
     "roi6": PropagationSettings(roi_context=6.0),
-    "roi3-min96": PropagationSettings(roi_min=96),
+    "min64": PropagationSettings(roi_min=64),
+    "min96": PropagationSettings(roi_min=96),
+    "min16": PropagationSettings(roi_min=16),
+    "min32": PropagationSettings(roi_min=32),
 }
 
 

@@ -93,7 +93,7 @@ class PropagationSettings:
     max_regrowth: float = 0.2
     cleanup_3d: bool = True
     roi_context: float = 3.0
-    roi_min: int = 64
+    roi_min: int = 48
     batch_size: int = 1
     cache_size: int = 16
 
