@@ -1,7 +1,15 @@
-"""SAM 2 tracker engine on CPU/GPU: seconds per frame and memory over a long stack (random-init weights
-unless --model is given: timing and memory do not depend on the weights).
+"""SAM 2 tracker engine beside Meta's video predictor: seconds per frame and peak memory on one fixed
+synthetic volume (random-init weights: timing and memory do not depend on the weights).
 
-    .venv/bin/python benchmarks/bench_sam2.py --frames 60 --size 512 --out results/bench-sam2.json
+    .venv/bin/python benchmarks/bench_sam2.py --out results/bench-sam2.json
+    .venv/bin/python benchmarks/bench_sam2.py --sizes 512 --frames 60 --impls volsam
+
+For each input size (1024 = SAM 2.1-tiny, 512 = the MedSAM2 layout) and implementation (volsam's
+transformers engine; Meta's ``SAM2VideoPredictor`` from the test-only ``sam2`` package, ``make dev``) one
+child process tracks a box from the first frame to the last and reports seconds per frame (median, first
+frame apart) and its resident memory after 10 frames and at the end. Both are fed the same model-input
+tensors. Meta's predictor holds every frame and every output in memory; volsam streams frames and keeps
+only what the memory bank can reach, so its memory should not grow with the number of frames.
 """
 
 from __future__ import annotations
@@ -11,68 +19,149 @@ import json
 import logging
 import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from volsam.engines.base import FramePrompt
-from volsam.engines.sam2.convert import build_model
-from volsam.engines.sam2.engine import Sam2Engine
-from volsam.engines.sam2.variants import named_variant
-from volsam.propagate import FrameStack
+BOX = (60.0, 60.0, 160.0, 160.0)
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--size", type=int, default=512, choices=(512, 1024), help="512 = MedSAM2, 1024 = SAM 2.1")
-    ap.add_argument("--model", default=None, help="a model for Sam2Engine (default: random-init 2.1-tiny)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=Path("results/bench-sam2.json"))
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if args.model:
-        engine = Sam2Engine(model=args.model, device=args.device)
-    else:
-        torch.manual_seed(0)
-        net = build_model(named_variant("medsam2" if args.size == 512 else "sam2.1-hiera-tiny"))
-        with torch.no_grad():  # random object-score head: make it say "present" so every frame is tracked
-            net.mask_decoder.pred_obj_score_head.proj_out.bias += 10.0
-        engine = Sam2Engine(net=net, device=args.device)
+def _frames(n: int) -> np.ndarray:
+    """The fixed volume: a bright disc drifting over noise, uint8 (n, 256, 256)."""
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 255, (args.frames, 256, 256), dtype=np.uint8)
-    stack = FrameStack(frames, 2, lambda f: f)
-    prompts = {0: {1: FramePrompt(box=(60.0, 60.0, 160.0, 160.0))}}
+    y, x = np.mgrid[:256, :256]
+    out = []
+    for t in range(n):
+        disc = (y - 110) ** 2 + (x - 100 - t) ** 2 <= 45**2
+        out.append(np.clip(np.where(disc, 190, 70) + rng.normal(0, 12, (256, 256)), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def _meta_checkpoint(size: int, folder: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.engines.sam2.meta_reference import meta_model, save_meta
+
+    model = meta_model(image_size=size, seed=0)
+    with torch.no_grad():  # random object-score head: make it say "present" so every frame is tracked
+        model.sam_mask_decoder.pred_obj_score_head.layers[2].bias += 10.0
+    return save_meta(model, folder / f"tiny_{size}.pt")
+
+
+def _time(results) -> tuple[list[float], list[float]]:
     times, rss = [], []
     t = time.perf_counter()
-    for _res in engine.track(stack, prompts, absent_patience=None):
+    for _ in results:
         now = time.perf_counter()
         times.append(now - t)
         rss.append(_rss_mb())
         t = now
-    out = {
-        "command": " ".join(sys.argv),
-        "device": args.device,
-        "size": args.size,
-        "frames": args.frames,
+    return times, rss
+
+
+def run_one(impl: str, size: int, n_frames: int, device: str) -> dict:
+    """One implementation at one size, in this process."""
+    from volsam.engines.base import FramePrompt
+    from volsam.engines.sam2.convert import load_meta_checkpoint
+    from volsam.engines.sam2.engine import Sam2Engine
+    from volsam.propagate import FrameStack
+
+    frames = _frames(n_frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = _meta_checkpoint(size, Path(tmp))
+        engine = Sam2Engine(net=load_meta_checkpoint(checkpoint)[0], device=device)
+        if impl == "volsam":
+            stack = FrameStack(frames, 2, lambda f: f)
+            prompts = {0: {1: FramePrompt(box=BOX)}}
+            times, rss = _time(engine.track(stack, prompts, absent_patience=None))
+        else:
+            from PIL import Image
+            from tests.engines.sam2.meta_reference import meta_video_predictor
+
+            folder = Path(tmp) / "jpg"
+            folder.mkdir()
+            for t, f in enumerate(frames):
+                Image.fromarray(f).convert("RGB").save(folder / f"{t:05d}.jpg")
+            predictor = meta_video_predictor(checkpoint, size)
+            del engine.net
+            with torch.inference_mode():
+                t0 = time.perf_counter()
+                state = predictor.init_state(str(folder))
+                state["images"] = torch.stack([engine.pixels(f) for f in frames])
+                predictor.add_new_points_or_box(state, frame_idx=0, obj_id=1, box=np.array(BOX))
+                first = time.perf_counter() - t0
+                times, rss = _time(predictor.propagate_in_video(state))
+                times[0] += first
+    return {
+        "impl": impl,
+        "size": size,
+        "frames": n_frames,
         "seconds_per_frame_median": float(np.median(times[1:])),
         "first_frame_seconds": times[0],
-        "peak_rss_mb_after_10_frames": rss[min(9, len(rss) - 1)],
-        "peak_rss_mb_at_end": rss[-1],
+        "rss_mb_after_10_frames": rss[min(9, len(rss) - 1)],
+        "rss_mb_at_end": rss[-1],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1024,512")
+    ap.add_argument("--impls", default="volsam,meta")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=Path("results/bench-sam2.json"))
+    ap.add_argument("--child", nargs=2, metavar=("IMPL", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    if args.child:
+        print(json.dumps(run_one(args.child[0], int(args.child[1]), args.frames, args.device)))
+        return 0
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        for impl in args.impls.split(","):
+            cmd = [sys.executable, __file__, "--child", impl, str(size), "--frames", str(args.frames)]
+            cmd += ["--device", args.device]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(f"{impl} at {size}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            print(
+                f"{impl:7s} {size:5d}px  {row['seconds_per_frame_median']:.2f} s/frame  "
+                f"RSS {row['rss_mb_after_10_frames']:.0f} MB after 10 frames, {row['rss_mb_at_end']:.0f} MB "
+                f"after {row['frames']}",
+                flush=True,
+            )
+    ratios = {}
+    for size in {r["size"] for r in rows}:
+        by = {r["impl"]: r for r in rows if r["size"] == size}
+        if {"volsam", "meta"} <= set(by):
+            ratios[str(size)] = by["meta"]["seconds_per_frame_median"] / by["volsam"]["seconds_per_frame_median"]
+            print(f"{size}px: volsam is {ratios[str(size)]:.2f}x Meta's speed (s/frame ratio)")
+    out = {
+        "benchmark": "SAM 2 tracking, random-init 2.1-tiny (512 = MedSAM2 layout), box on frame 0",
+        "command": " ".join(sys.argv),
+        "device": args.device,
+        "rows": rows,
+        "speed_ratio_meta_over_volsam": ratios,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
-    print(json.dumps(out, indent=2))
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2))
+    tmp.replace(args.out)
     return 0
 
 

@@ -101,11 +101,13 @@ class FramePrompt:
 @dataclass(frozen=True)
 class TrackedFrame:
     """One frame's result for every object of a tracking run: bool masks ``(n_objects, H, W)`` and the
-    model's object-presence scores (logits, > 0 = present)."""
+    model's object-presence scores (logits, > 0 = present); ``logits`` the mask logits ``(n_objects, H, W)``
+    (float32, > 0 = object) when the engine was asked to keep them (None otherwise)."""
 
     index: int
     masks: np.ndarray
     presence: np.ndarray
+    logits: np.ndarray | None = None
 
 
 class TrackerEngine(ABC):

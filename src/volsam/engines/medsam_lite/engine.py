@@ -23,26 +23,15 @@ from volsam.core.errors import EngineError, InputError, PromptError
 from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.medsam_lite import CAPABILITIES, NAME
 from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
+from volsam.engines.precision import autocast, check_precision, native_bf16
 
 log = logging.getLogger(__name__)
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resized_shape(height: int, width: int, size: int = INPUT_SIZE) -> tuple[int, int]:
     """``(h, w)`` of a ``(height, width)`` frame resized so its longest side is ``size`` (aspect kept)."""
     scale = size / max(height, width)
     return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
-
-
-def native_bf16(device: torch.device) -> bool:
-    """True where bf16 matmuls run natively (CPUs with AVX-512 BF16 or AMX; CUDA GPUs with bf16)."""
-    if device.type == "cpu":
-        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private torch.cpu helpers
-        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return False
 
 
 def default_precision(device: torch.device) -> str:
@@ -87,8 +76,7 @@ class MedSAMLiteEngine(SliceEngine):
         batch_size: int | None = None,
         num_threads: int | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        check_precision(precision)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise EngineError(f"batch_size must be a positive integer, got {batch_size!r}")
         try:
@@ -110,9 +98,7 @@ class MedSAMLiteEngine(SliceEngine):
 
     # ---------------------------------------------------------------- encoding
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.precision)
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """``(n, H, W)`` uint8 -> ``(n, 3, 256, 256)`` float32 model input on the engine's device."""

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from volsam.core.errors import ModelNotFound, PromptError
 from volsam.engines.base import Capabilities, FramePrompt, TrackedFrame, TrackerEngine
+from volsam.engines.precision import autocast, check_precision, native_bf16
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +73,38 @@ def load_model(model: str | os.PathLike[str] | None, device: str) -> Any:
     return net.to(device).eval()
 
 
+def default_precision(device: torch.device) -> str:
+    """What ``precision="auto"`` resolves to: bf16 autocast on CUDA GPUs with native bf16, fp32 elsewhere
+    (on this project's CPU bf16 changed the masks; see benchmarks/bench_sam2_precision.py)."""
+    return "bf16" if device.type == "cuda" and native_bf16(device) else "fp32"
+
+
 class Sam2Engine(TrackerEngine):
-    """SAM 2 / 2.1 / MedSAM2 behind the :class:`TrackerEngine` interface."""
+    """SAM 2 / 2.1 / MedSAM2 behind the :class:`TrackerEngine` interface.
+
+    Args:
+        model: a transformers directory, a Meta / MedSAM2 ``.pt``, an installed catalogue name or a cached hub id.
+        device: a concrete torch device (``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        net: an already built ``Sam2VideoModel`` instead of ``model``.
+        keep_logits: each :class:`TrackedFrame` also carries the mask logits at the frame's resolution (for
+            comparisons with other implementations; costs a float array per frame).
+        precision: ``fp32``, ``bf16`` (autocast) or ``auto`` = :func:`default_precision`.
+    """
 
     name = NAME
 
-    def __init__(self, model: str | os.PathLike[str] | None = None, device: str = "cpu", net: Any = None):
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        device: str = "cpu",
+        net: Any = None,
+        keep_logits: bool = False,
+        precision: str = "auto",
+    ):
+        check_precision(precision)
         self.device = torch.device(device)
+        self.keep_logits = keep_logits
+        self.precision = default_precision(self.device) if precision == "auto" else precision
         self.net = net.to(self.device).eval() if net is not None else load_model(model, device)
         self.side = int(self.net.config.image_size)
         self.capabilities = Capabilities(
@@ -187,14 +213,16 @@ class Sam2Engine(TrackerEngine):
 
     def _run(self, session: Any, frames: Any, s: int, reverse: bool, prompted: list[int]) -> TrackedFrame:
         h, w = frames.frame_shape
-        out = self.net(
-            inference_session=session, frame_idx=s, frame=self.pixels(frames.frames([s])[0]), reverse=reverse
-        )
+        with autocast(self.device, self.precision):
+            out = self.net(
+                inference_session=session, frame_idx=s, frame=self.pixels(frames.frames([s])[0]), reverse=reverse
+            )
         logits = out.pred_masks  # (n_obj, 1, side/4, side/4)
-        masks = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0] > 0
+        full = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)[:, 0]
         presence = torch.as_tensor(out.object_score_logits).float().reshape(-1)
         self._forget(session, s, prompted)
-        return TrackedFrame(s, masks.cpu().numpy(), presence.cpu().numpy())
+        kept = full.cpu().numpy() if self.keep_logits else None
+        return TrackedFrame(s, (full > 0).cpu().numpy(), presence.cpu().numpy(), kept)
 
     @staticmethod
     def _forget(session: Any, current: int, prompted: list[int]) -> None:
