@@ -24,6 +24,7 @@ _LAZY = {
     "read_volume": "volsam.io",
     "write_volume": "volsam.io",
     "segment": "volsam.segmentation",
+    "Session": "volsam.session",
     "PropagationSettings": "volsam.propagate",
 }
 
@@ -38,6 +39,7 @@ __all__ = [
     "Point",
     "PromptError",
     "PropagationSettings",
+    "Session",
     "Volume",
     "VolsamError",
     "__version__",

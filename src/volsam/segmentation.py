@@ -18,7 +18,7 @@ from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt, in_plan
 from volsam.core.volume import Volume
 from volsam.engines import get as get_engine
 from volsam.engines.base import FramePrompt, SliceEngine, TrackerEngine
-from volsam.preprocess import fit_normalizer
+from volsam.preprocess import Normalizer, fit_normalizer
 from volsam.propagate import (
     EmbeddingCache,
     FrameStack,
@@ -63,12 +63,15 @@ class SegmentationReport:
     seconds: float = 0.0
     frame_range: tuple[int, int] | None = None
     scores: dict[int, float] = field(default_factory=dict)
+    window: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) frame pixels the slice engine saw
 
 
-def _frame_prompts(
+def frame_prompts(
     prompts: Sequence[Prompt], size: tuple[int, int, int], axis: int
 ) -> tuple[dict[int, dict], dict[int, np.ndarray], Box3D | None]:
-    """Split prompts into per-frame box/point prompts, per-frame seed masks and an optional 3D box."""
+    """Split prompts into per-frame box/point prompts (``{frame: {"box": (x0, y0, x1, y1), "points": [(x, y)],
+    "labels": [1|0]}}``, frame pixels), per-frame seed masks (bool (H, W)) and an optional 3D box; validates
+    each prompt against the image ``size`` (i, j, k)."""
     u, v = in_plane_axes(axis)
     per_frame: dict[int, dict] = {}
     masks: dict[int, np.ndarray] = {}
@@ -223,6 +226,7 @@ def segment(
     settings: PropagationSettings | None = None,
     absent_patience: int | None = 3,
     on_frame: Callable[[SliceResult], None] | None = None,
+    normalizer: Normalizer | None = None,
 ) -> Volume:
     """Segment one object in ``volume`` from prompts on one or more slices; returns a label map.
 
@@ -240,6 +244,7 @@ def segment(
         absent_patience: tracker engines stop a direction after this many frames without the object
             (None = the whole volume, or the 3D box's range).
         on_frame: called after every propagated frame (progress; raise to cancel).
+        normalizer: an already fitted normalisation (then ``modality`` and ``window`` are not used).
 
     Returns:
         A :class:`Volume` on exactly ``volume``'s grid, uint8 (uint16 for labels > 255), with
@@ -252,15 +257,15 @@ def segment(
     if isinstance(label, bool) or not 1 <= int(label) <= 65535:
         raise PromptError(f"label must be an integer in 1..65535, got {label!r}")
     ax = resolve_axis(volume, axis)
-    per_frame, seed_masks, box3d = _frame_prompts(prompt_list, volume.size, ax)
+    per_frame, seed_masks, box3d = frame_prompts(prompt_list, volume.size, ax)
 
     eng = engine if isinstance(engine, (SliceEngine, TrackerEngine)) else get_engine(engine, model=model, device=device)
-    norm = fit_normalizer(volume, modality, window)
+    norm = normalizer if normalizer is not None else fit_normalizer(volume, modality, window)
     if isinstance(eng, TrackerEngine):
         stack = FrameStack(volume.array, ax, norm.apply)
         objects = _object_masks(prompt_list, ax)
         if objects:  # label images are objects of their own, not part of object `label`'s masks
-            _, seed_masks, _ = _frame_prompts([p for p in prompt_list if not _is_label_image(p)], volume.size, ax)
+            _, seed_masks, _ = frame_prompts([p for p in prompt_list if not _is_label_image(p)], volume.size, ax)
         labels, count, scores = _track(
             eng, stack, per_frame, seed_masks, objects, label, box3d, absent_patience, on_frame
         )
@@ -283,7 +288,7 @@ def segment(
         log.info("the object reaches the edge of the %dx%d window: again with a wider one", *stack.frame_shape)
     labels = stack.to_volume(masks).astype(np.int32) * int(label)
     report_counts = (result.frames_segmented + len(per_frame), encoded, {**result.scores, **scores})
-    return _finish(volume, ax, labels, eng.name, settings.strategy, t0, box3d, *report_counts)
+    return _finish(volume, ax, labels, eng.name, settings.strategy, t0, box3d, *report_counts, window=roi)
 
 
 def _is_label_image(p: Prompt) -> bool:
@@ -361,6 +366,7 @@ def _finish(
     frames_segmented: int,
     frames_encoded: int,
     scores: dict[int, float],
+    window: tuple[int, int, int, int] | None = None,
 ) -> Volume:
     """Clip the label array ``[k, j, i]`` (0 = background) to the 3D box, build the label map on the input
     grid (uint8, or uint16 above 255) and its report."""
@@ -379,6 +385,7 @@ def _finish(
         frames_encoded=frames_encoded,
         seconds=time.perf_counter() - t0,
         scores=scores,
+        window=window,
     )
     nonempty = np.flatnonzero(np.moveaxis(labels, 2 - ax, 0).any(axis=(1, 2)))
     if nonempty.size:

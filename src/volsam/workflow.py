@@ -6,20 +6,23 @@ Each job is one function: the interfaces parse arguments and call it; nothing he
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from volsam.core.errors import InputError, OutputError
+from volsam.core.errors import InputError, OutputError, PromptError
 from volsam.core.prompts import MaskPrompt, Prompt
 from volsam.core.volume import Volume
 from volsam.io import read_volume, write_volume
 from volsam.io.overlay import write_overlays
 from volsam.preprocess import fit_normalizer
 from volsam.propagate import SliceResult
-from volsam.segmentation import SegmentationReport, segment
+from volsam.segmentation import SegmentationReport, resolve_axis, segment
+from volsam.session import Session
+from volsam.session.prompts_file import load_prompts
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,50 @@ def segment_file(
     return result
 
 
+@dataclass
+class SessionJobResult:
+    """Where a prompts-file job wrote its label map, and each object's label, name and voxel count."""
+
+    output: Path
+    objects: list[tuple[int, str, int]]
+    seconds: float
+    overlays: list[Path] = field(default_factory=list)
+
+
+def segment_file_with_prompts(
+    image_path: str | Path,
+    prompts_path: str | Path,
+    output: str | Path,
+    *,
+    overlay_dir: str | Path | None = None,
+    series: str | None = None,
+    channel: int | None = None,
+    axis: str | None = None,
+    on_prompt: Callable[[int, Prompt], None] | None = None,
+    **options: object,
+) -> SessionJobResult:
+    """Run a prompts JSON (several objects, corrections in order; see :mod:`volsam.session.prompts_file`)
+    on ``image_path`` in a :class:`~volsam.session.Session` and write the label map to ``output``.
+
+    ``axis``: None takes the file's; another axis than the file's is refused (its boxes would mean other
+    voxels). ``options`` go to the Session (engine, model, device, modality, window, settings, ...)."""
+    t0 = time.perf_counter()
+    image = read_volume(image_path, series=series, channel=channel)
+    _check_output(output)
+    file_axis, specs = load_prompts(prompts_path, image)
+    if axis is not None and resolve_axis(image, axis) != resolve_axis(image, file_axis):
+        raise PromptError(f"--axis {axis} differs from the prompts file's axis {file_axis!r}")
+    session = Session(image, axis=file_axis, **options)  # type: ignore[arg-type]
+    session.apply(specs, on_prompt=on_prompt)
+    labelmap = session.labelmap()
+    out = write_volume(labelmap, output, label=True)
+    objects = [(label, name, int(np.count_nonzero(session.mask(label)))) for label, name in session.objects]
+    result = SessionJobResult(out, objects, time.perf_counter() - t0)
+    if overlay_dir is not None:
+        result.overlays = write_overlays(session.normalizer.apply(image.array), labelmap.array, overlay_dir)
+    return result
+
+
 def _check_output(output: str | Path) -> None:
     """Refuse an output path we cannot write before spending minutes on the model."""
     out = Path(output)
@@ -83,4 +130,4 @@ def _check_output(output: str | Path) -> None:
         raise OutputError(f"output {out} is a directory; give a file name such as seg.nii.gz")
 
 
-__all__ = ["SegmentJobResult", "load_mask_prompt", "segment_file"]
+__all__ = ["SegmentJobResult", "SessionJobResult", "load_mask_prompt", "segment_file", "segment_file_with_prompts"]

@@ -87,6 +87,41 @@ def test_points_prompt_positive_and_negative(tmp_path, capsys, case):
 # -- refusals: one line on stderr, non-zero exit, no traceback, no output file --------------------------------
 
 
+def test_prompts_file_with_two_objects_and_a_correction(tmp_path, capsys, case):
+    """Real weights: the lesion from its box plus a background click beside it, and a second object from a
+    box elsewhere; each is written with its own label."""
+    import json
+
+    image = write_volume(case.image, tmp_path / "scan.nii.gz")
+    b = case.middle_box
+    doc = {
+        "objects": [
+            {
+                "label": 4,
+                "name": "lesion",
+                "prompts": [
+                    {"box": [b.u0, b.v0, b.u1, b.v1], "slice": b.slice},
+                    {"point": [b.u0 - 3, b.v0 - 3, b.slice], "positive": False},
+                ],
+            },
+            {"label": 9, "name": "corner", "prompts": [{"box": [2, 2, 12, 12], "slice": b.slice}]},
+        ]
+    }
+    (tmp_path / "prompts.json").write_text(json.dumps(doc))
+    out = tmp_path / "seg.nii.gz"
+    code, stdout, err = _run(capsys, "segment", image, "--prompts", tmp_path / "prompts.json", "-o", out)
+    assert code == 0, err
+    assert "4 'lesion'" in stdout and "9 'corner'" in stdout
+    seg = read_volume(out)
+    assert seg.same_grid(case.image) and set(np.unique(seg.array)) <= {0, 4, 9}
+    assert dice(seg.array == 4, case.label.array > 0) > 0.85
+    line = _refused(capsys, tmp_path, "segment", image, "--prompts", tmp_path / "prompts.json", "--box", "1,1,5,5")
+    assert "--prompts replaces" in line
+    (tmp_path / "bad.json").write_text(json.dumps({"objects": [{"label": 1, "prompts": [{"box": [1, 2]}]}]}))
+    line = _refused(capsys, tmp_path, "segment", image, "--prompts", tmp_path / "bad.json")
+    assert "objects[0].prompts[0]" in line
+
+
 def _refused(capsys, tmp_path, *args) -> str:
     out = tmp_path / "out.nii.gz"
     code, _, err = _run(capsys, *args, "-o", out)

@@ -58,12 +58,44 @@ def _console():
     return Console(stderr=True)
 
 
-def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay, series, channel) -> None:
+def _load_engine(options: dict) -> None:
+    """Replace the engine options by the loaded engine: the model loads before the progress bar starts, so
+    that a refusal stays one line on stderr."""
     from volsam.engines import get as get_engine
+
+    precision = options.pop("precision", "auto")
+    extra = {} if precision == "auto" else {"precision": precision}
+    options["engine"] = get_engine(
+        options.pop("engine"), model=options.pop("model"), device=options.pop("device"), **extra
+    )
+
+
+def _run_prompts_file(image: str, prompts_file: Path, output: Path, options: dict, overlay, series, channel) -> None:
+    from volsam.workflow import segment_file_with_prompts
+
+    _load_engine(options)
+    with _progress() as progress:
+        task = progress.add_task("running prompts", total=None)
+        result = segment_file_with_prompts(
+            image,
+            prompts_file,
+            output,
+            overlay_dir=overlay,
+            series=series,
+            channel=channel,
+            on_prompt=lambda _label, _prompt: progress.advance(task),
+            **options,
+        )
+    objects = ", ".join(f"{label} {name!r}: {voxels} voxels" for label, name, voxels in result.objects)
+    typer.echo(f"wrote {result.output} ({objects}; {result.seconds:.1f} s)")
+    if result.overlays:
+        typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
+
+
+def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay, series, channel) -> None:
     from volsam.workflow import segment_file
 
-    # load the model before the progress bar starts, so that a refusal stays one line on stderr
-    options["engine"] = get_engine(options.pop("engine"), model=options.pop("model"), device=options.pop("device"))
+    _load_engine(options)
 
     with _progress() as progress:
         task = progress.add_task("segmenting slices", total=None)
@@ -97,6 +129,10 @@ def segment_cmd(
     box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
     point: Annotated[list[str] | None, typer.Option(help="I,J,K or I,J,K,neg; repeatable.")] = None,
     mask: Annotated[str | None, typer.Option(help="Mask image on the same grid (non-zero = object).")] = None,
+    prompts_file: Annotated[
+        Path | None,
+        typer.Option("--prompts", help="Prompts JSON: several objects and corrections in order (see README)."),
+    ] = None,
     engine: Annotated[str, typer.Option(help="Engine name (volsam models list).")] = "medsam-lite",
     model: Annotated[str | None, typer.Option(help="Model name or weights path.")] = None,
     axis: Annotated[str, typer.Option(help="Propagation axis: i, j, k, axial, coronal, sagittal.")] = "k",
@@ -105,6 +141,9 @@ def segment_cmd(
     label: Annotated[int, typer.Option(help="Label value written for the object.")] = 1,
     overlay: Annotated[Path | None, typer.Option(help="Folder for overlay PNGs.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto, fp32 or bf16 (autocast); auto = bf16 for sam2 on CUDA, fp32 otherwise.")
+    ] = "auto",
     series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
     channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
     strategy: Annotated[str, typer.Option(help="Propagation: volsam or baseline (CVPR24).")] = "volsam",
@@ -120,6 +159,24 @@ def segment_cmd(
     from volsam.core.errors import PromptError
     from volsam.propagate import PropagationSettings
 
+    if prompts_file is not None:
+        if box is not None or box3d is not None or point or mask is not None or slice_ is not None:
+            raise PromptError("--prompts replaces --box, --slice, --box3d, --point and --mask: give one or the other")
+        if label != 1:
+            raise PromptError("--label does not apply to --prompts: the file gives each object its label")
+        options = dict(
+            engine=engine,
+            model=model,
+            device=device,
+            precision=precision,
+            modality=modality,
+            window=window,
+            settings=PropagationSettings() if strategy == "volsam" else PropagationSettings.baseline(),
+            absent_patience=None if full_range else absent_frames,
+            axis=None if axis == "k" else axis,
+        )
+        _run_prompts_file(image, prompts_file, output, options, overlay, series, channel)
+        return
     prompts = []
     if box is not None:
         prompts.append(parse_box(box, slice_))
@@ -143,6 +200,7 @@ def segment_cmd(
         modality=modality,
         label=label,
         device=device,
+        precision=precision,
         settings=settings,
         absent_patience=None if full_range else absent_frames,
     )
