@@ -35,8 +35,11 @@ lint: dev
 test: lint
 	$(BIN)/python -m pytest
 
-bench: install
+# bench-sam2 runs Meta's predictor beside volsam: it needs the test-only reference from `make dev`
+bench: dev
 	$(BIN)/python benchmarks/bench_core.py --out results/bench-core.json
+	$(BIN)/python benchmarks/bench_interactive.py --out results/bench-interactive.json
+	$(BIN)/python benchmarks/bench_sam2.py --out results/bench-sam2.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -54,7 +54,8 @@ def _meta_checkpoint(size: int, folder: Path) -> Path:
     model = meta_model(image_size=size, seed=0)
     with torch.no_grad():  # random object-score head: make it say "present" so every frame is tracked
         model.sam_mask_decoder.pred_obj_score_head.layers[2].bias += 10.0
-    return save_meta(model, folder / f"tiny_{size}.pt")
+    # volsam tells MedSAM2 (512) from SAM 2.1-tiny by the file name (same weight shapes)
+    return save_meta(model, folder / ("MedSAM2_random.pt" if size == 512 else "sam2.1_hiera_tiny_random.pt"))
 
 
 def _time(results) -> tuple[list[float], list[float]]:

@@ -8,12 +8,12 @@ import json
 import numpy as np
 import pytest
 
+from tests.session.test_session import _session, _volume
+from tests.support.toy_engine import ToyEngine
 from volsam.core.errors import InputError, PromptError
 from volsam.engines.cache import CachedEngine
 from volsam.session import Session
 from volsam.session.prompts_file import load_prompts, parse_prompts
-from tests.session.test_session import _session, _volume
-from tests.support.toy_engine import ToyEngine
 
 
 def test_saved_prompts_reproduce_the_label_map(tmp_path):

@@ -9,15 +9,17 @@ Masks here are frame stacks ``(n_frames, H, W)`` in the window of a :class:`~vol
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from volsam.core.errors import PromptError
 from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, mask_box, predict_seed, propagate
 
 log = logging.getLogger(__name__)
 
-UNCHANGED_DICE = 0.97  # a re-propagated frame this close to the old mask ends the walk in that direction
+UNCHANGED_DICE = 0.9  # a re-propagated frame this close to the old mask ends the walk in that direction
 
 
 def _dice2d(a: np.ndarray, b: np.ndarray) -> float:
@@ -26,44 +28,122 @@ def _dice2d(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def correction_box(
-    mask: np.ndarray, positives: np.ndarray, user_box: tuple[float, float, float, float] | None
+    mask: np.ndarray,
+    positives: np.ndarray,
+    user_box: tuple[float, float, float, float] | None,
+    template: tuple[float, float, float, float] | None = None,
 ) -> tuple[float, float, float, float] | None:
-    """The box to prompt a corrected frame with: the user's box on it if there is one; otherwise the box of
-    the current mask and the positive clicks ``(n, 2)`` (x, y), grown by a tenth of its side (at least
-    2 px) so that the object can grow towards a click; None when there is neither mask nor positive click."""
+    """The box to prompt a corrected frame with.
+
+    The user's box on the frame if there is one. Otherwise the box of the current mask and the positive
+    clicks ``(n, 2)`` (x, y), grown by a tenth of its side (at least 2 px) so that the object can grow
+    towards a click. On a frame without the object, ``template`` (the box of the object on the nearest frame
+    that has it) moved to centre on the clicks when they lie outside it. None when there is nothing to go on.
+    """
     if user_box is not None:
         return user_box
-    xs: list[float] = []
-    ys: list[float] = []
+    h, w = mask.shape
+    pos = np.asarray(positives, dtype=float).reshape(-1, 2)
     current = mask_box(mask)
-    if current is not None:
-        xs += [current[0], current[2]]
-        ys += [current[1], current[3]]
-    for x, y in np.asarray(positives, dtype=float).reshape(-1, 2):
-        xs.append(x)
-        ys.append(y)
+    if current is None and template is not None and len(pos):
+        x0, y0, x1, y1 = template
+        cx, cy = pos.mean(axis=0)
+        if not all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in pos):
+            hw, hh = (x1 - x0) / 2, (y1 - y0) / 2
+            x0, x1, y0, y1 = cx - hw, cx + hw, cy - hh, cy + hh
+        xs, ys = [x0, x1, *pos[:, 0]], [y0, y1, *pos[:, 1]]
+    else:
+        xs = ([current[0], current[2]] if current is not None else []) + list(pos[:, 0])
+        ys = ([current[1], current[3]] if current is not None else []) + list(pos[:, 1])
     if not xs:
         return None
-    h, w = mask.shape
     pad = max(2.0, 0.1 * max(max(xs) - min(xs) + 1, max(ys) - min(ys) + 1))
     return (max(0.0, min(xs) - pad), max(0.0, min(ys) - pad), min(w - 1.0, max(xs) + pad), min(h - 1.0, max(ys) + pad))
+
+
+def _carve(mask: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """``mask`` without, around each background click inside it, the largest disc centred on the click that
+    stays inside the mask (the click marks the middle of a wrong area); the largest remaining piece."""
+    out = mask.copy()
+    depth = ndimage.distance_transform_edt(mask)
+    yy, xx = np.ogrid[: mask.shape[0], : mask.shape[1]]
+    for x, y in np.asarray(negatives, dtype=float).reshape(-1, 2):
+        r = float(depth[int(round(y)), int(round(x))])
+        if r > 0:
+            out &= (yy - y) ** 2 + (xx - x) ** 2 > r * r
+    labels, n = ndimage.label(out)
+    if n > 1:
+        sizes = np.bincount(labels.ravel())[1:]
+        out = labels == int(np.argmax(sizes)) + 1
+    return out
+
+
+@dataclass(frozen=True)
+class FrameEdit:
+    """What the user gave on one frame (frame pixels): their box there (None: none), the clicks ``(n, 2)``
+    (x, y) with labels ``(n,)`` (1 object, 0 background), and ``template``: the object's box on the nearest
+    frame that has it (see :func:`correction_box`)."""
+
+    user_box: tuple[float, float, float, float] | None
+    points: np.ndarray
+    labels: np.ndarray
+    template: tuple[float, float, float, float] | None = None
 
 
 def resegment_frame(
     cache: EmbeddingCache,
     s: int,
     current: np.ndarray,
-    *,
-    user_box: tuple[float, float, float, float] | None,
-    points: np.ndarray,
-    labels: np.ndarray,
+    edit: FrameEdit,
     settings: PropagationSettings,
+    mode: str = "replace",
 ) -> np.ndarray:
-    """Frame ``s`` segmented again from the user's box there (or the current mask's box, see
-    :func:`correction_box`) together with every click on it; returns the new bool mask ``(H, W)``."""
-    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    box = correction_box(current, points[labels == 1], user_box)
+    """Frame ``s`` segmented again from the user's box there (or the box of :func:`correction_box`)
+    together with every click on it; returns the new bool mask ``(H, W)``.
+
+    Clicks are obeyed: when the model's mask still covers a background click, the current mask is carved
+    around the click instead (:func:`_carve`); a background click on a frame without the object changes
+    nothing. ``mode`` ``add`` (the latest click was on the object) keeps the current mask and adds the
+    model's piece under the object clicks; ``remove`` (a background click) only takes voxels away;
+    ``replace`` takes the model's mask as it is.
+    """
+    new = _resegment(cache, s, current, edit, settings)
+    return _combine(current, new, edit.points, edit.labels, mode)
+
+
+def _combine(current: np.ndarray, new: np.ndarray, points: np.ndarray, labels: np.ndarray, mode: str) -> np.ndarray:
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    if mode == "add":
+        pieces, _ = ndimage.label(new)
+        keep = {int(pieces[int(round(y)), int(round(x))]) for x, y in points[np.asarray(labels) == 1]} - {0}
+        return current | (np.isin(pieces, list(keep)) if keep else new)
+    if mode == "remove":
+        return current & new
+    return new
+
+
+def _resegment(
+    cache: EmbeddingCache, s: int, current: np.ndarray, edit: FrameEdit, settings: PropagationSettings
+) -> np.ndarray:
+    user_box, template = edit.user_box, edit.template
+    points = np.asarray(edit.points, dtype=np.float32).reshape(-1, 2)
+    labels = np.asarray(edit.labels, dtype=np.int64).reshape(-1)
+    negatives = points[labels == 0]
+    positives = points[labels == 1]
+
+    def covers(m: np.ndarray) -> bool:
+        return bool(m.any()) and all(m[int(round(y)), int(round(x))] for x, y in positives)
+
+    if user_box is None and not current.any() and len(positives):
+        # the object is new on this frame: the clicks alone first (a neighbour's box is usually too large
+        # at an object's end), the neighbour's box when they give nothing that covers them
+        mask, _ = predict_seed(cache, s, points=points, point_labels=labels, settings=settings)
+        if not covers(mask):
+            box = correction_box(current, positives, None, template)
+            if box is not None:
+                mask, _ = predict_seed(cache, s, box=box, points=points, point_labels=labels, settings=settings)
+        return mask if not any(mask[int(round(y)), int(round(x))] for x, y in negatives) else _carve(mask, negatives)
+    box = correction_box(current, positives, user_box, template)
     if box is None:  # only background clicks on a frame without the object: nothing to take away
         return current.copy()
     mask, _ = predict_seed(
@@ -74,6 +154,15 @@ def resegment_frame(
         point_labels=labels if len(points) else None,
         settings=settings,
     )
+    if len(positives) and not covers(mask):
+        clicks_only, _ = predict_seed(cache, s, points=points, point_labels=labels, settings=settings)
+        if covers(clicks_only):
+            log.debug("frame %d: the box's mask missed an object click; segmented from the clicks alone", s)
+            mask = clicks_only
+    inside = [bool(mask[int(round(y)), int(round(x))]) for x, y in negatives]
+    if any(inside):
+        log.debug("frame %d: the model kept a background click; carving the mask around it instead", s)
+        return _carve(current if current.any() else mask, negatives)
     return mask
 
 
@@ -86,26 +175,39 @@ def repropagate(
     bounds: tuple[int, int],
     settings: PropagationSettings,
     toward: int = 0,
+    grow: bool = True,
+    mode: str = "replace",
 ) -> set[int]:
-    """Walk from frame ``start`` (whose mask in ``masks`` is already the corrected one) in both directions
-    within ``bounds`` = (first, last) frame, inclusive, writing new masks into ``masks`` until a frame comes
-    out within :data:`UNCHANGED_DICE` of its old mask. When the object ends before that, the old masks up
-    to the bound are cleared (they continued what the correction removed). When the corrected frame itself
-    is now empty, the object ends there: the frames beyond it, away from ``toward`` (-1 / +1: the side of
-    the object's nearest prompted frame), are cleared up to the bound. Returns the frames written."""
+    """Carry the corrected frame ``start`` (its mask in ``masks`` is already the new one) to its neighbours
+    within ``bounds`` = (first, last) frame, inclusive; returns the frames written.
+
+    ``toward`` (-1 / +1) is the side of the object's nearest prompted frame: the masks there came from a
+    stronger prompt, so on that side the walk only fills frames that have no mask yet (a gap before the
+    object). On the other side it re-propagates until a frame comes out within :data:`UNCHANGED_DICE` of
+    its old mask; when the object ends first, the old masks beyond, up to the bound, are cleared (they
+    continued what the correction removed). Without ``grow`` (a correction that only took voxels away) the
+    walk does not carry the object into frames that had none. An empty corrected frame ends the object
+    there. ``mode`` ``add`` only adds to old masks (and never clears), ``remove`` only takes away.
+    """
     lo, hi = bounds
     if not lo <= start <= hi:
         raise PromptError(f"frame {start} is outside the correction range {lo}..{hi}")
+    away = -toward if toward else 1
     written = {start}
-    if not masks[start].any():  # the object ends here: it is gone beyond, away from where it was prompted
-        away = 1 if toward < 0 else -1
-        end = hi if away > 0 else lo
-        for t in range(start + away, end + away, away):
-            if masks[t].any():
-                masks[t] = False
-                written.add(t)
+
+    def clear_beyond(t: int, step: int) -> None:
+        end = hi if step > 0 else lo
+        for u in range(t + step, end + step, step):
+            if masks[u].any():
+                masks[u] = False
+                written.add(u)
+
+    if not masks[start].any():
+        if mode != "add":
+            clear_beyond(start, away)
         return written
-    for step, end in ((1, hi), (-1, lo)):
+    for step in (away, -away):
+        end = hi if step > 0 else lo
         if start == end:
             continue
         walk_limit = (start, end) if step > 0 else (end, start)
@@ -120,19 +222,25 @@ def repropagate(
             directions=(step,),
         )
         next(walker)  # the start frame itself
-        reached = start
+        prev_area = int(masks[start].sum())
         for res in walker:
-            reached = res.index
-            if res.mask.any() and _dice2d(res.mask, masks[res.index]) >= UNCHANGED_DICE:
-                log.debug("correction walk %+d: frame %d unchanged, stopping", step, res.index)
+            old = masks[res.index]
+            if step != away and old.any():
+                break  # towards the prompt: the frames that have the object keep it
+            if step == away and res.mask.any() and _dice2d(res.mask, old) >= UNCHANGED_DICE:
                 break
-            masks[res.index] = res.mask
+            if step == away and not old.any() and (not grow or res.mask.sum() > prev_area):
+                break  # a removal does not extend the object; an extension only while it narrows
+            if mode == "add" and not res.mask.any():
+                break  # adding never clears
+            new = old | res.mask if mode == "add" else old & res.mask if mode == "remove" and old.any() else res.mask
+            if mode == "add" and np.array_equal(new, old):
+                break
+            masks[res.index] = new
             written.add(res.index)
-            if not res.mask.any():
-                for t in range(res.index + step, end + step, step):
-                    if masks[t].any():
-                        masks[t] = False
-                        written.add(t)
+            prev_area = int(new.sum())
+            if not new.any():
+                if step == away:
+                    clear_beyond(res.index, step)
                 break
-        log.debug("correction walk %+d from %d reached %d", step, start, reached)
     return written

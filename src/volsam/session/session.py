@@ -37,7 +37,7 @@ from volsam.engines.cache import CachedEngine
 from volsam.preprocess import fit_normalizer
 from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, focus_window, mask_box
 from volsam.segmentation import frame_prompts, resolve_axis, segment
-from volsam.session.corrections import repropagate, resegment_frame
+from volsam.session.corrections import FrameEdit, repropagate, resegment_frame
 from volsam.session.prompts_file import ObjectSpec
 from volsam.session.state import Change, Edit, History, ObjectRecord, SessionObject, bounding_region
 
@@ -315,6 +315,9 @@ class Session:
         if box3d is not None:
             lo_limit, hi_limit = box3d.lower()[self.axis], box3d.upper()[self.axis]
         for s in touched:
+            was_empty = not frames[s].any()
+            clicks = [p for p in new if isinstance(p, Point) and p.ijk()[self.axis] == s]
+            mode = "replace" if not clicks or was_empty else "add" if clicks[-1].positive else "remove"
             if s in seed_masks and any(isinstance(p, MaskPrompt) for p in new):
                 frames[s] = seed_masks[s][y0:y1, x0:x1]
             else:
@@ -323,14 +326,27 @@ class Session:
                 lbl = np.asarray(entry.get("labels", []), dtype=np.int64)
                 box = entry.get("box")
                 local_box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0) if box is not None else None
-                frames[s] = resegment_frame(
-                    cache, s, frames[s], user_box=local_box, points=pts, labels=lbl, settings=self.settings
-                )
+                edit = FrameEdit(local_box, pts, lbl, _nearest_box(frames, s))
+                frames[s] = resegment_frame(cache, s, frames[s], edit, self.settings, mode)
             before = [t for t in prompted if t < s]
             after = [t for t in prompted if t > s]
             bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))
-            toward = _toward(s, before, after, frames)
-            repropagate(stack, frames, s, cache=cache, bounds=bounds, settings=self.settings, toward=toward)
+            anchors = sorted({t for t, e in per_frame.items() if "box" in e} | set(seed_masks))
+            toward = _toward(s, [t for t in anchors if t < s], [t for t in anchors if t > s], frames)
+            # the object may reach new frames only from a frame where the user showed it anew (a click on a
+            # frame without it, or a drawn mask)
+            grow = bool(frames[s].any()) and (was_empty or s in seed_masks)
+            repropagate(
+                stack,
+                frames,
+                s,
+                cache=cache,
+                bounds=bounds,
+                settings=self.settings,
+                toward=toward,
+                grow=grow,
+                mode=mode,
+            )
 
     def _stack_for(self, o: SessionObject, entries: list[dict], seed_masks: dict[int, np.ndarray]) -> FrameStack:
         """The frames in the object's window, widened first when a new prompt lies outside it."""
@@ -371,9 +387,7 @@ class Session:
         objects = [(o.label, o.name, list(o.prompts)) for o in self._objects.values()]
         return save_prompts(path, objects, self.axis, self.volume)
 
-    def apply(
-        self, specs: Sequence[ObjectSpec], on_prompt: Callable[[int, Prompt], None] | None = None
-    ) -> Change:
+    def apply(self, specs: Sequence[ObjectSpec], on_prompt: Callable[[int, Prompt], None] | None = None) -> Change:
         """Add the objects of a prompts file (new labels only) and run their prompts in order;
         ``on_prompt(label, prompt)`` is called after each (progress)."""
         change = Change()
@@ -410,6 +424,14 @@ class Session:
             o.prompts = [MaskPrompt(o.mask.copy())]
         session._history = History(session._history.limit)  # the loaded state is where undo stops
         return session
+
+
+def _nearest_box(frames: np.ndarray, s: int) -> tuple[float, float, float, float] | None:
+    """The mask box on the frame nearest to ``s`` (other than ``s``) that has the object; None if none does."""
+    present = [t for t in np.flatnonzero(frames.any(axis=(1, 2))) if t != s]
+    if not present:
+        return None
+    return mask_box(frames[min(present, key=lambda t: (abs(t - s), t))])
 
 
 def _toward(s: int, before: list[int], after: list[int], frames: np.ndarray) -> int:
