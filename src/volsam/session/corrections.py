@@ -90,6 +90,21 @@ class FrameEdit:
     template: tuple[float, float, float, float] | None = None
 
 
+def _fill_clicks(mask: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """``mask`` plus, around each object click it still misses, the disc centred on the click that reaches
+    the mask (the click marks the middle of a missed area next to it); unchanged when the mask is empty."""
+    missed = [(x, y) for x, y in positives if not mask[int(round(y)), int(round(x))]]
+    if not missed or not mask.any():
+        return mask
+    out = mask.copy()
+    gap = ndimage.distance_transform_edt(~mask)
+    yy, xx = np.ogrid[: mask.shape[0], : mask.shape[1]]
+    for x, y in missed:
+        r = float(gap[int(round(y)), int(round(x))])
+        out |= (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+    return out
+
+
 def resegment_frame(
     cache: EmbeddingCache,
     s: int,
@@ -114,9 +129,15 @@ def resegment_frame(
 def _combine(current: np.ndarray, new: np.ndarray, points: np.ndarray, labels: np.ndarray, mode: str) -> np.ndarray:
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     if mode == "add":
+        positives = points[np.asarray(labels) == 1]
         pieces, _ = ndimage.label(new)
-        keep = {int(pieces[int(round(y)), int(round(x))]) for x, y in points[np.asarray(labels) == 1]} - {0}
-        return current | (np.isin(pieces, list(keep)) if keep else new)
+        keep = {int(pieces[int(round(y)), int(round(x))]) for x, y in positives} - {0}
+        added = np.isin(pieces, list(keep)) if keep else new
+        if current.any():  # no further from the mask than about twice the click's distance to it
+            gap = ndimage.distance_transform_edt(~current)
+            reach = max([float(gap[int(round(y)), int(round(x))]) for x, y in positives] + [1.0])
+            added &= gap <= 2 * reach + 1
+        return _fill_clicks(current | added, positives)
     if mode == "remove":
         return current & new
     return new
