@@ -31,9 +31,9 @@ from volsam.metrics import dice  # noqa: E402
 from volsam.session import Session  # noqa: E402
 
 
-def run_case(case, engine, clicks: int) -> dict:
+def run_case(case, engine, clicks: int, click_prompts: bool = False) -> dict:
     truth = case.label.array > 0
-    session = Session(case.image, engine=engine, modality="MR")
+    session = Session(case.image, engine=engine, modality="MR", click_prompts=click_prompts)
     obj = session.add_object(name=case.name)
     b = case.middle_box
     t0 = time.perf_counter()
@@ -61,6 +61,9 @@ def main() -> int:
     ap.add_argument("--cases", default="")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/volsam-embcache"))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument(
+        "--click-prompts", action="store_true", help="corrections also give the clicks to the model (default: box only)"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     kinds = [k for k in args.kinds.split(",") if k]
@@ -70,7 +73,7 @@ def main() -> int:
     for case in lesion_cases(crop=not args.full):
         if (kinds and case.kind not in kinds) or (names and case.name not in names):
             continue
-        row = run_case(case, engine, args.clicks)
+        row = run_case(case, engine, args.clicks, click_prompts=args.click_prompts)
         rows.append(row)
         steps = " ".join(f"{d:.3f}" for d in row["dice"])
         print(

@@ -30,6 +30,7 @@ def _session(**kw) -> tuple[Session, ToyEngine]:
     settings = kw.pop("settings", None)
     from volsam.propagate import PropagationSettings
 
+    kw.setdefault("click_prompts", True)  # the toy removes the bright region under a background click
     s = Session(
         _volume(),
         engine=CachedEngine(toy),
@@ -89,6 +90,17 @@ def test_two_objects_do_not_corrupt_each_other_and_overlap_follows_the_policy():
         s.add_mask(b, only_a & (np.arange(K) == 9)[:, None, None])  # B also claims slice 9 of A
         assert s.labelmap().array[9, 12, 10] == winner
         assert (s.mask(a) == only_a).all()
+
+
+def test_box_only_edits_carve_around_a_background_click_the_model_keeps():
+    s, _ = _session(click_prompts=False)  # the box alone: the toy returns the whole bright block again
+    obj = s.add_object()
+    s.add_box(obj, slice=9, box=(6, 8, 20, 18))
+    before = s.mask(obj)
+    s.add_point(obj, (13, 13, 16), positive=False)  # the middle of the leak's slice 16 (j 8..18, i 6..20)
+    after = s.mask(obj)
+    assert not after[16, 13, 13] and after[16].sum() < before[16].sum()
+    assert (after[:16] == before[:16]).all()  # nothing nearer to the box changed
 
 
 def test_a_correction_on_a_slice_seen_before_encodes_nothing():

@@ -30,7 +30,7 @@ def test_box_then_clicks_on_a_real_lesion(case):
         click = next_click(s.mask(obj), truth, case.image.spacing)
         s.add_point(obj, click.ijk(), positive=click.positive)
         steps.append(dice(s.mask(obj), truth))
-    assert steps[-1] >= box_dice, steps  # measured 0.929 -> 0.946 after 5 clicks
+    assert steps[-1] >= box_dice, steps  # measured 0.929 -> 0.934 after 5 clicks (box-only edits)
     # a click on the prompted slice: its embedding is cached, the encoder does not run
     again = s.add_point(obj, (b.u0 + (b.u1 - b.u0) // 2, b.v0 + (b.v1 - b.v0) // 2, b.slice), positive=True)
     assert again.frames_encoded == 0

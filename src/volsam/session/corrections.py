@@ -82,12 +82,14 @@ def _carve(mask: np.ndarray, negatives: np.ndarray) -> np.ndarray:
 class FrameEdit:
     """What the user gave on one frame (frame pixels): their box there (None: none), the clicks ``(n, 2)``
     (x, y) with labels ``(n,)`` (1 object, 0 background), and ``template``: the object's box on the nearest
-    frame that has it (see :func:`correction_box`)."""
+    frame that has it (see :func:`correction_box`); ``clicks_to_model`` whether the clicks also go to the
+    model's prompt encoder with the box."""
 
     user_box: tuple[float, float, float, float] | None
     points: np.ndarray
     labels: np.ndarray
     template: tuple[float, float, float, float] | None = None
+    clicks_to_model: bool = True  # False: the model gets the box only; clicks act through the add/remove rules
 
 
 def _fill_clicks(mask: np.ndarray, positives: np.ndarray) -> np.ndarray:
@@ -167,12 +169,13 @@ def _resegment(
     box = correction_box(current, positives, user_box, template)
     if box is None:  # only background clicks on a frame without the object: nothing to take away
         return current.copy()
+    with_clicks = edit.clicks_to_model and len(points) > 0
     mask, _ = predict_seed(
         cache,
         s,
         box=box,
-        points=points if len(points) else None,
-        point_labels=labels if len(points) else None,
+        points=points if with_clicks else None,
+        point_labels=labels if with_clicks else None,
         settings=settings,
     )
     if len(positives) and not covers(mask):

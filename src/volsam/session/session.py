@@ -61,6 +61,10 @@ class Session:
         history: how many steps :meth:`undo` can go back.
         cache_mb: memory for kept slice embeddings (MB).
         absent_patience: tracker engines stop a direction after this many slices without the object.
+        click_prompts: slice engines: also give the clicks to the model's prompt encoder with the box when a
+            slice is corrected. Off by default: with LiteMedSAM, box-only edits (the clicks acting through the
+            add / remove rules) measured better, mean Dice after 5 simulated clicks 0.863 vs 0.850, worst case
+            -0.10 vs -0.32 (benchmarks/bench_interactive.py [--click-prompts], cropped lesion set).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class Session:
         history: int = 32,
         cache_mb: float = 1024.0,
         absent_patience: int | None = 3,
+        click_prompts: bool = False,
     ):
         if overlap not in OVERLAP_POLICIES:
             raise PromptError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
@@ -91,6 +96,7 @@ class Session:
         self.settings = settings or PropagationSettings()
         self.overlap = overlap
         self.absent_patience = absent_patience
+        self.click_prompts = click_prompts
         self._objects: dict[int, SessionObject] = {}
         self._pending: list[tuple[int, Prompt]] = []
         self._history = History(history)
@@ -326,7 +332,7 @@ class Session:
                 lbl = np.asarray(entry.get("labels", []), dtype=np.int64)
                 box = entry.get("box")
                 local_box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0) if box is not None else None
-                edit = FrameEdit(local_box, pts, lbl, _nearest_box(frames, s))
+                edit = FrameEdit(local_box, pts, lbl, _nearest_box(frames, s), self.click_prompts)
                 frames[s] = resegment_frame(cache, s, frames[s], edit, self.settings, mode)
             before = [t for t in prompted if t < s]
             after = [t for t in prompted if t > s]
