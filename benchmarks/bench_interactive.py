@@ -40,17 +40,27 @@ def run_case(case, engine, clicks: int, click_prompts: bool = False) -> dict:
     session.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1))
     steps = [dice(session.mask(obj), truth)]
     seconds = [time.perf_counter() - t0]
+    first_frame = []
     kinds = []
     for _ in range(clicks):
         click = next_click(session.mask(obj), truth, case.image.spacing)
         if click is None:
             break
         t0 = time.perf_counter()
-        session.add_point(obj, click.ijk(), positive=click.positive)
+        change = session.add_point(obj, click.ijk(), positive=click.positive)
         seconds.append(time.perf_counter() - t0)
+        if change.first_frame_seconds is not None:
+            first_frame.append(change.first_frame_seconds)
         steps.append(dice(session.mask(obj), truth))
         kinds.append("+" if click.positive else "-")
-    return {"case": case.name, "kind": case.kind, "dice": steps, "clicks": kinds, "seconds": seconds}
+    return {
+        "case": case.name,
+        "kind": case.kind,
+        "dice": steps,
+        "clicks": kinds,
+        "seconds": seconds,
+        "first_frame_seconds": first_frame,
+    }
 
 
 def main() -> int:
@@ -86,14 +96,20 @@ def main() -> int:
     worst_drop = min(min(r["dice"][1:], default=r["dice"][0]) - r["dice"][0] for r in rows)
     final_drop = min(r["dice"][-1] - r["dice"][0] for r in rows)
     corrections = [s for r in rows for s in r["seconds"][1:]]
+    first = [s for r in rows for s in r["first_frame_seconds"]]
     summary = {
         "mean_dice_per_step": means,
         "worst_final_minus_box": final_drop,
         "worst_any_step_minus_box": worst_drop,
         "seconds_per_correction_median": float(np.median(corrections)) if corrections else None,
+        "seconds_to_corrected_slice_median": float(np.median(first)) if first else None,
     }
     print("mean Dice per step: " + " ".join(f"{m:.3f}" for m in means))
     print(f"worst final - box: {final_drop:+.3f}; worst step - box: {worst_drop:+.3f}")
+    print(
+        f"correction: {summary['seconds_per_correction_median']} s (median), corrected slice shown after "
+        f"{summary['seconds_to_corrected_slice_median']} s"
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"command": " ".join(sys.argv), "summary": summary, "cases": rows}, indent=2))

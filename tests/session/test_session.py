@@ -106,10 +106,12 @@ def test_box_only_edits_carve_around_a_background_click_the_model_keeps():
 def test_a_correction_on_a_slice_seen_before_encodes_nothing():
     s, toy = _session()
     obj = s.add_object()
-    s.add_box(obj, slice=9, box=(6, 8, 20, 18))
+    first = s.add_box(obj, slice=9, box=(6, 8, 20, 18))
+    assert first.first_frame_seconds is None and first.seconds > 0  # a fresh segmentation, not a correction
     before = sum(toy.encoded)
     change = s.add_point(obj, (10, 12, 15), positive=False)
     assert change.frames_encoded == 0 and sum(toy.encoded) == before
+    assert 0 < change.first_frame_seconds <= change.seconds
 
 
 def test_queued_prompts_run_together_as_one_undo_step():

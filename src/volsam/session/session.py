@@ -23,7 +23,9 @@ does not run the image encoder again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +103,7 @@ class Session:
         self._pending: list[tuple[int, Prompt]] = []
         self._history = History(history)
         self._added = 0
+        self._first_frame_at: float | None = None
 
     # -- objects ------------------------------------------------------------------------------------------------
     @property
@@ -192,6 +195,7 @@ class Session:
     def run(self) -> Change:
         """Predict from every prompt queued with ``run=False`` (one undo step)."""
         pending, self._pending = self._pending, []
+        t0, self._first_frame_at = time.perf_counter(), None
         by_object: dict[int, list[Prompt]] = {}
         for label, prompt in pending:
             by_object.setdefault(label, []).append(prompt)
@@ -211,7 +215,8 @@ class Session:
             self._replay(step, backwards=True)  # objects done before the failing one go back too
             raise
         self._history.push(step)
-        return change
+        first = self._first_frame_at - t0 if self._first_frame_at is not None else None
+        return replace(change, seconds=time.perf_counter() - t0, first_frame_seconds=first)
 
     # -- undo -----------------------------------------------------------------------------------------------------
     def undo(self) -> Change:
@@ -334,6 +339,8 @@ class Session:
                 local_box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0) if box is not None else None
                 edit = FrameEdit(local_box, pts, lbl, _nearest_box(frames, s), self.click_prompts)
                 frames[s] = resegment_frame(cache, s, frames[s], edit, self.settings, mode)
+            if self._first_frame_at is None:
+                self._first_frame_at = time.perf_counter()
             before = [t for t in prompted if t < s]
             after = [t for t in prompted if t > s]
             bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))

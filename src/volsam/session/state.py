@@ -39,12 +39,17 @@ class Change:
         frames: first and last changed slice along the session's axis (inclusive), None when no voxel changed.
         box: ``(i0, j0, k0, i1, j1, k1)`` inclusive voxel box around every changed voxel, None when none did.
         frames_encoded: frames the engine had to encode for this edit (0 when every one was cached).
+        seconds: how long the edit took (s).
+        first_frame_seconds: for a slice-engine correction, how long until the corrected slice's new mask was
+            ready (s; what a viewer could show first), None otherwise.
     """
 
     labels: tuple[int, ...] = ()
     frames: tuple[int, int] | None = None
     box: tuple[int, int, int, int, int, int] | None = None
     frames_encoded: int = 0
+    seconds: float = 0.0
+    first_frame_seconds: float | None = None
 
     @property
     def empty(self) -> bool:
