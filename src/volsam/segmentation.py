@@ -112,10 +112,11 @@ def _is_seed(entry: dict) -> bool:
     return "box" in entry or 1 in entry.get("labels", [])
 
 
-def _prompt_extent(
+def prompt_extent(
     per_frame: dict[int, dict], masks: dict[int, np.ndarray], box3d: Box3D | None, axis: int
-) -> tuple[float, float, float, float]:
-    """Union ``(x0, y0, x1, y1)`` (frame pixels, inclusive) of every in-plane prompt: boxes, points, masks."""
+) -> tuple[float, float, float, float] | None:
+    """Union ``(x0, y0, x1, y1)`` (frame pixels, inclusive) of every in-plane prompt: boxes, points, masks
+    (and the 3D box); None when there is none."""
     xs: list[float] = []
     ys: list[float] = []
     for entry in per_frame.values():
@@ -135,7 +136,7 @@ def _prompt_extent(
         lo, hi = box3d.lower(), box3d.upper()
         xs += [lo[u], hi[u]]
         ys += [lo[v], hi[v]]
-    return (min(xs), min(ys), max(xs), max(ys))
+    return (min(xs), min(ys), max(xs), max(ys)) if xs else None
 
 
 def _in_window(per_frame: dict[int, dict], masks: dict[int, np.ndarray], roi: tuple[int, int, int, int]):
@@ -272,7 +273,9 @@ def segment(
         return _finish(volume, ax, labels, eng.name, "memory", t0, box3d, count, count, scores)
     settings = settings or PropagationSettings()
     full = FrameStack(volume.array, ax, norm.apply)
-    extent = _prompt_extent(per_frame, seed_masks, box3d, ax)
+    extent = prompt_extent(per_frame, seed_masks, box3d, ax)
+    if extent is None:  # every prompt kind has an in-plane extent; kept for a clear error if one ever has not
+        raise PromptError("the prompts mark no pixel on any slice")
     context = settings.roi_context
     encoded = 0
     while True:

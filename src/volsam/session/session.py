@@ -38,7 +38,7 @@ from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.engines.cache import CachedEngine
 from volsam.preprocess import fit_normalizer
 from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, focus_window, mask_box
-from volsam.segmentation import frame_prompts, resolve_axis, segment
+from volsam.segmentation import frame_prompts, prompt_extent, resolve_axis, segment
 from volsam.session.corrections import FrameEdit, repropagate, resegment_frame
 from volsam.session.prompts_file import ObjectSpec
 from volsam.session.state import Change, Edit, History, ObjectRecord, SessionObject, bounding_region
@@ -149,7 +149,7 @@ class Session:
         del self._objects[obj]
         self._history.push([Edit(obj, _record(o), None, region, before, None)])
         self._pending = [(label, p) for label, p in self._pending if label != obj]
-        return Change.of(o.mask if o.mask is not None else np.zeros((1, 1, 1), bool), (obj,), self.axis)
+        return Change.of(o.mask, (obj,), self.axis) if o.mask is not None else Change((obj,))
 
     def reset_object(self, obj: int) -> Change:
         """Forget an object's prompts and voxels, keeping the object (undoable)."""
@@ -363,32 +363,19 @@ class Session:
 
     def _stack_for(self, o: SessionObject, entries: list[dict], seed_masks: dict[int, np.ndarray]) -> FrameStack:
         """The frames in the object's window, widened first when a new prompt lies outside it."""
-        full = FrameStack(self.volume.array, self.axis, self.normalizer.apply)
-        if o.window is None or self.settings.strategy != "volsam":
-            return FrameStack(self.volume.array, self.axis, self.normalizer.apply, o.window)
-        y0, y1, x0, x1 = o.window
-        xs, ys = [], []
-        for entry in entries:
-            for x, y in entry.get("points", []):
-                xs.append(x)
-                ys.append(y)
-            if "box" in entry:
-                xs += [entry["box"][0], entry["box"][2]]
-                ys += [entry["box"][1], entry["box"][3]]
-        for m in seed_masks.values():
-            b = mask_box(m)
-            if b is not None:
-                xs += [b[0], b[2]]
-                ys += [b[1], b[3]]
-        if all(x0 <= x < x1 for x in xs) and all(y0 <= y < y1 for y in ys):
-            return FrameStack(self.volume.array, self.axis, self.normalizer.apply, o.window)
-        current = mask_box(np.moveaxis(o.mask, 2 - self.axis, 0).any(axis=0)) if o.mask is not None else None
-        if current is not None:
-            xs += [current[0], current[2]]
-            ys += [current[1], current[3]]
-        extent = (min(xs), min(ys), max(xs), max(ys))
-        o.window = focus_window(extent, full.full_shape, self.settings.roi_context, self.settings.roi_min)
-        log.info("object %d: a prompt lies outside its window; widened to %s", o.label, o.window)
+        if o.window is not None and self.settings.strategy == "volsam":
+            y0, y1, x0, x1 = o.window
+            extent = prompt_extent(dict(enumerate(entries)), seed_masks, None, self.axis)
+            if extent is not None and not (x0 <= extent[0] and extent[2] < x1 and y0 <= extent[1] and extent[3] < y1):
+                px0, py0, px1, py1 = extent
+                frames = np.moveaxis(o.mask, 2 - self.axis, 0) if o.mask is not None else None
+                current = mask_box(frames.any(axis=0)) if frames is not None else None
+                if current is not None:
+                    px0, py0 = min(px0, current[0]), min(py0, current[1])
+                    px1, py1 = max(px1, current[2]), max(py1, current[3])
+                shape = np.moveaxis(self.volume.array, 2 - self.axis, 0).shape[1:]
+                o.window = focus_window((px0, py0, px1, py1), shape, self.settings.roi_context, self.settings.roi_min)
+                log.info("object %d: a prompt lies outside its window; widened to %s", o.label, o.window)
         return FrameStack(self.volume.array, self.axis, self.normalizer.apply, o.window)
 
     # -- prompts files --------------------------------------------------------------------------------------------
