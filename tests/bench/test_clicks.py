@@ -46,3 +46,33 @@ def test_agreement_gives_no_click_and_bad_shapes_are_refused():
     assert next_click(a, a) is None
     with pytest.raises(InputError):
         next_click(a, np.zeros((3, 4, 6), bool))
+
+
+# -- the 2D rule of "Interactive 3D Medical Image Segmentation with SAM 2" -------------------------------
+def test_2d_click_goes_to_the_deepest_region_with_its_sign():
+    from volsam.bench.clicks import next_click_2d
+
+    truth = np.zeros((40, 40), bool)
+    truth[5:25, 5:25] = True  # 20x20 object
+    pred = truth.copy()
+    pred[10:20, 10:20] = False  # a 10x10 hole, depth 5
+    pred[30:36, 30:36] = True  # a 6x6 false positive, depth 3
+    u, v, positive = next_click_2d(pred, truth)
+    assert positive and 10 <= u < 20 and 10 <= v < 20
+    pred[10:20, 10:20] = True
+    u, v, positive = next_click_2d(pred, truth)
+    assert not positive and 30 <= u < 36 and 30 <= v < 36
+
+
+def test_2d_click_ignores_regions_one_pixel_thin():
+    from volsam.bench.clicks import next_click_2d
+
+    truth = np.zeros((20, 20), bool)
+    truth[5:15, 5:15] = True
+    pred = truth.copy()
+    pred[5:15, 5] = False  # a one-pixel-wide missed strip: depth 1
+    pred[2, 2:4] = True  # a two-pixel false positive: depth 1
+    assert next_click_2d(pred, truth) is None
+    assert next_click_2d(np.zeros_like(truth), truth)[2] is True
+    with pytest.raises(InputError):
+        next_click_2d(pred[None], truth[None])

@@ -76,3 +76,33 @@ def _innermost(region: np.ndarray, spacing_ijk: Sequence[float]) -> tuple[int, i
     centroid = np.argwhere(crop).mean(axis=0)
     k, j, i = deepest[int(np.argmin((((deepest - centroid) * sampling) ** 2).sum(axis=1)))]
     return (int(k) - 1 + lo[0], int(j) - 1 + lo[1], int(i) - 1 + lo[2])
+
+
+MIN_DEPTH_PX = 1.42  # regions no deeper than this (about one pixel and its diagonal) are not clicked
+
+
+def next_click_2d(prediction: np.ndarray, truth: np.ndarray) -> tuple[int, int, bool] | None:
+    """The click of "Interactive 3D Medical Image Segmentation with SAM 2" on one slice.
+
+    Among the 8-connected error regions of ``prediction`` against ``truth`` (bool ``(H, W)`` = ``[v, u]``),
+    take the one whose distance transform (in pixels) reaches deepest, ignoring regions no deeper than
+    :data:`MIN_DEPTH_PX`, and click its deepest pixel: positive when the region was missed, negative when it
+    was wrongly included. Returns ``(u, v, positive)`` or None when no region qualifies.
+    """
+    pred, gt = np.asarray(prediction) != 0, np.asarray(truth) != 0
+    if pred.shape != gt.shape or pred.ndim != 2:
+        raise InputError(f"prediction {pred.shape} and truth {gt.shape} must be 2D arrays of one shape")
+    best: tuple[float, int, int, bool] | None = None
+    for positive, error in ((True, gt & ~pred), (False, pred & ~gt)):
+        if not error.any():
+            continue
+        depth = ndimage.distance_transform_edt(np.pad(error, 1))[1:-1, 1:-1]
+        labels, n = ndimage.label(error, structure=np.ones((3, 3), dtype=bool))
+        deepest = ndimage.maximum(depth, labels, index=np.arange(1, n + 1))
+        region = int(np.argmax(deepest)) + 1
+        d = float(deepest[region - 1])
+        if d <= MIN_DEPTH_PX or (best is not None and d <= best[0]):
+            continue
+        v, u = np.unravel_index(int(np.argmax(np.where(labels == region, depth, -1.0))), depth.shape)
+        best = (d, int(u), int(v), positive)
+    return None if best is None else best[1:]

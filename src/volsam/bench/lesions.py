@@ -443,6 +443,27 @@ def iter_lesion_cases(
             yield _case(plans[kind, min(index, n_per_kind - 1)], margin, seed, variant)
 
 
+def lesion_case_names(n_per_kind: int = 4, variants: bool = True) -> list[str]:
+    """The names :func:`iter_lesion_cases` yields, in the same order, without rendering anything."""
+    names = [f"{kind}-{index:02d}" for kind in KINDS for index in range(n_per_kind)]
+    if variants:
+        names += [f"{kind}-{min(index, n_per_kind - 1):02d}-{variant}" for kind, index, variant in _VARIANTS]
+    return names
+
+
+def lesion_case(name: str, seed: int = 0, crop: bool | int = False) -> LesionCase:
+    """One case of the set by name (``ring-02``, ``dark-00-aniso``...), rendered on its own."""
+    parts = name.split("-", 2)
+    try:
+        kind, index = parts[0], int(parts[1])
+    except (IndexError, ValueError):
+        raise InputError(f"not a lesion case name: {name!r} (expected <kind>-<nn>[-variant])") from None
+    variant = parts[2] if len(parts) == 3 else ""
+    if kind not in KINDS or index < 0 or variant not in ("", *(v for _, _, v in _VARIANTS)):
+        raise InputError(f"not a lesion case name: {name!r}")
+    return _case(_plan(kind, index, seed), _crop_margin(crop), seed, variant)
+
+
 def lesion_cases(
     n_per_kind: int = 4, seed: int = 0, crop: bool | int = False, variants: bool = True
 ) -> list[LesionCase]:

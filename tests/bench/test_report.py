@@ -1,0 +1,84 @@
+"""volsam report from hand-written result folders: numbers, merging, failures, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+
+import pytest
+
+from volsam.bench.report import load_run, write_report
+from volsam.core.errors import InputError
+
+
+def _record(case, target, dices, modality="CT"):
+    steps = [{"prompt": "p", "dice": d, "nsd": d / 2, "seconds": 1.0} for d in dices]
+    return {
+        "case": case,
+        "target": target,
+        "modality": modality,
+        "protocol": "cvpr25",
+        "steps": steps,
+        "final_dice": dices[-1],
+        "final_nsd": dices[-1] / 2,
+        "auc_dice": sum((a + b) / 2 for a, b in zip(dices, dices[1:])),
+        "auc_nsd": 0.0,
+        "seconds": float(len(dices)),
+        "capped": False,
+    }
+
+
+def _folder(path, records, files=("results.jsonl",), **meta):
+    path.mkdir(parents=True)
+    meta = {"protocol": "cvpr25", "engine": "medsam-lite", "tolerance_mm": 2.0} | meta
+    (path / "run.json").write_text(json.dumps(meta))
+    for n, name in enumerate(files):
+        part = records[n :: len(files)]
+        (path / name).write_text("".join(json.dumps(r) + "\n" for r in part))
+    return path
+
+
+def test_report_tables_csv_plots_and_failures(tmp_path):
+    lite = _folder(
+        tmp_path / "lite",
+        [
+            _record("c1", "liver", [0.5, 0.7, 0.8]),
+            _record("c2", "liver", [0.6, 0.6, 0.9]),
+            _record("c1", "tumour", [0.2, 0.4, 0.5], modality="MR"),
+            {"case": "c3", "target": "liver", "modality": "CT", "error": "InputError: broken"},
+        ],
+        files=("results-shard1of2.jsonl", "results-shard2of2.jsonl"),
+    )
+    sam2 = _folder(tmp_path / "sam2", [_record("c1", "liver", [0.9, 0.9, 0.95])], engine="sam2")
+    report = write_report([lite, sam2], tmp_path / "report")
+    text = report.read_text()
+    assert "| lite | liver | 2 | 1 | 0.850 ± 0.071 |" in text  # mean and sd of 0.8, 0.9; one failure
+    assert "| sam2 | liver | 1 | 0 | 0.950 ± 0.000 |" in text
+    assert "InputError: broken" in text
+    rows = list(csv.DictReader((tmp_path / "report" / "summary.csv").open()))
+    liver = next(r for r in rows if r["run"] == "lite" and r["target"] == "liver")
+    assert float(liver["dice_mean"]) == pytest.approx(statistics.fmean([0.8, 0.9]))
+    # AUCs (0.5+0.7)/2 + (0.7+0.8)/2 and (0.6+0.6)/2 + (0.6+0.9)/2, both 1.35
+    assert float(liver["auc_dice_mean"]) == pytest.approx(1.35)
+    cases = list(csv.DictReader((tmp_path / "report" / "cases.csv").open()))
+    assert len(cases) == 5 and {c["dice_2"] for c in cases if c["case"] == "c2"} == {"0.9"}
+    for png in ("dice_per_step.png", "dice_boxplot.png"):
+        assert (tmp_path / "report" / png).read_bytes()[:4] == b"\x89PNG"
+        assert f"]({png})" in text
+
+
+def test_a_rerun_result_replaces_the_failure(tmp_path):
+    folder = _folder(
+        tmp_path / "run",
+        [{"case": "c1", "target": "t", "error": "boom"}, _record("c1", "t", [0.7])],
+    )
+    run = load_run(folder)
+    assert len(run.results) == 1 and not run.failures
+
+
+def test_not_a_result_folder(tmp_path):
+    with pytest.raises(InputError, match="no run.json"):
+        write_report([tmp_path], tmp_path / "out")
+    with pytest.raises(InputError, match="at least one"):
+        write_report([], tmp_path / "out")
