@@ -255,6 +255,9 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
             f"| {run.name} | {m.get('dataset_name', m.get('dataset'))} | {m.get('protocol')} | {m.get('engine')} | "
             f"{m.get('model') or 'default'} | {m.get('device')} | {m.get('versions', {}).get('volsam', '?')} |"
         )
+    notes = [f"- {run.name}: {run.meta['note']}" for run in runs if run.meta.get("note")]
+    if notes:
+        lines += ["", "Notes:", "", *notes]
     lines += ["", "## Per target", "", _markdown_table(by_target, "target", steps), ""]
     lines += ["## Per modality", "", _markdown_table(by_modality, "modality", steps), ""]
     lines.append(

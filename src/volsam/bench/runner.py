@@ -62,6 +62,7 @@ class BenchConfig:
     tolerance_mm: float = 2.0
     time_limit_s: float = 90.0
     cache_mb: float = 2048.0
+    note: str = ""
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -135,6 +136,7 @@ def _run_meta(config: BenchConfig, dataset: Dataset) -> dict[str, Any]:
         "channel": config.channel,
         "sequence": config.sequence if dataset.layout == "brats" else None,
         "problems": dataset.problems,
+        "note": config.note,
         "versions": _versions(),
         "command": " ".join(sys.argv),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -176,12 +178,22 @@ def iter_shard(cases: list[Case], shard: tuple[int, int] | None) -> list[Case]:
     return [c for m, c in enumerate(cases) if m % n == i - 1]
 
 
+def _device(device: str) -> str:
+    """Under torchrun with CUDA, ``auto`` means this process's own GPU (``cuda:LOCAL_RANK``)."""
+    if device == "auto" and shard_from_env() is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            return f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}"
+    return device
+
+
 def _engine(config: BenchConfig) -> Any:
     from volsam.engines import get as get_engine
     from volsam.engines.base import TrackerEngine
     from volsam.engines.cache import CachedEngine
 
-    engine = get_engine(config.engine, config.model, config.device, precision=config.precision)
+    engine = get_engine(config.engine, config.model, _device(config.device), precision=config.precision)
 
     def per_case() -> Any:  # slice embeddings shared by the targets of one case, dropped after it
         return engine if isinstance(engine, TrackerEngine) else CachedEngine(engine, config.cache_mb)

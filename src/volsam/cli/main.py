@@ -278,6 +278,7 @@ def bench_cmd(
     clicks: Annotated[int, typer.Option(help="Simulated clicks (cvpr25, seed-clicks).")] = 5,
     tolerance: Annotated[float, typer.Option(help="NSD tolerance in mm.")] = 2.0,
     time_limit: Annotated[float, typer.Option(help="cvpr25: seconds allowed per object.")] = 90.0,
+    note: Annotated[str, typer.Option(help="A line about this run, shown in the report.")] = "",
 ) -> None:
     """Evaluate an engine on a dataset with a published protocol; one JSON line per case and object."""
     from volsam.bench.runner import BenchConfig, parse_shard, run_bench
@@ -300,6 +301,7 @@ def bench_cmd(
         clicks=clicks,
         tolerance_mm=tolerance,
         time_limit_s=time_limit,
+        note=note,
     )
     with _progress() as progress:
         task = progress.add_task("cases", total=None)
