@@ -316,6 +316,21 @@ def _object_masks(prompts: Sequence[Prompt], axis: int) -> dict[int, dict[int, n
     return objects
 
 
+def tracker_prompts(
+    per_frame: dict[int, dict], seed_masks: dict[int, np.ndarray], label: int
+) -> dict[int, dict[int, FramePrompt]]:
+    """Frame prompts for a tracker engine (frame -> object -> prompt) from :func:`frame_prompts`' output:
+    box and clicks (negative ones included) per frame; a mask on a frame replaces that frame's box and clicks."""
+    prompts: dict[int, dict[int, FramePrompt]] = {}
+    for s, entry in per_frame.items():
+        pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
+        lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
+        prompts.setdefault(s, {})[label] = FramePrompt(box=entry.get("box"), points=pts, point_labels=lbl)
+    for s, m in seed_masks.items():
+        prompts.setdefault(s, {})[label] = FramePrompt(mask=m)
+    return prompts
+
+
 def _track(
     eng: TrackerEngine,
     stack: FrameStack,
@@ -334,13 +349,7 @@ def _track(
     add one object per label. Returns the label array ``[k, j, i]`` (int32; where objects overlap the higher
     label wins), the number of frames segmented and the first object's presence scores per frame.
     """
-    prompts: dict[int, dict[int, FramePrompt]] = {}
-    for s, entry in per_frame.items():
-        pts = np.asarray(entry["points"], dtype=np.float32) if "points" in entry else None
-        lbl = np.asarray(entry["labels"], dtype=np.int64) if "labels" in entry else None
-        prompts.setdefault(s, {})[label] = FramePrompt(box=entry.get("box"), points=pts, point_labels=lbl)
-    for s, m in seed_masks.items():
-        prompts.setdefault(s, {})[label] = FramePrompt(mask=m)
+    prompts = tracker_prompts(per_frame, seed_masks, label)
     for obj, frames in objects.items():
         for s, m in frames.items():
             prompts.setdefault(s, {})[obj] = FramePrompt(mask=m)

@@ -124,8 +124,10 @@ class TrackerEngine(ABC):
         *,
         limit: tuple[int, int] | None = None,
         absent_patience: int | None = 3,
+        start: int | None = None,
     ) -> Iterator[TrackedFrame]:
-        """Segment the prompted frames, then propagate forward from the last and backward from the first.
+        """Segment the prompted frames, then propagate forward and backward from the first prompted frame
+        (or from ``start``).
 
         Args:
             frames: a frame source with ``len()``, ``frame_shape`` and ``frames(indices)`` returning uint8
@@ -134,6 +136,9 @@ class TrackerEngine(ABC):
             limit: (first, last) frame, inclusive.
             absent_patience: stop a direction after this many consecutive frames where no object is present
                 (None = run to the limit).
+            start: a prompted frame inside ``limit`` to propagate from (a correction resuming there); every
+                prompted frame still conditions the memory, and prompted frames outside ``limit`` are then
+                allowed (processed, not yielded).
 
-        Yields the prompted frames first (in order), then each propagated frame.
+        Yields the prompted frames inside ``limit`` first (in order), then each propagated frame.
         """

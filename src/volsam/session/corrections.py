@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 UNCHANGED_DICE = 0.9  # a re-propagated frame this close to the old mask ends the walk in that direction
 
 
-def _dice2d(a: np.ndarray, b: np.ndarray) -> float:
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two 2D masks; 1.0 when both are empty."""
     total = int(a.sum()) + int(b.sum())
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
@@ -251,7 +252,7 @@ def repropagate(
             old = masks[res.index]
             if step != away and old.any():
                 break  # towards the prompt: the frames that have the object keep it
-            if step == away and res.mask.any() and _dice2d(res.mask, old) >= UNCHANGED_DICE:
+            if step == away and res.mask.any() and agreement(res.mask, old) >= UNCHANGED_DICE:
                 break
             if step == away and not old.any() and (not grow or res.mask.sum() > prev_area):
                 break  # a removal does not extend the object; an extension only while it narrows

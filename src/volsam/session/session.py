@@ -13,8 +13,9 @@ How an edit is computed:
   from the object's box there (or its current mask's box) together with every click on it, and the walk
   re-propagates from that slice only until the result agrees with the old one, the next slice the user
   prompted, or the object's end (:mod:`volsam.session.corrections`). A mask prompt replaces the object on
-  its slices. With a tracker engine (SAM 2) the object is tracked again from all its prompts (each
-  prompted slice conditions the memory).
+  its slices. With a tracker engine (SAM 2) the new prompts go on their slice, every prompted slice
+  conditions the memory, and tracking resumes from the corrected slice in both directions until the result
+  stops changing or reaches the next prompted slice.
 
 Slice embeddings are kept per session within ``cache_mb`` (LRU): a correction on a slice seen before
 does not run the image encoder again.
@@ -31,21 +32,22 @@ from pathlib import Path
 import numpy as np
 
 from volsam.core.errors import PromptError
-from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt
+from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt, in_plane_axes
 from volsam.core.volume import Volume
 from volsam.engines import get as get_engine
 from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.engines.cache import CachedEngine
 from volsam.preprocess import fit_normalizer
 from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, focus_window, mask_box
-from volsam.segmentation import frame_prompts, prompt_extent, resolve_axis, segment
-from volsam.session.corrections import FrameEdit, repropagate, resegment_frame
+from volsam.segmentation import frame_prompts, prompt_extent, resolve_axis, segment, tracker_prompts
+from volsam.session.corrections import UNCHANGED_DICE, FrameEdit, agreement, repropagate, resegment_frame
 from volsam.session.prompts_file import ObjectSpec
 from volsam.session.state import Change, Edit, History, ObjectRecord, SessionObject, bounding_region
 
 log = logging.getLogger(__name__)
 
 OVERLAP_POLICIES = ("later", "keep")
+RETRACK_SETTLED = 2  # tracker corrections stop a direction after this many slices that did not change
 
 
 class Session:
@@ -272,8 +274,10 @@ class Session:
         o.prompts = _merged(o.prompts, new)
         encoded_before = self._encoded()
         fresh = o.mask is None or not o.mask.any() or any(isinstance(p, Box3D) for p in new)
-        if fresh or isinstance(self.engine, TrackerEngine):
+        if fresh:
             self._segment_all(o)
+        elif isinstance(self.engine, TrackerEngine):
+            self._retrack(o, new)
         else:
             self._correct(o, new)
         diff = old ^ o.mask
@@ -361,6 +365,37 @@ class Session:
                 mode=mode,
             )
 
+    def _retrack(self, o: SessionObject, new: list[Prompt]) -> None:
+        """Tracker-engine corrections: the new prompts go on their slice, which becomes a conditioning frame
+        like every slice the user prompted, and tracking resumes from it in both directions until the result
+        agrees with the old one again (:data:`RETRACK_SETTLED` slices in a row) or the next prompted slice.
+        Prompts on several slices at once re-track the whole object."""
+        touched = sorted(set(_frames_of(new, self.axis)))
+        if len(touched) != 1:
+            self._segment_all(o)
+            return
+        k = touched[0]
+        per_frame, seed_masks, box3d = frame_prompts(o.prompts, self.volume.size, self.axis)
+        prompted = sorted(set(per_frame) | set(seed_masks))
+        stack = FrameStack(self.volume.array, self.axis, self.normalizer.apply)
+        lo, hi = (0, len(stack) - 1) if box3d is None else (box3d.lower()[self.axis], box3d.upper()[self.axis])
+        lo = max([lo, *(t + 1 for t in prompted if t < k)])
+        hi = min([hi, *(t - 1 for t in prompted if t > k)])
+        prompts = tracker_prompts(per_frame, seed_masks, 1)
+        frames = np.moveaxis(o.mask, 2 - self.axis, 0)  # a view: writes land in o.mask
+        clip = _box3d_clip(box3d, self.axis, frames.shape[1:])
+        for limit in ((k, hi), (lo, k)):  # forward, then backward (the corrected slice is run by both)
+            settled = 0
+            for res in self.engine.track(stack, prompts, limit=limit, start=k, absent_patience=self.absent_patience):
+                mask = res.masks[0] & clip if clip is not None else res.masks[0]
+                if res.index == k and self._first_frame_at is None:
+                    self._first_frame_at = time.perf_counter()
+                agree = res.index != k and agreement(frames[res.index], mask) >= UNCHANGED_DICE
+                frames[res.index] = mask
+                settled = settled + 1 if agree else 0
+                if settled >= RETRACK_SETTLED:
+                    break
+
     def _stack_for(self, o: SessionObject, entries: list[dict], seed_masks: dict[int, np.ndarray]) -> FrameStack:
         """The frames in the object's window, widened first when a new prompt lies outside it."""
         if o.window is not None and self.settings.strategy == "volsam":
@@ -444,6 +479,18 @@ def _toward(s: int, before: list[int], after: list[int], frames: np.ndarray) -> 
         return 1
     present = np.flatnonzero(frames.any(axis=(1, 2)))
     return -1 if present.size and present.mean() < s else 1
+
+
+def _box3d_clip(box3d: Box3D | None, axis: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The in-plane footprint ``(H, W)`` of an object's 3D box (None without one): tracked masks stay in it,
+    as :func:`volsam.segment` clips them."""
+    if box3d is None:
+        return None
+    u, v = in_plane_axes(axis)
+    lo, hi = box3d.lower(), box3d.upper()
+    clip = np.zeros(shape, dtype=bool)
+    clip[lo[v] : hi[v] + 1, lo[u] : hi[u] + 1] = True
+    return clip
 
 
 def _record(o: SessionObject) -> ObjectRecord:

@@ -40,8 +40,8 @@ class Change:
         box: ``(i0, j0, k0, i1, j1, k1)`` inclusive voxel box around every changed voxel, None when none did.
         frames_encoded: frames the engine had to encode for this edit (0 when every one was cached).
         seconds: how long the edit took (s).
-        first_frame_seconds: for a slice-engine correction, how long until the corrected slice's new mask was
-            ready (s; what a viewer could show first), None otherwise.
+        first_frame_seconds: for a correction, how long until the corrected slice's new mask was ready (s;
+            what a viewer could show first), None otherwise.
     """
 
     labels: tuple[int, ...] = ()

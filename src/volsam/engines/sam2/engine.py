@@ -172,6 +172,7 @@ class Sam2Engine(TrackerEngine):
         *,
         limit: tuple[int, int] | None = None,
         absent_patience: int | None = 3,
+        start: int | None = None,
     ) -> Iterator[TrackedFrame]:
         from transformers import Sam2VideoInferenceSession
 
@@ -180,8 +181,11 @@ class Sam2Engine(TrackerEngine):
         if not prompts:
             raise PromptError("no prompted frame")
         order = sorted(prompts)
-        if not (0 <= lo <= order[0] and order[-1] <= hi < n):
-            raise PromptError(f"prompted frames {order} must lie in the range {lo}..{hi} of {n} frames")
+        if start is None:
+            if not (0 <= lo <= order[0] and order[-1] <= hi < n):
+                raise PromptError(f"prompted frames {order} must lie in the range {lo}..{hi} of {n} frames")
+        elif start not in prompts or not (0 <= lo <= start <= hi < n) or not (0 <= order[0] and order[-1] < n):
+            raise PromptError(f"start frame {start} must be a prompted frame in the range {lo}..{hi} of {n} frames")
         h, w = frames.frame_shape
         session = Sam2VideoInferenceSession(
             video=None,
@@ -201,16 +205,19 @@ class Sam2Engine(TrackerEngine):
                 for o, prompt in prompts[s].items():
                     self._add_prompt(session, s, o, prompt, (h, w))
                 session.obj_with_new_inputs = list(prompts[s])
-                yield self._run(session, frames, s, reverse=False, prompted=order)
-            for step, end in ((1, hi), (-1, lo)):  # forward from the first prompted frame, then backward
+                result = self._run(session, frames, s, reverse=False, prompted=order)
+                if lo <= s <= hi:
+                    yield result
+            origin = order[0] if start is None else start
+            for step, end in ((1, hi), (-1, lo)):  # forward from the first prompted frame (or start), then back
                 absent = 0
-                s = order[0] + step
+                s = origin + step
                 while (s <= end) if step > 0 else (s >= end):
                     result = self._run(session, frames, s, reverse=step < 0, prompted=order)
                     if s not in prompts:
                         yield result
                     present = bool((result.presence > 0).any() and result.masks.any())
-                    beyond = s > order[-1] if step > 0 else True  # never stop between prompted frames
+                    beyond = s > order[-1] if step > 0 else s < order[0]  # never stop between prompted frames
                     absent = absent + 1 if beyond and not present else 0
                     if absent_patience is not None and absent >= absent_patience:
                         log.debug("direction %+d: no object for %d frames, stopping at %d", step, absent, s)
