@@ -106,6 +106,7 @@ class Session:
         self._history = History(history)
         self._added = 0
         self._first_frame_at: float | None = None
+        self.on_frame: Callable[[int], None] | None = None  # called with each slice index segmented (progress)
 
     # -- objects ------------------------------------------------------------------------------------------------
     @property
@@ -311,6 +312,7 @@ class Session:
             settings=self.settings,
             absent_patience=self.absent_patience,
             normalizer=self.normalizer,
+            on_frame=(lambda r: self.on_frame(r.index)) if self.on_frame is not None else None,
         )
         o.mask = seg.array > 0
         o.window = seg.meta["report"].window
@@ -388,6 +390,8 @@ class Session:
             settled = 0
             for res in self.engine.track(stack, prompts, limit=limit, start=k, absent_patience=self.absent_patience):
                 mask = res.masks[0] & clip if clip is not None else res.masks[0]
+                if self.on_frame is not None:
+                    self.on_frame(res.index)
                 if res.index == k and self._first_frame_at is None:
                     self._first_frame_at = time.perf_counter()
                 agree = res.index != k and agreement(frames[res.index], mask) >= UNCHANGED_DICE

@@ -1,0 +1,220 @@
+"""``RemoteSession``: a :class:`volsam.Session` on a ``volsam serve`` server, from any Python (no torch).
+
+    from volsam.client import RemoteSession
+    with RemoteSession("http://gpu-box:8000", token="...", image="ct.nii.gz", engine="sam2", model="medsam2") as s:
+        liver = s.add_object(name="liver")
+        s.add_box(liver, slice=60, box=(120, 80, 260, 210))
+        s.add_point(liver, (150, 150, 75), positive=False)
+        volsam.write_volume(s.labelmap(), "seg.nii.gz")
+
+Coordinates and return values are those of :class:`volsam.Session` (voxel indices of the image as read,
+masks bool ``[k, j, i]``, :class:`~volsam.session.state.Change` per edit). Server errors are raised as the
+same volsam error types with the server's one-line message.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from volsam.core.errors import EngineError, InputError, PromptError, VolsamError
+from volsam.core.volume import Volume
+from volsam.session.state import Change
+
+
+class RemoteError(VolsamError):
+    """The server refused a request for a reason other than the input (auth, lease, full, internal)."""
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = response.text[:200]
+    if isinstance(detail, list):  # FastAPI's validation errors
+        detail = "; ".join(f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg')}" for d in detail)
+    message = f"{detail} (HTTP {response.status_code})"
+    if response.status_code in (400, 413, 422):
+        raise (PromptError if "prompt" in str(detail).lower() else InputError)(message)
+    raise RemoteError(message)
+
+
+def _change(data: dict) -> Change:
+    return Change(
+        labels=tuple(data["labels"]),
+        frames=tuple(data["frames"]) if data["frames"] is not None else None,
+        box=tuple(data["box"]) if data["box"] is not None else None,
+        frames_encoded=data["frames_encoded"],
+        seconds=data["seconds"],
+        first_frame_seconds=data["first_frame_seconds"],
+    )
+
+
+def _volume_from_nifti(blob: bytes) -> Volume:
+    from volsam.io.readers import read_volume
+
+    with tempfile.TemporaryDirectory(prefix="volsam-client-") as tmp:
+        path = Path(tmp) / "labelmap.nii.gz"
+        path.write_bytes(blob)
+        volume = read_volume(path)
+    volume.meta["source"] = "server"
+    return volume
+
+
+class RemoteSession:
+    """An interactive session held by a volsam server.
+
+    Args:
+        url: the server, e.g. ``http://127.0.0.1:8000``.
+        token: the server's bearer token (None when it needs none).
+        image: a file to upload (NIfTI, NRRD, MHA, .npz, DICOM .zip) or a :class:`Volume` (sent as NIfTI).
+        engine, model: as for :class:`volsam.Session` (``model`` a catalogue name the server knows).
+        modality, window, axis: intensity normalisation and slice axis, as for :class:`volsam.Session`.
+        timeout: seconds to wait for one request (propagations can take minutes on a CPU).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        image: str | os.PathLike[str] | Volume,
+        token: str | None = None,
+        engine: str = "medsam-lite",
+        model: str | None = None,
+        modality: str = "auto",
+        window: str | None = None,
+        axis: str = "k",
+        timeout: float = 600.0,
+    ):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        form = {"engine": engine, "modality": modality, "axis": axis}
+        if model is not None:
+            form["model"] = model
+        if window is not None:
+            form["window"] = window
+        try:
+            response = self._upload(image, form)
+        except httpx.HTTPError as exc:
+            self._http.close()
+            raise EngineError(f"cannot reach the volsam server at {url}: {exc}") from exc
+        if not response.is_success:
+            self._http.close()
+        _raise_for(response)
+        created = response.json()
+        self.id: str = created["id"]
+        self.geometry: dict[str, Any] = created["geometry"]
+        self._http.headers["X-Session-Lease"] = created["lease"]
+
+    def _upload(self, image: str | os.PathLike[str] | Volume, form: dict) -> httpx.Response:
+        if isinstance(image, Volume):
+            from volsam.io.writers import write_volume
+
+            with tempfile.TemporaryDirectory(prefix="volsam-client-") as tmp:
+                path = write_volume(image, Path(tmp) / "image.nii.gz", label=False)
+                with path.open("rb") as fh:
+                    return self._http.post("/api/sessions", data=form, files={"file": ("image.nii.gz", fh)})
+        path = Path(image)
+        if not path.is_file():
+            raise InputError(f"{path}: no such file to upload")
+        with path.open("rb") as fh:
+            return self._http.post("/api/sessions", data=form, files={"file": (path.name, fh)})
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, f"/api/sessions/{self.id}{path}", **kw)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the volsam server did not answer: {exc}") from exc
+        _raise_for(response)
+        return response
+
+    def _prompt(self, body: dict) -> Change:
+        return _change(self._call("POST", "/prompts", json=body).json())
+
+    # -- the Session interface ----------------------------------------------------------------------------
+    @property
+    def objects(self) -> list[tuple[int, str]]:
+        return [(o["label"], o["name"]) for o in self._call("GET", "").json()["objects"]]
+
+    def add_object(self, label: int | None = None, name: str | None = None) -> int:
+        return int(self._call("POST", "/objects", json={"label": label, "name": name}).json()["label"])
+
+    def remove_object(self, obj: int) -> Change:
+        return _change(self._call("DELETE", f"/objects/{int(obj)}").json())
+
+    def reset_object(self, obj: int) -> Change:
+        return _change(self._call("POST", f"/objects/{int(obj)}/reset").json())
+
+    def add_box(self, obj: int, slice: int, box: Sequence[int], run: bool = True) -> Change:
+        return self._prompt(
+            {"object": obj, "type": "box", "slice": int(slice), "box": [int(v) for v in box], "run": run}
+        )
+
+    def add_box3d(self, obj: int, box: Sequence[int], run: bool = True) -> Change:
+        return self._prompt({"object": obj, "type": "box3d", "box": [int(v) for v in box], "run": run})
+
+    def add_point(self, obj: int, ijk: Sequence[int], positive: bool = True, run: bool = True) -> Change:
+        body = {"object": obj, "type": "point", "point": [int(v) for v in ijk], "positive": positive, "run": run}
+        return self._prompt(body)
+
+    def add_mask(self, obj: int, mask: np.ndarray, run: bool = True) -> Change:
+        """``mask``: bool ``[k, j, i]`` on the image grid; only its bounding box travels."""
+        m = np.asarray(mask) != 0
+        if not m.any():
+            raise PromptError("the mask is empty")
+        ks, js, is_ = (np.flatnonzero(m.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3))
+        k0, k1, j0, j1, i0, i1 = ks[0], ks[-1], js[0], js[-1], is_[0], is_[-1]
+        block = np.ascontiguousarray(m[k0 : k1 + 1, j0 : j1 + 1, i0 : i1 + 1], dtype=np.uint8)
+        data = base64.b64encode(gzip.compress(block.tobytes(), compresslevel=1)).decode()
+        box = [int(v) for v in (i0, j0, k0, i1, j1, k1)]
+        return self._prompt({"object": obj, "type": "mask", "box": box, "data": data, "run": run})
+
+    def run(self) -> Change:
+        return _change(self._call("POST", "/run").json())
+
+    def undo(self) -> Change:
+        return _change(self._call("POST", "/undo").json())
+
+    def redo(self) -> Change:
+        return _change(self._call("POST", "/redo").json())
+
+    def labelmap(self) -> Volume:
+        """Every object on the image grid, as :meth:`volsam.Session.labelmap`."""
+        return _volume_from_nifti(self._call("GET", "/labelmap").content)
+
+    def labelmap_region(self, box: Sequence[int]) -> np.ndarray:
+        """The label map inside ``box`` ``(i0, j0, k0, i1, j1, k1)`` (e.g. a :class:`Change`'s box), ``[k, j, i]``."""
+        response = self._call("GET", "/labelmap/region", params={"box": ",".join(str(int(v)) for v in box)})
+        shape = tuple(int(v) for v in response.headers["X-Volsam-Shape"].split(","))
+        return np.frombuffer(gzip.decompress(response.content), dtype="<u2").reshape(shape)
+
+    def prompts_document(self) -> dict:
+        """The prompts JSON that reproduces the objects (mask prompts need the zip: see the server API)."""
+        response = self._call("GET", "/prompts")
+        if response.headers.get("content-type", "").startswith("application/zip"):
+            raise InputError("these prompts include masks: download /prompts as a zip from the server")
+        return response.json()
+
+    def close(self) -> None:
+        """Close the session on the server (its memory is freed) and this client."""
+        try:
+            self._call("DELETE", "")
+        finally:
+            self._http.close()
+
+    def __enter__(self) -> RemoteSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

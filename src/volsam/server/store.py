@@ -1,0 +1,190 @@
+"""The server's sessions: isolated, leased, limited in number, expired when idle.
+
+Each open session has its own :class:`~volsam.Session`, its own lock (one request at a time changes it)
+and a lease token that every request for it must show. Model runs also take a slot of their device's
+semaphore, so that concurrent sessions share a GPU (or the CPU) without running more models at once than
+``device_slots``. Engines come from :func:`volsam.engines.get`, which builds each (engine, model, device)
+once: weights are loaded once and shared by all sessions.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from volsam.core.errors import VolsamError
+from volsam.core.volume import Volume
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS = 10_000  # progress events kept per session (older ones are dropped)
+
+
+class SessionNotFound(VolsamError):
+    """No open session has this id (closed, expired or never created) -> HTTP 404."""
+
+
+class LeaseRefused(VolsamError):
+    """The request did not show the session's lease token -> HTTP 403."""
+
+
+class ServerFull(VolsamError):
+    """The server holds its maximum number of sessions -> HTTP 503."""
+
+
+@dataclass
+class Entry:
+    """One open session and what guards it."""
+
+    id: str
+    lease: str
+    session: Any  # volsam.Session
+    engine: str
+    model: str | None
+    device: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+    events: list[dict] = field(default_factory=list)
+    event_base: int = 0  # index of events[0] in the session's event sequence
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def emit(self, event: dict) -> None:
+        with self.changed:
+            self.events.append(event)
+            if len(self.events) > MAX_EVENTS:
+                drop = len(self.events) - MAX_EVENTS
+                del self.events[:drop]
+                self.event_base += drop
+            self.changed.notify_all()
+
+    def events_after(self, seen: int) -> tuple[list[dict], int]:
+        """Events numbered ``seen`` and later, and the next number to ask for."""
+        with self.changed:
+            start = max(seen - self.event_base, 0)
+            return self.events[start:], self.event_base + len(self.events)
+
+
+class SessionStore:
+    """Open sessions by id.
+
+    Args:
+        max_sessions: more than this at once -> :class:`ServerFull`.
+        idle_timeout_s: sessions unused this long are closed by :meth:`expire` (run on every request).
+        device_slots: model runs at once per device.
+        make_session: builds a Session from (volume, engine, model, device, options) -- the real
+            :class:`volsam.Session` unless a test swaps it.
+    """
+
+    def __init__(
+        self,
+        max_sessions: int,
+        idle_timeout_s: float,
+        device_slots: int = 1,
+        make_session: Callable[..., Any] | None = None,
+    ):
+        self.max_sessions = max_sessions
+        self.idle_timeout_s = idle_timeout_s
+        self.device_slots = device_slots
+        self._entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+        self._devices: dict[str, threading.Semaphore] = {}
+        self._make = make_session or _volsam_session
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def create(self, volume: Volume, engine: str, model: str | None, device: str, **options: Any) -> Entry:
+        """Open a session on ``volume``; raises :class:`ServerFull` at the limit (after expiring idle ones)."""
+        self.expire()
+        with self._lock:
+            if len(self._entries) >= self.max_sessions:
+                raise ServerFull(f"the server holds its limit of {self.max_sessions} sessions; try again later")
+            sid = secrets.token_urlsafe(12)
+            placeholder = Entry(sid, secrets.token_urlsafe(24), None, engine, model, device)
+            self._entries[sid] = placeholder  # reserve the slot while the engine loads
+        try:
+            with self.device_slot(device):
+                placeholder.session = self._make(volume, engine, model, device, **options)
+        except BaseException:
+            with self._lock:
+                self._entries.pop(sid, None)
+            raise
+        placeholder.session.on_frame = lambda index: placeholder.emit({"type": "frame", "index": int(index)})
+        log.info("session %s opened (%s, %s); %d open", sid, engine, device, len(self))
+        return placeholder
+
+    def get(self, sid: str, lease: str | None) -> Entry:
+        """The session ``sid`` if ``lease`` is its token; marks it used."""
+        self.expire()
+        with self._lock:
+            entry = self._entries.get(sid)
+        if entry is None or entry.session is None:
+            raise SessionNotFound(f"no open session {sid!r} (closed, expired after inactivity, or never created)")
+        if lease is None or not hmac.compare_digest(lease, entry.lease):
+            raise LeaseRefused("this session belongs to another client: send its lease token (X-Session-Lease)")
+        entry.last_used = time.monotonic()
+        return entry
+
+    def close(self, sid: str, lease: str | None) -> None:
+        entry = self.get(sid, lease)
+        with entry.lock, self._lock:
+            self._entries.pop(sid, None)
+        entry.emit({"type": "closed"})
+        log.info("session %s closed; %d open", sid, len(self))
+
+    def expire(self) -> list[str]:
+        """Close sessions idle longer than the timeout (not those busy right now); returns their ids."""
+        now = time.monotonic()
+        gone = []
+        with self._lock:
+            for sid, entry in list(self._entries.items()):
+                idle = now - entry.last_used > self.idle_timeout_s
+                if entry.session is not None and idle and entry.lock.acquire(blocking=False):
+                    try:
+                        del self._entries[sid]
+                        gone.append(sid)
+                        entry.emit({"type": "closed", "reason": "idle"})
+                    finally:
+                        entry.lock.release()
+        for sid in gone:
+            log.info("session %s expired after %.0f s idle", sid, self.idle_timeout_s)
+        return gone
+
+    def close_all(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    @contextmanager
+    def device_slot(self, device: str) -> Iterator[None]:
+        """Hold one of the device's model-run slots."""
+        with self._lock:
+            sem = self._devices.setdefault(device, threading.Semaphore(self.device_slots))
+        with sem:
+            yield
+
+    @contextmanager
+    def using(self, entry: Entry) -> Iterator[Any]:
+        """The entry's Session, locked, inside a device slot; emits ``busy`` / ``idle`` events."""
+        with entry.lock:
+            entry.emit({"type": "busy"})
+            try:
+                with self.device_slot(entry.device):
+                    yield entry.session
+            finally:
+                entry.last_used = time.monotonic()
+                entry.emit({"type": "idle"})
+
+
+def _volsam_session(volume: Volume, engine: str, model: str | None, device: str, **options: Any) -> Any:
+    from volsam.engines import get as get_engine
+    from volsam.session import Session
+
+    return Session(volume, engine=get_engine(engine, model, device), **options)

@@ -1,0 +1,201 @@
+"""The HTTP API end to end through FastAPI's test client (httpx), with the real LiteMedSAM weights on a
+cropped lesion of the MNI152 T1: every endpoint, every refusal, and results equal to a local Session."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from volsam.bench.lesions import lesion_case
+from volsam.engines import get as get_engine
+from volsam.io import read_volume, write_volume
+from volsam.server.app import create_app
+from volsam.server.config import ServerConfig
+from volsam.session import Session
+
+TOKEN = "t" * 32
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    lesion = lesion_case("dark-00", crop=True)
+    path = write_volume(lesion.image, tmp_path_factory.mktemp("img") / "scan.nii.gz")
+    return lesion, path
+
+
+def _client(**kw) -> TestClient:
+    return TestClient(create_app(ServerConfig(device="cpu", **kw)), raise_server_exceptions=False)
+
+
+def _open(client, path, headers=None, **form):
+    with open(path, "rb") as fh:
+        r = client.post("/api/sessions", files={"file": ("scan.nii.gz", fh)}, data=form, headers=headers or {})
+    return r
+
+
+def test_a_whole_session_over_http_equals_a_local_session(case):
+    lesion, path = case
+    client = _client()
+    assert client.get("/api/health").json()["status"] == "ok"
+    caps = client.get("/api/capabilities").json()
+    assert {"medsam-lite", "sam2"} <= {e["name"] for e in caps["engines"]} and "cpu" in caps["devices"]
+    assert "/api/sessions/{sid}/prompts" in client.get("/openapi.json").json()["paths"]
+
+    r = _open(client, path, modality="MR")
+    assert r.status_code == 201, r.text
+    created = r.json()
+    sid, lease = created["id"], created["lease"]
+    assert created["geometry"]["size"] == list(lesion.image.size)
+    h = {"X-Session-Lease": lease}
+
+    label = client.post(f"/api/sessions/{sid}/objects", json={"name": "lesion"}, headers=h).json()["label"]
+    b = lesion.middle_box
+    box = {"object": label, "type": "box", "slice": b.slice, "box": [b.u0, b.v0, b.u1, b.v1]}
+    change = client.post(f"/api/sessions/{sid}/prompts", json=box, headers=h).json()
+    assert change["labels"] == [label] and change["frames"][0] <= b.slice <= change["frames"][1]
+    k, j, i = np.argwhere(lesion.label.array > 0)[0]
+    point = {"object": label, "type": "point", "point": [int(i), int(j), int(k)], "positive": True}
+    client.post(f"/api/sessions/{sid}/prompts", json=point, headers=h).raise_for_status()
+
+    local = Session(read_volume(path), engine=get_engine("medsam-lite", device="cpu"), modality="MR")
+    obj = local.add_object(name="lesion")
+    local.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1))
+    local.add_point(obj, (int(i), int(j), int(k)), True)
+
+    r = client.get(f"/api/sessions/{sid}/labelmap", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/gzip"
+    remote = _nifti(r.content)
+    assert np.array_equal(remote.array, local.labelmap().array)
+    assert remote.same_grid(lesion.image)
+
+    region = client.get(f"/api/sessions/{sid}/labelmap/region", params={"box": "0,0,0,9,9,4"}, headers=h)
+    block = np.frombuffer(gzip.decompress(region.content), "<u2").reshape(5, 10, 10)
+    assert np.array_equal(block, remote.array[:5, :10, :10])
+
+    doc = client.get(f"/api/sessions/{sid}/prompts", headers=h).json()
+    assert doc["objects"][0]["name"] == "lesion" and len(doc["objects"][0]["prompts"]) == 2
+
+    assert client.post(f"/api/sessions/{sid}/undo", headers=h).status_code == 200
+    client.post(f"/api/sessions/{sid}/redo", headers=h).raise_for_status()
+    assert np.array_equal(_nifti(client.get(f"/api/sessions/{sid}/labelmap", headers=h).content).array, remote.array)
+
+    # a queued mask prompt for a second object, then one run
+    second = client.post(f"/api/sessions/{sid}/objects", json={"label": 7, "name": "other"}, headers=h).json()
+    m = np.ones((1, 3, 3), np.uint8)
+    mask = {
+        "object": 7, "type": "mask", "box": [2, 2, b.slice, 4, 4, b.slice], "run": False,
+        "data": base64.b64encode(gzip.compress(m.tobytes())).decode(),
+    }  # fmt: skip
+    assert second["label"] == 7
+    assert client.post(f"/api/sessions/{sid}/prompts", json=mask, headers=h).json()["box"] is None
+    assert 7 in client.post(f"/api/sessions/{sid}/run", headers=h).json()["labels"]
+    assert client.get(f"/api/sessions/{sid}/prompts", headers=h).headers["content-type"] == "application/zip"
+    assert client.delete(f"/api/sessions/{sid}/objects/7", headers=h).json()["labels"] == [7]
+
+    described = client.get(f"/api/sessions/{sid}", headers=h).json()
+    assert [o["label"] for o in described["objects"]] == [label]
+    image = _nifti(client.get(f"/api/sessions/{sid}/image", headers=h).content)
+    assert np.allclose(image.array, lesion.image.array)
+
+    assert client.delete(f"/api/sessions/{sid}", headers=h).status_code == 204
+    assert client.get(f"/api/sessions/{sid}", headers=h).status_code == 404
+
+
+def _nifti(blob: bytes):
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "x.nii.gz"
+        p.write_bytes(blob)
+        return read_volume(p)
+
+
+def test_progress_events_stream(case):
+    lesion, path = case
+    client = _client()
+    created = _open(client, path, modality="MR").json()
+    sid, lease = created["id"], created["lease"]
+    h = {"X-Session-Lease": lease}
+    label = client.post(f"/api/sessions/{sid}/objects", json={}, headers=h).json()["label"]
+    b = lesion.middle_box
+    client.post(
+        f"/api/sessions/{sid}/prompts",
+        json={"object": label, "type": "box", "slice": b.slice, "box": [b.u0, b.v0, b.u1, b.v1]},
+        headers=h,
+    ).raise_for_status()
+    r = client.get(f"/api/sessions/{sid}/events", params={"lease": lease, "follow": "false"})
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "busy" and kinds[-1] == "idle" and "frame" in kinds
+    frames = {e["index"] for e in events if e["type"] == "frame"}
+    assert b.slice in frames and len(frames) > 3
+    ids = [int(line[4:]) for line in r.text.splitlines() if line.startswith("id: ")]
+    assert ids == list(range(len(events)))
+    later = client.get(f"/api/sessions/{sid}/events", params={"lease": lease, "follow": "false", "after": 2})
+    assert later.text.count("data: ") == len(events) - 2
+    client.delete(f"/api/sessions/{sid}", headers=h)
+    assert len(client.app.state.store) == 0
+
+
+def test_refusals(case, tmp_path):
+    lesion, path = case
+    client = _client(max_upload_mb=0.05, max_sessions=1)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with open(bad, "rb") as fh:
+        r = client.post("/api/sessions", files={"file": ("notes.txt", fh)})
+    assert r.status_code == 400 and "unsupported upload" in r.json()["detail"]
+    assert _open(client, path).status_code == 413  # the crop is ~0.1 MB compressed
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escape.dcm", b"x")
+    with open(evil, "rb") as fh:
+        r = client.post("/api/sessions", files={"file": ("series.zip", fh)})
+    assert r.status_code == 400 and "unsafe zip entry" in r.json()["detail"]
+    with open(bad, "rb") as fh:
+        r = client.post("/api/sessions", files={"file": ("scan.nii.gz", io.BytesIO(b""))})
+    assert r.status_code == 400 and "empty" in r.json()["detail"]
+    r = client.post("/api/sessions", files={"file": ("a.nii.gz", b"x")}, data={"model": "../../etc/weights"})
+    assert r.status_code == 400 and "not a path" in r.json()["detail"]
+
+
+def test_token_lease_limits_and_expiry(case, monkeypatch):
+    lesion, path = case
+    client = _client(token=TOKEN, max_sessions=1)
+    assert client.get("/api/health").status_code == 401
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/api/health", headers=auth).status_code == 200
+    assert client.get("/api/health", params={"access_token": TOKEN}).status_code == 200
+    created = _open(client, path, headers=auth).json()
+    sid = created["id"]
+    assert _open(client, path, headers=auth).status_code == 503  # one session at most
+    assert client.get(f"/api/sessions/{sid}", headers=auth).status_code == 403  # no lease
+    wrong = auth | {"X-Session-Lease": "x" * 32}
+    assert client.get(f"/api/sessions/{sid}", headers=wrong).status_code == 403
+    h = auth | {"X-Session-Lease": created["lease"]}
+    r = client.post(f"/api/sessions/{sid}/prompts", json={"object": 9, "type": "point", "point": [1, 1, 1]}, headers=h)
+    assert r.status_code == 400 and "9" in r.json()["detail"]
+    r = client.post(f"/api/sessions/{sid}/prompts", json={"object": 1, "type": "blob"}, headers=h)
+    assert r.status_code == 422
+    r = client.get(f"/api/sessions/{sid}/labelmap/region", params={"box": "0,0,0,999,1,1"}, headers=h)
+    assert r.status_code == 400 and "not inside" in r.json()["detail"]
+
+    entry = client.app.state.store.get(sid, created["lease"])
+    monkeypatch.setattr(entry.session, "undo", lambda: 1 / 0)
+    r = client.post(f"/api/sessions/{sid}/undo", headers=h)
+    assert r.status_code == 500 and "Traceback" not in r.text and "ZeroDivisionError" in r.text
+
+    client.app.state.store.idle_timeout_s = 0.0  # everything idle is now expired
+    assert client.get(f"/api/sessions/{sid}", headers=h).status_code == 404
+    assert _open(client, path, headers=auth).status_code == 201  # the slot was freed
+    assert json.loads(client.get("/api/health", headers=auth).text)["sessions"] == 1
