@@ -281,14 +281,16 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.get("/api/sessions/{sid}", dependencies=auth)
     def describe(entry: Leased) -> dict:
-        s = entry.session
-        return {
-            "id": entry.id,
-            "engine": entry.engine,
-            "model": entry.model,
-            "geometry": _geometry(s.volume, s.axis),
-            "objects": [{"label": label, "name": name, "prompts": len(s.prompts(label))} for label, name in s.objects],
-        }
+        with store.locked(entry) as s:
+            return {
+                "id": entry.id,
+                "engine": entry.engine,
+                "model": entry.model,
+                "geometry": _geometry(s.volume, s.axis),
+                "objects": [
+                    {"label": label, "name": name, "prompts": len(s.prompts(label))} for label, name in s.objects
+                ],
+            }
 
     @app.delete("/api/sessions/{sid}", dependencies=auth, status_code=204)
     def close(entry: Leased) -> Response:
@@ -297,19 +299,19 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.post("/api/sessions/{sid}/objects", dependencies=auth, status_code=201)
     def add_object(entry: Leased, body: ObjectIn) -> dict:
-        with entry.lock:
-            label = entry.session.add_object(body.label, body.name)
-            return {"label": label, "name": dict(entry.session.objects)[label]}
+        with store.locked(entry) as session:
+            label = session.add_object(body.label, body.name)
+            return {"label": label, "name": dict(session.objects)[label]}
 
     @app.delete("/api/sessions/{sid}/objects/{label}", dependencies=auth)
     def remove_object(entry: Leased, label: int) -> dict:
-        with entry.lock:
-            return _change(entry.session.remove_object(label))
+        with store.locked(entry) as session:
+            return _change(session.remove_object(label))
 
     @app.post("/api/sessions/{sid}/objects/{label}/reset", dependencies=auth)
     def reset_object(entry: Leased, label: int) -> dict:
-        with entry.lock:
-            return _change(entry.session.reset_object(label))
+        with store.locked(entry) as session:
+            return _change(session.reset_object(label))
 
     @app.post("/api/sessions/{sid}/prompts", dependencies=auth)
     def add_prompt(entry: Leased, body: PromptIn) -> dict:
@@ -323,18 +325,18 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.post("/api/sessions/{sid}/undo", dependencies=auth)
     def undo(entry: Leased) -> dict:
-        with entry.lock:
-            return _change(entry.session.undo())
+        with store.locked(entry) as session:
+            return _change(session.undo())
 
     @app.post("/api/sessions/{sid}/redo", dependencies=auth)
     def redo(entry: Leased) -> dict:
-        with entry.lock:
-            return _change(entry.session.redo())
+        with store.locked(entry) as session:
+            return _change(session.redo())
 
     @app.get("/api/sessions/{sid}/labelmap", dependencies=auth)
     def labelmap(entry: Leased) -> Response:
-        with entry.lock:
-            volume = entry.session.labelmap()
+        with store.locked(entry) as session:
+            volume = session.labelmap()
         return Response(
             _nifti_bytes(volume, label=True),
             media_type="application/gzip",
@@ -343,8 +345,8 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.get("/api/sessions/{sid}/labelmap/region", dependencies=auth)
     def labelmap_region(entry: Leased, box: Annotated[str, Query(description="i0,j0,k0,i1,j1,k1")]) -> Response:
-        with entry.lock:
-            volume = entry.session.labelmap()
+        with store.locked(entry) as session:
+            volume = session.labelmap()
         i0, j0, k0, i1, j1, k1 = _parse_box(box, volume.size)
         block = np.ascontiguousarray(volume.array[k0 : k1 + 1, j0 : j1 + 1, i0 : i1 + 1].astype("<u2"))
         return Response(
@@ -359,12 +361,14 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.get("/api/sessions/{sid}/image", dependencies=auth)
     def image(entry: Leased) -> Response:
-        return Response(_nifti_bytes(entry.session.volume, label=False), media_type="application/gzip")
+        with store.locked(entry) as session:
+            volume = session.volume
+        return Response(_nifti_bytes(volume, label=False), media_type="application/gzip")
 
     @app.get("/api/sessions/{sid}/prompts", dependencies=auth)
     def prompts(entry: Leased) -> Response:
-        with entry.lock, tempfile.TemporaryDirectory(prefix="volsam-prompts-") as tmp:
-            path = entry.session.save_prompts(Path(tmp) / "prompts.json")
+        with store.locked(entry) as session, tempfile.TemporaryDirectory(prefix="volsam-prompts-") as tmp:
+            path = session.save_prompts(Path(tmp) / "prompts.json")
             files = sorted(p for p in Path(tmp).iterdir() if p.is_file())
             if files == [path]:
                 return JSONResponse(json.loads(path.read_text()))

@@ -137,6 +137,7 @@ class SessionStore:
         entry = self.get(sid, lease)
         with entry.lock, self._lock:
             self._entries.pop(sid, None)
+            _release(entry)
         entry.emit({"type": "closed"})
         log.info("session %s closed; %d open", sid, len(self))
 
@@ -150,6 +151,7 @@ class SessionStore:
                 if entry.session is not None and idle and entry.lock.acquire(blocking=False):
                     try:
                         del self._entries[sid]
+                        _release(entry)
                         gone.append(sid)
                         entry.emit({"type": "closed", "reason": "idle"})
                     finally:
@@ -171,9 +173,17 @@ class SessionStore:
             yield
 
     @contextmanager
-    def using(self, entry: Entry) -> Iterator[Any]:
-        """The entry's Session, locked, inside a device slot; emits ``busy`` / ``idle`` events."""
+    def locked(self, entry: Entry) -> Iterator[Any]:
+        """The entry's Session, locked (a session closed meanwhile raises :class:`SessionNotFound`)."""
         with entry.lock:
+            if entry.session is None:
+                raise SessionNotFound(f"session {entry.id!r} was closed")
+            yield entry.session
+
+    @contextmanager
+    def using(self, entry: Entry) -> Iterator[Any]:
+        """The entry's Session, locked, inside a device slot (a model run); emits ``busy`` / ``idle``."""
+        with self.locked(entry):
             entry.emit({"type": "busy"})
             try:
                 with self.device_slot(entry.device):
@@ -181,6 +191,25 @@ class SessionStore:
             finally:
                 entry.last_used = time.monotonic()
                 entry.emit({"type": "idle"})
+
+
+def _release(entry: Entry) -> None:
+    """Free a closed session's memory now: break the entry <-> session reference cycle (its progress hook)
+    so that the arrays go with the last reference instead of waiting for the cycle collector, and hand
+    freed heap pages back to the OS (glibc keeps them otherwise, and RSS would stay high)."""
+    if entry.session is not None:
+        entry.session.on_frame = None
+    entry.session = None
+    _trim_heap()
+
+
+def _trim_heap() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        pass
 
 
 def _volsam_session(volume: Volume, engine: str, model: str | None, device: str, **options: Any) -> Any:
