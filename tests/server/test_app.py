@@ -156,6 +156,16 @@ def test_refusals(case, tmp_path):
     assert r.status_code == 400 and "unsupported upload" in r.json()["detail"]
     assert _open(client, path).status_code == 413  # the crop is ~0.1 MB compressed
 
+    def chunked():  # no Content-Length: the limit must hold while the body streams in
+        boundary = b"--xyz\r\n"
+        yield boundary + b'Content-Disposition: form-data; name="file"; filename="a.nii.gz"\r\n\r\n'
+        for _ in range(200):
+            yield b"\0" * 4096
+        yield b"\r\n--xyz--\r\n"
+
+    r = client.post("/api/sessions", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
         zf.writestr("../../escape.dcm", b"x")

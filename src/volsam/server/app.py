@@ -156,6 +156,31 @@ def _parse_box(text: str, size: tuple[int, int, int]) -> tuple[int, ...]:
     return box
 
 
+class BodyLimit:
+    """ASGI middleware: a request body larger than ``limit`` bytes stops with :class:`UploadTooLarge` (413)
+    while it streams in, whether or not the client declared its length (chunked uploads too)."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise UploadTooLarge(f"the upload is larger than this server's limit of {self.limit // 2**20} MB")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 # -- dependencies -----------------------------------------------------------------------------------------
 def authorised(
     request: Request,
@@ -199,6 +224,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     )
     app.state.store = store
     app.state.config = config
+    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + _CHUNK)  # + room for the multipart framing
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
