@@ -58,6 +58,19 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
         page.wait_for_timeout(500)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "box-propagated.png"))
+        # a background click inside the object with the "- click" tool, then Undo: back to the box's result
+        page.check('input[name="tool"][value="remove"]')
+        page.evaluate("window.volsam.state.lastChange = null")
+        centre = page.evaluate(
+            "(ijk) => window.volsam.canvasPoint(ijk)", [(b.u0 + b.u1) // 2, (b.v0 + b.v1) // 2, b.slice]
+        )
+        page.mouse.click(canvas["x"] + centre[0], canvas["y"] + centre[1])
+        page.wait_for_function("window.volsam.state.lastChange !== null", timeout=120_000)
+        clicked = page.evaluate("window.volsam.state.lastChange")
+        assert clicked["labels"] == [1]
+        page.evaluate("window.volsam.state.lastChange = null")
+        page.click("#undo")
+        page.wait_for_function("window.volsam.state.lastChange !== null", timeout=60_000)
         sent = page.evaluate(
             "async () => (await fetch(`/api/sessions/${window.volsam.state.id}/prompts`,"
             " {headers: {'X-Session-Lease': window.volsam.state.lease}})).json()"
@@ -69,6 +82,7 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
         assert not errors and not page.evaluate("window.volsam.state.errors"), errors
         browser.close()
 
+    assert len(sent["objects"][0]["prompts"]) == 1  # the click was undone
     prompt = sent["objects"][0]["prompts"][0]
     assert set(prompt) >= {"box", "slice"} and prompt["slice"] == b.slice
     u0, v0, u1, v1 = prompt["box"]

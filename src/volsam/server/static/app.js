@@ -128,7 +128,7 @@
   }
 
   async function onRelease(p) {
-    if (!state.id || p.tileIdx < 0 || p.axCorSag < 0 || p.axCorSag > 2) return;
+    if (!state.id || tool() === "look" || p.tileIdx < 0 || p.axCorSag < 0 || p.axCorSag > 2) return;
     if (state.active === null) { say("add an object first", true); return; }
     const a = nativeVoxel(Array.from(p.voxStart)), b = nativeVoxel(Array.from(p.voxEnd));
     const size = state.geometry.size;
