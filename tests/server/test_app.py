@@ -209,3 +209,27 @@ def test_token_lease_limits_and_expiry(case, monkeypatch):
     assert client.get(f"/api/sessions/{sid}", headers=h).status_code == 404
     assert _open(client, path, headers=auth).status_code == 201  # the slot was freed
     assert json.loads(client.get("/api/health", headers=auth).text)["sessions"] == 1
+
+
+@pytest.mark.parametrize("kind", ["dicom-zip", "nrrd", "mha"])
+def test_uploads_of_every_format_keep_the_geometry(case, tmp_path, kind):
+    from tests.support.dicom import write_series
+
+    lesion, _ = case
+    image = lesion.image.with_array(lesion.image.array.astype(np.int16))
+    if kind == "dicom-zip":
+        paths = write_series(image, tmp_path / "series")
+        upload = tmp_path / "series.zip"
+        with zipfile.ZipFile(upload, "w") as zf:
+            for p in paths:
+                zf.write(p, f"series/{p.name}")
+    else:
+        upload = write_volume(image, tmp_path / f"scan.{kind}")
+    client = _client()
+    with open(upload, "rb") as fh:
+        r = client.post("/api/sessions", files={"file": (upload.name, fh)}, data={"modality": "MR"})
+    assert r.status_code == 201, r.text
+    geometry = r.json()["geometry"]
+    assert geometry["size"] == list(image.size)
+    assert np.allclose(geometry["spacing"], image.spacing, atol=1e-4)
+    assert np.allclose(geometry["origin"], image.origin, atol=1e-3)
