@@ -115,9 +115,14 @@ def resegment_frame(
     edit: FrameEdit,
     settings: PropagationSettings,
     mode: str = "replace",
+    area_cap: float | None = None,
 ) -> np.ndarray:
     """Frame ``s`` segmented again from the user's box there (or the box of :func:`correction_box`)
     together with every click on it; returns the new bool mask ``(H, W)``.
+
+    ``area_cap`` (pixels): in ``add`` mode the object may not grow beyond this area on the frame; the added
+    pixels nearest the object clicks are kept (cross-sections change smoothly from frame to frame, and the
+    model's answer to a click on a small object is often far too large).
 
     Clicks are obeyed: when the model's mask still covers a background click, the current mask is carved
     around the click instead (:func:`_carve`); a background click on a frame without the object changes
@@ -126,10 +131,37 @@ def resegment_frame(
     ``replace`` takes the model's mask as it is.
     """
     new = _resegment(cache, s, current, edit, settings)
-    return _combine(current, new, edit.points, edit.labels, mode)
+    return combine(current, new, edit.points, edit.labels, mode, area_cap)
 
 
-def _combine(current: np.ndarray, new: np.ndarray, points: np.ndarray, labels: np.ndarray, mode: str) -> np.ndarray:
+def _nearest(current: np.ndarray, added: np.ndarray, clicks: np.ndarray, cap: float) -> np.ndarray:
+    """``current`` plus the pixels of ``added`` nearest to ``clicks``, up to ``cap`` pixels in all."""
+    room = int(cap) - int(current.sum())
+    extra = added & ~current
+    if room <= 0:
+        return current.copy()
+    if int(extra.sum()) <= room:
+        return current | extra
+    yy, xx = np.nonzero(extra)
+    d = np.min([(yy - y) ** 2 + (xx - x) ** 2 for x, y in clicks], axis=0)
+    keep = np.argsort(d, kind="stable")[:room]
+    out = current.copy()
+    out[yy[keep], xx[keep]] = True
+    return out
+
+
+def combine(
+    current: np.ndarray,
+    new: np.ndarray,
+    points: np.ndarray,
+    labels: np.ndarray,
+    mode: str,
+    area_cap: float | None = None,
+) -> np.ndarray:
+    """The corrected frame from the current mask, the model's new one and the clicks (``(n, 2)`` (x, y),
+    labels 1/0): ``add`` keeps the current mask and adds the new pieces under the object clicks (no further
+    from the mask than about twice the click's distance, at most ``area_cap`` pixels in all, nearest the
+    clicks first); ``remove`` keeps only what both masks have; ``replace`` takes the new mask."""
     points = np.asarray(points, dtype=float).reshape(-1, 2)
     if mode == "add":
         positives = points[np.asarray(labels) == 1]
@@ -140,7 +172,10 @@ def _combine(current: np.ndarray, new: np.ndarray, points: np.ndarray, labels: n
             gap = ndimage.distance_transform_edt(~current)
             reach = max([float(gap[int(round(y)), int(round(x))]) for x, y in positives] + [1.0])
             added &= gap <= 2 * reach + 1
-        return _fill_clicks(current | added, positives)
+        grown = _fill_clicks(current | added, positives)
+        if area_cap is not None and current.any() and len(positives) and grown.sum() > area_cap:
+            grown = _nearest(current, grown, positives, area_cap)
+        return grown
     if mode == "remove":
         return current & new
     return new

@@ -344,7 +344,8 @@ class Session:
                 box = entry.get("box")
                 local_box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0) if box is not None else None
                 edit = FrameEdit(local_box, pts, lbl, _nearest_box(frames, s), self.click_prompts)
-                frames[s] = resegment_frame(cache, s, frames[s], edit, self.settings, mode)
+                cap = _area_cap(frames, s) if mode == "add" else None
+                frames[s] = resegment_frame(cache, s, frames[s], edit, self.settings, mode, cap)
             if self._first_frame_at is None:
                 self._first_frame_at = time.perf_counter()
             before = [t for t in prompted if t < s]
@@ -495,6 +496,17 @@ def _box3d_clip(box3d: Box3D | None, axis: int, shape: tuple[int, int]) -> np.nd
     clip = np.zeros(shape, dtype=bool)
     clip[lo[v] : hi[v] + 1, lo[u] : hi[u] + 1] = True
     return clip
+
+
+AREA_GROWTH = 1.25  # a click may grow a slice's object to this times the larger of it and its neighbours
+
+
+def _area_cap(frames: np.ndarray, s: int) -> float | None:
+    """The most pixels a positive click may give slice ``s``: :data:`AREA_GROWTH` times the largest of its
+    own and its two neighbours' areas (None when all are empty)."""
+    areas = [int(frames[t].sum()) for t in (s - 1, s, s + 1) if 0 <= t < len(frames)]
+    top = max(areas, default=0)
+    return AREA_GROWTH * top if top > 0 else None
 
 
 def _record(o: SessionObject) -> ObjectRecord:

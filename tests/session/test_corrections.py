@@ -1,0 +1,33 @@
+"""The rules that combine a corrected frame's old mask, the model's new mask and the clicks."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from volsam.session.corrections import combine
+
+
+def _disc(shape, cx, cy, r):
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_a_positive_click_adds_at_most_the_area_cap_nearest_the_click():
+    current = _disc((40, 40), 15, 20, 4)  # ~49 px
+    new = _disc((40, 40), 20, 20, 9)  # the model answers far too large (~253 px)
+    click = np.array([[21.0, 20.0]])
+    uncapped = combine(current, new, click, np.array([1]), "add")
+    capped = combine(current, new, click, np.array([1]), "add", area_cap=80)
+    assert uncapped.sum() > 150
+    assert capped.sum() == 80 and (capped & current).sum() == current.sum() and capped[20, 21]
+    ys, xs = np.nonzero(capped & ~current)
+    far = np.nonzero(uncapped & ~capped)
+    assert np.hypot(xs - 21, ys - 20).max() <= np.hypot(far[1] - 21, far[0] - 20).min() + 1e-9  # nearest first
+    assert np.array_equal(combine(current, new, click, np.array([1]), "add", area_cap=1000), uncapped)
+
+
+def test_remove_and_replace():
+    current = _disc((20, 20), 10, 10, 5)
+    new = _disc((20, 20), 12, 10, 5)
+    assert np.array_equal(combine(current, new, np.array([[3.0, 3.0]]), np.array([0]), "remove"), current & new)
+    assert np.array_equal(combine(current, new, np.zeros((0, 2)), np.zeros(0), "replace"), new)
