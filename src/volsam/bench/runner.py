@@ -25,7 +25,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,14 +208,14 @@ def run_bench(config: BenchConfig, progress: Callable[[str, int, int], None] | N
     dataset = open_dataset(config.dataset, layout=config.layout, channel=config.channel, sequence=config.sequence)
     for problem in dataset.problems:
         log.warning("%s: %s", dataset.name, problem)
-    cases = iter_shard(dataset.select(config.cases or None, None), config.shard or shard_from_env())
+    shard = config.shard or shard_from_env()
+    cases = iter_shard(dataset.select(config.cases or None, None), shard)
     if config.limit is not None:
         cases = cases[: config.limit]
     if not cases:
         raise InputError(f"{dataset.root}: no case to run ({len(dataset.problems)} problems reported)")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    shard = config.shard or shard_from_env()
     _write_meta(out, _run_meta(config, dataset))
     results = results_file(out, shard)
     done = {(r["case"], r.get("target")) for r in read_results(out) if "error" not in r}
@@ -269,8 +269,3 @@ def _run_case(case: Case, config: BenchConfig, new_engine: Callable[[], Any], do
             yield record | {"error": f"{type(exc).__name__}: {exc}"}
             continue
         yield record | result.to_dict() | {"engine": config.engine, "model": config.model}
-
-
-def describe(config: BenchConfig) -> dict:
-    """The configuration as plain JSON values (for logs)."""
-    return asdict(config)
