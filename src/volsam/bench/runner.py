@@ -155,7 +155,7 @@ def _write_meta(out: Path, meta: dict[str, Any]) -> None:
             details = ", ".join(f"{k}: {old.get(k)!r} there, {meta.get(k)!r} now" for k in differ)
             raise InputError(f"{out} holds another run ({details}); choose another -o folder")
         return
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # shards started together each write their own
     tmp.write_text(json.dumps(meta, indent=2))
     tmp.replace(path)
 
