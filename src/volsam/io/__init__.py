@@ -3,6 +3,7 @@
 * :func:`read_volume` -- NIfTI, NRRD, MetaImage, DICOM series (folder or .zip), DICOM file, CVPR .npz.
 * :func:`write_volume` -- NIfTI, NRRD, MetaImage, .npz; exactly on the grid, atomically; label maps as
   uint8/uint16.
+* :func:`write_labels` -- a label map to those formats or, with its DICOM source image, a DICOM-SEG (``.dcm``).
 * :func:`describe` / :func:`format_description` -- the facts ``volsam info`` prints.
 * :func:`list_series` -- the DICOM series under a folder.
 """
@@ -15,7 +16,7 @@ from volsam.io.describe import describe, format_description
 from volsam.io.dicom import DicomSeries, scan_folder
 from volsam.io.npz import read_npz
 from volsam.io.readers import detect_format, read_volume
-from volsam.io.writers import write_volume
+from volsam.io.writers import write_labels, write_volume
 
 
 def list_series(folder: str | Path) -> list[DicomSeries]:
@@ -31,5 +32,6 @@ __all__ = [
     "list_series",
     "read_npz",
     "read_volume",
+    "write_labels",
     "write_volume",
 ]

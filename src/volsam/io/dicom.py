@@ -10,6 +10,8 @@
   uneven gaps (a missing slice) is refused with :class:`InputError` rather than read onto a wrong grid.
 * Pixels are read by SimpleITK's GDCM reader in that order: it decodes compressed transfer syntaxes and
   applies RescaleSlope / RescaleIntercept (output type float64 when they differ between slices).
+* ``meta["dicom_headers"]`` keeps each file's header (pydicom, no pixel data, no private tags) in k order:
+  what a DICOM-SEG written later must reference (:mod:`volsam.io.dicom_seg`), even after a zip's files are gone.
 """
 
 from __future__ import annotations
@@ -221,7 +223,15 @@ def _meta(series: DicomSeries, source: str, fmt: str, images: list[DicomImage]) 
         "series_description": series.description or None,
         "pixel_type": images[0].stored_type,
         "n_files": len(images),
+        "dicom_headers": tuple(_full_header(im.path) for im in images),
     }
+
+
+def _full_header(path: Path) -> pydicom.Dataset:
+    """Every public attribute of ``path`` except the pixels (what a derived object references)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    ds.remove_private_tags()
+    return ds
 
 
 def read_series(series: DicomSeries, source: str, fmt: str = "dicom") -> Volume:

@@ -9,6 +9,9 @@
   the real extension so the right writer is picked), then ``os.replace`` puts it in place; on failure
   the temporary file is removed and an existing file at the target is left untouched.
 * A missing parent folder is created; anything that cannot be written raises :class:`OutputError`.
+
+``write_labels`` is the entry point for label maps: the image formats above, or a DICOM-SEG (``.dcm`` or
+``fmt="dicom-seg"``), which needs the source image read from DICOM (:mod:`volsam.io.dicom_seg`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # output suffix -> format; longest first
 _SUFFIXES = {".nii.gz": "nifti", ".nii": "nifti", ".nrrd": "nrrd", ".mha": "metaimage", ".npz": "npz"}
+DICOM_SEG = "dicom-seg"
+LABEL_FORMATS = ("auto", DICOM_SEG)
 
 
 def output_format(path: Path) -> tuple[str, str]:
@@ -38,7 +45,51 @@ def output_format(path: Path) -> tuple[str, str]:
     for suffix, fmt in _SUFFIXES.items():
         if name.endswith(suffix) and len(name) > len(suffix):
             return fmt, path.name[-len(suffix) :]
+    if name.endswith(".dcm"):
+        raise OutputError(
+            f"{path}: images go to .nii.gz, .nii, .nrrd, .mha or .npz; .dcm is a DICOM-SEG of a label map, "
+            "written by write_labels with the DICOM source image"
+        )
     raise OutputError(f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz")
+
+
+def label_output_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format a label map goes to: ``dicom-seg`` (a ``.dcm`` name, or ``fmt="dicom-seg"``) or the
+    image format of the extension (:func:`output_format`); OutputError for unknown or conflicting ones."""
+    path = Path(path)
+    fmt = fmt or "auto"
+    if fmt not in LABEL_FORMATS:
+        raise OutputError(f"unknown output format {fmt!r}; use one of {', '.join(LABEL_FORMATS)}")
+    if path.name.lower().endswith(".dcm"):
+        return DICOM_SEG
+    if fmt == DICOM_SEG:
+        if any(path.name.lower().endswith(s) for s in _SUFFIXES):
+            raise OutputError(
+                f"{path}: --format {DICOM_SEG} writes a DICOM file; name it .dcm (or leave the suffix out)"
+            )
+        return DICOM_SEG
+    return output_format(path)[0]
+
+
+def write_labels(
+    labelmap: Volume,
+    path: str | Path,
+    *,
+    source: Volume | None = None,
+    fmt: str | None = None,
+    names: Mapping[int, str] | None = None,
+    **seg_options: Any,
+) -> Path:
+    """Write a label map: image formats through :func:`write_volume` (``label=True``), DICOM-SEG through
+    :func:`volsam.io.dicom_seg.write_dicom_seg` with ``source`` (the DICOM image it was made from), the
+    object ``names`` and ``seg_options`` (engine, model, codes). Returns the path written."""
+    if label_output_format(path, fmt) != DICOM_SEG:
+        return write_volume(labelmap, path, label=True)
+    from volsam.io.dicom_seg import write_dicom_seg  # highdicom loads only when a SEG is written
+
+    if source is None:
+        raise OutputError(f"{path}: a DICOM-SEG needs the DICOM image the label map was made from")
+    return write_dicom_seg(labelmap, source, path, names=names, **seg_options)
 
 
 def label_array(array: np.ndarray, path: Path) -> np.ndarray:
