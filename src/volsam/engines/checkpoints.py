@@ -93,10 +93,13 @@ def bundled_path(weights: BundledWeights) -> Path:
 
 
 def resolve_litemedsam(model: str | os.PathLike[str] | None = None) -> Path:
-    """The LiteMedSAM weights to load: ``model`` if given (a local file), else the bundled, verified file."""
+    """The LiteMedSAM weights to load: ``model`` if given (a local file, or a folder holding ``lite_medsam.pth``
+    as ``volsam finetune`` exports it), else the bundled, verified file."""
     if model is None:
         return bundled_path(LITEMEDSAM)
     path = Path(model).expanduser()
+    if path.is_dir() and (path / "lite_medsam.pth").is_file():
+        path = path / "lite_medsam.pth"
     if not path.is_file():
         raise ModelNotFound(f"LiteMedSAM weights not found: {str(model)!r} is not a file")
     return path

@@ -1,0 +1,566 @@
+"""The training loop, one for every recipe: single process or DDP under ``torchrun``.
+
+Run folder ``output/name``::
+
+    config.yaml              the validated config (all defaults filled in)
+    split.json               the fixed train/validation split by case
+    log.jsonl                rank 0: one line per logged step (loss parts, lr, samples/s) and per validation
+    checkpoints/step-N.pt    resumable: model, optimizer, scheduler, RNG states of every rank, position
+    best/                    the exported model with the best validation Dice (with a README.md model card)
+    last/                    the exported model at the end
+
+Distributed: ``WORLD_SIZE > 1`` (set by torchrun) starts a process group from torchrun's environment (gloo on
+the CPU, nccl on CUDA; the device is ``cuda:LOCAL_RANK``). Each optimizer step takes
+``world x batch_size x grad_accum`` samples: a seeded permutation per epoch, cut to whole steps, every
+``world``-th index per rank -- so the global batch of a step is the same set of samples for any process count.
+Gradients are averaged by DDP (``no_sync`` on accumulation micro-batches), clipped by global norm, then AdamW
+steps. bf16 autocast on CUDA only. Only rank 0 writes files; every rank's RNG state goes into checkpoints.
+
+Resume: the newest ``checkpoints/step-N.pt`` restores everything including the position inside the epoch;
+because each sample draws its randomness from ``(seed, epoch, index)``, the resumed run computes the same
+losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+
+from volsam.core.errors import EngineError, InputError
+from volsam.finetune.config import FinetuneConfig
+from volsam.finetune.data import (
+    ClipDataset,
+    Split,
+    make_split,
+    open_training_dataset,
+    read_split,
+    select_cases,
+    write_split,
+)
+from volsam.finetune.losses import compute_loss, dice_score
+from volsam.finetune.models import TrainModel, build_model
+
+log = logging.getLogger(__name__)
+
+_CHECKPOINT = re.compile(r"^step-(\d+)\.pt$")
+
+
+# -- processes ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dist:
+    """This process's place: rank, world size, device."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _resolve_device(wanted: str, local_rank: int) -> torch.device:
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(wanted)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"device {wanted!r} is not a torch device") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {wanted!r}: CUDA is not available here")
+        if device.index is None:
+            device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    elif device.type not in ("cpu", "mps"):
+        raise InputError(f"device {wanted!r}: choose auto, cpu, cuda, cuda:N or mps")
+    return device
+
+
+def setup_distributed(config: FinetuneConfig, device: str | None = None) -> Dist:
+    """Join torchrun's process group when ``WORLD_SIZE > 1`` (env://), else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = _resolve_device(device or config.device, local_rank)
+    if world > 1 and not (dist.is_available() and dist.is_initialized()):
+        backend = config.distributed.backend
+        if backend == "auto":
+            backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(
+            backend,
+            timeout=timedelta(seconds=config.distributed.timeout_s),
+            device_id=dev if backend == "nccl" else None,
+        )
+        log.info("rank %d of %d on %s (%s)", rank, world, dev, backend)
+    return Dist(rank, world, local_rank, dev)
+
+
+def _barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+def _all_mean(d: Dist, values: dict[str, float]) -> dict[str, float]:
+    if d.world == 1 or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_comm_device(d))
+    dist.all_reduce(t)
+    return {k: float(v) / d.world for k, v in zip(keys, t.tolist(), strict=True)}
+
+
+def _comm_device(d: Dist) -> torch.device:
+    return d.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+# -- sampling -----------------------------------------------------------------------------------------------
+def epoch_batches(
+    n: int, d: Dist, batch_size: int, grad_accum: int, seed: int, epoch: int
+) -> list[list[tuple[int, int]]]:
+    """This rank's micro-batches of ``epoch``: lists of ``(sample index, epoch)``; see the module notes."""
+    per_step = d.world * batch_size * grad_accum
+    steps = n // per_step
+    perm = np.random.default_rng([seed, 31, epoch]).permutation(n)[: steps * per_step]
+    mine = perm[d.rank :: d.world]
+    return [[(int(i), epoch) for i in mine[m * batch_size : (m + 1) * batch_size]] for m in range(steps * grad_accum)]
+
+
+def _loader(dataset: ClipDataset, batches: list[list[tuple[int, int]]], workers: int) -> Iterator[dict]:
+    return iter(torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers))
+
+
+# -- schedule -----------------------------------------------------------------------------------------------
+def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:
+    """Multiplier of the base lr before optimizer step ``step`` (0-based): linear warm-up, then cosine/constant."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_optimizer(model: TrainModel, config: FinetuneConfig) -> torch.optim.AdamW:
+    o = config.optim
+    groups = model.param_groups()
+    param_groups = []
+    if groups["other"]:
+        param_groups.append({"params": groups["other"], "lr": o.lr, "name": "other"})
+    if groups["vision"]:
+        param_groups.append({"params": groups["vision"], "lr": o.vision_lr or o.lr, "name": "vision"})
+    if not param_groups:
+        raise InputError("nothing to train: every parameter is frozen (see model.freeze and the recipe)")
+    return torch.optim.AdamW(param_groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, foreach=True)  # type: ignore[arg-type]
+
+
+# -- files --------------------------------------------------------------------------------------------------
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of the run's checkpoints, oldest first."""
+    folder = run_dir / "checkpoints"
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _CHECKPOINT.match(p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in state["python"]))  # type: ignore[arg-type]
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+class JsonLog:
+    """Rank 0's ``log.jsonl`` (appended, flushed per line) and TensorBoard scalars when importable."""
+
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.path = run_dir / "log.jsonl"
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                log.debug("tensorboard is not installed: metrics go to log.jsonl only")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
+                    self.tb.add_scalar(key, value, record.get("step", 0))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of a run's ``log.jsonl`` (torn last lines skipped)."""
+    path = Path(run_dir) / "log.jsonl"
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+@dataclass
+class State:
+    step: int = 0  # optimizer steps done
+    saved: int = -1  # step of the newest checkpoint this process wrote or resumed from
+    epoch: int = 0
+    micro: int = 0  # micro-batches of ``epoch`` already consumed
+    best_dice: float = -1.0
+    last_val_step: int = -1
+
+
+def _prepare_run_dir(config: FinetuneConfig, d: Dist, resume: bool) -> Path:
+    run_dir = config.run_dir
+    if d.main:
+        existing = checkpoints_of(run_dir)
+        if existing and not resume:
+            raise InputError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --output/name")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+        old = run_dir / "config.yaml"
+        if resume and old.is_file() and old.read_text() != text:
+            log.warning("%s differs from the config of this run: the run continues with the new one", old)
+        from volsam.finetune.data import _atomic_text
+
+        _atomic_text(old, text)
+    _barrier(d)
+    return run_dir
+
+
+def _split(config: FinetuneConfig, d: Dist, run_dir: Path, case_ids: list[str]) -> Split:
+    path = run_dir / "split.json"
+    if d.main:
+        if path.is_file():
+            split = read_split(path)
+            unknown = sorted(set(split.train + split.val) - set(case_ids))
+            if unknown:
+                raise InputError(f"{path} names cases the dataset no longer has: {', '.join(unknown[:3])}")
+        else:
+            write_split(make_split(case_ids, config.data.val_fraction, config.data.split_seed), path)
+    _barrier(d)
+    return read_split(path)
+
+
+def _autocast(config: FinetuneConfig, device: torch.device) -> AbstractContextManager[Any]:
+    precision = config.optim.precision
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16":
+        raise InputError(f"optim.precision bf16 is for CUDA GPUs (autocast); this run is on {device}: use fp32")
+    return nullcontext()
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _losses(config: FinetuneConfig, out: Any, batch: dict[str, torch.Tensor]) -> Any:
+    s = out.logits.shape[-1]
+    return compute_loss(
+        config.loss,
+        out.logits.reshape(-1, s, s),
+        batch["masks"].reshape(-1, s, s),
+        iou_pred=out.iou.reshape(-1),
+        object_logit=None if out.object_logit is None else out.object_logit.reshape(-1),
+        present=batch["present"].reshape(-1),
+    )
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, dataset: ClipDataset, config: FinetuneConfig, d: Dist) -> float:
+    """Mean hard Dice per clip (all frames, image part only) over up to ``max_val_samples`` evenly spread clips."""
+    n = len(dataset)
+    count = min(n, config.data.max_val_samples)
+    picks = np.unique(np.linspace(0, n - 1, count).round().astype(int))[d.rank :: d.world]
+    was_training = model.training
+    model.eval()
+    total, seen = 0.0, 0
+    batch_size = config.optim.batch_size
+    for start in range(0, len(picks), batch_size):
+        items = [dataset[int(i)] for i in picks[start : start + batch_size]]
+        batch = _to(torch.utils.data.default_collate(items), d.device)
+        with _autocast(config, d.device):
+            out = model(batch)
+        for b in range(out.logits.shape[0]):
+            h, w = (int(v) for v in batch["valid"][b])
+            total += float(dice_score(out.logits[b, :, :h, :w].float(), batch["masks"][b, :, :h, :w]))
+            seen += 1
+    model.train(was_training)
+    sums = torch.tensor([total, float(seen)], dtype=torch.float64)
+    if d.world > 1:
+        sums = sums.to(_comm_device(d))
+        dist.all_reduce(sums)
+    return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
+
+
+def _save_checkpoint(
+    run_dir: Path, model: TrainModel, optimizer: Any, scheduler: Any, state: State, config: FinetuneConfig, d: Dist
+) -> None:
+    rng = _rng_state(d.device)
+    states: list[Any] = [rng]
+    if d.world > 1:
+        states = [None] * d.world
+        dist.all_gather_object(states, rng)
+    if d.main:
+        payload = {
+            "model": model.net.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": states,
+            "step": state.step,
+            "epoch": state.epoch,
+            "micro": state.micro,
+            "best_dice": state.best_dice,
+            "last_val_step": state.last_val_step,
+            "world": d.world,
+            "recipe": config.recipe,
+        }
+        _atomic_save(payload, run_dir / "checkpoints" / f"step-{state.step}.pt")
+        for _, old in checkpoints_of(run_dir)[: -config.checkpoint.keep]:
+            old.unlink(missing_ok=True)
+        log.info("checkpoint step %d", state.step)
+    state.saved = state.step
+    _barrier(d)
+
+
+def _load_checkpoint(path: Path, model: TrainModel, optimizer: Any, scheduler: Any, d: Dist) -> State:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload["world"] != d.world:
+        log.warning(
+            "%s was written by %d processes, resumed by %d: the sample order changes", path, payload["world"], d.world
+        )
+    model.net.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    states = payload["rng"]
+    _set_rng_state(states[d.rank] if d.rank < len(states) else states[0], d.device)
+    log.info("resumed from %s (step %d, epoch %d)", path, payload["step"], payload["epoch"])
+    return State(
+        step=payload["step"],
+        saved=payload["step"],
+        epoch=payload["epoch"],
+        micro=payload["micro"],
+        best_dice=payload["best_dice"],
+        last_val_step=payload["last_val_step"],
+    )
+
+
+def train(
+    config: FinetuneConfig,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    stop_after: int | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Fine-tune as ``config`` says; returns the run folder.
+
+    Args:
+        resume: continue from the newest checkpoint of the run folder (a fresh start when there is none).
+        device: overrides ``config.device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        stop_after: stop after this optimizer step as if interrupted (no final checkpoint or export): for
+            time-boxed jobs that ``--resume`` later, and for tests of resuming.
+        on_step: called on rank 0 with each step's log record.
+    """
+    from volsam.finetune.export import export_model
+
+    d = setup_distributed(config, device)
+    run_dir = _prepare_run_dir(config, d, resume)
+    random.seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    torch.manual_seed(config.seed)
+
+    dataset = open_training_dataset(config.data)
+    cases = select_cases(dataset, config.data)
+    split = _split(config, d, run_dir, [c.case_id for c in cases])
+    model = build_model(config).to(d.device)
+    by_id = {c.case_id: c for c in cases}
+    train_set = ClipDataset([by_id[i] for i in split.train], config.data, model.size, model.resize, config.seed,
+                            train=True, prompt_kinds=model.prompt_kinds)  # fmt: skip
+    val_set = None
+    if split.val:
+        val_set = ClipDataset([by_id[i] for i in split.val], config.data, model.size, model.resize, config.seed,
+                              train=False, prompt_kinds=model.prompt_kinds)  # fmt: skip
+    o = config.optim
+    per_step = d.world * o.batch_size * o.grad_accum
+    steps_per_epoch = len(train_set) // per_step
+    if steps_per_epoch == 0:
+        raise InputError(
+            f"{len(train_set)} training clips make no full step of {per_step} samples "
+            f"({d.world} processes x batch_size {o.batch_size} x grad_accum {o.grad_accum})"
+        )
+    sc = config.schedule
+    total = sc.max_steps or sc.epochs * steps_per_epoch
+    epochs = math.ceil(total / steps_per_epoch)
+    optimizer = build_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, sc.warmup_steps, sc.kind, sc.min_lr_ratio)
+    )
+    state = State()
+    found = checkpoints_of(run_dir) if resume else []
+    if found:
+        state = _load_checkpoint(found[-1][1], model, optimizer, scheduler, d)
+    elif resume:
+        log.info("no checkpoint in %s: starting from step 0", run_dir)
+
+    net: torch.nn.Module = model
+    if d.world > 1:
+        ids = [d.device.index] if d.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    jlog = JsonLog(run_dir, d.main, config.log.tensorboard)
+    if d.main:
+        log.info(
+            "%s: %d training clips (%d cases), %d validation clips (%d cases); %d steps of %d samples, %d epochs",
+            config.recipe, len(train_set), len(split.train), len(val_set) if val_set else 0, len(split.val),
+            total, per_step, epochs,
+        )  # fmt: skip
+    model_card = {"dataset": config.data.dataset, "split": split.to_json(), "total_steps": total}
+
+    def run_validation() -> None:
+        if val_set is None or state.last_val_step == state.step:
+            return
+        dice = validate(net, val_set, config, d)
+        state.last_val_step = state.step
+        jlog.write({"step": state.step, "epoch": state.epoch, "val_dice": dice})
+        if d.main:
+            log.info("epoch %d step %d: validation Dice %.4f", state.epoch, state.step, dice)
+        if dice > state.best_dice:
+            state.best_dice = dice
+            if d.main:
+                export_model(model, config, run_dir / "best", {**model_card, "step": state.step, "val_dice": dice})
+        _barrier(d)
+
+    interrupted = False
+    while state.epoch < epochs and state.step < total:
+        batches = epoch_batches(len(train_set), d, o.batch_size, o.grad_accum, config.seed, state.epoch)
+        remaining = batches[state.micro :]
+        loader = _loader(train_set, remaining, config.data.num_workers)
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        for n, batch in enumerate(loader, start=1):
+            last_micro = n % o.grad_accum == 0
+            batch = _to(batch, d.device)
+            sync = nullcontext() if (last_micro or d.world == 1) else net.no_sync()  # type: ignore[operator]
+            with sync:
+                with _autocast(config, d.device):
+                    out = net(batch)
+                parts = _losses(config, out, batch)
+                (parts.total / o.grad_accum).backward()
+            sums["loss"] = sums.get("loss", 0.0) + float(parts.total.detach()) / o.grad_accum
+            for k, v in parts.parts.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / o.grad_accum
+            state.micro += 1
+            if not last_micro:
+                continue
+            grad_norm = 0.0
+            if o.clip_grad > 0:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), o.clip_grad))
+            lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            elapsed = time.perf_counter() - t0
+            means = _all_mean(d, sums)
+            record = {"step": state.step, "epoch": state.epoch, **means, "grad_norm": grad_norm, **lrs,
+                      "samples_per_s": per_step / max(elapsed, 1e-9)}  # fmt: skip
+            if d.device.type == "cuda":
+                record["max_memory_gb"] = torch.cuda.max_memory_allocated(d.device) / 1e9
+            if state.step % config.log.every_steps == 0 or state.step == total:
+                jlog.write(record)
+                if d.main:
+                    log.info("step %d/%d loss %.4f %s", state.step, total, means["loss"],
+                             " ".join(f"{k} {v:.3g}" for k, v in record.items() if k.startswith("lr_")))  # fmt: skip
+            if on_step is not None and d.main:
+                on_step(record)
+            sums = {}
+            t0 = time.perf_counter()
+            if state.step % config.checkpoint.every_steps == 0:
+                _save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
+            if stop_after is not None and state.step >= stop_after:
+                interrupted = True
+                break
+            if state.step >= total:
+                break
+        if interrupted:
+            break
+        if state.micro >= len(batches):  # the epoch is complete
+            run_validation()
+            state.epoch += 1
+            state.micro = 0
+        elif state.step >= total:
+            break
+    if not interrupted:
+        run_validation()  # a run cut short inside an epoch is validated at its end too
+        if state.saved != state.step:
+            _save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
+        if d.main:
+            export_model(model, config, run_dir / "last", {**model_card, "step": state.step,
+                         "val_dice": state.best_dice if state.best_dice >= 0 else None})  # fmt: skip
+        _barrier(d)
+    jlog.close()
+    return run_dir
