@@ -313,6 +313,35 @@ def bench_cmd(
     typer.echo(f"results: {results} (summarise with: volsam report {output} -o report/)")
 
 
+@app.command("finetune")
+def finetune_cmd(
+    config: Annotated[
+        str, typer.Argument(help="YAML config, or a shipped recipe: seed-2024, medsam2-2025, medsam-lite.")
+    ],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's newest checkpoint.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder (default: output/name).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps (default: config).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after N optimizer steps.")] = None,
+    stop_after: Annotated[
+        int | None, typer.Option("--stop-after", help="Leave after step N as if interrupted (resume later).")
+    ] = None,
+) -> None:
+    """Fine-tune SAM 2 / MedSAM2 / LiteMedSAM on your data (one process, or every rank under torchrun)."""
+    from volsam.finetune.trainer import run_finetune
+
+    with _progress() as progress:
+        task = progress.add_task("steps", total=None)
+
+        def on_step(record: dict) -> None:
+            progress.update(task, completed=record["step"], description=f"loss {record['loss']:.4f}")
+
+        run_dir = run_finetune(
+            config, resume=resume, output=output, device=device, max_steps=max_steps, stop_after=stop_after,
+            on_step=on_step,
+        )  # fmt: skip
+    typer.echo(f"run: {run_dir} (models in {run_dir / 'best'} and {run_dir / 'last'})")
+
+
 @app.command("report")
 def report_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Result folders of volsam bench, compared side by side.")],

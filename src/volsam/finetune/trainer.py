@@ -564,3 +564,30 @@ def train(
         _barrier(d)
     jlog.close()
     return run_dir
+
+
+def run_finetune(
+    config: str | Path,
+    *,
+    resume: bool = False,
+    output: str | Path | None = None,
+    device: str | None = None,
+    max_steps: int | None = None,
+    stop_after: int | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """``volsam finetune``: load ``config`` (a YAML file or a shipped recipe name), apply the command-line
+    overrides (``output`` = the run folder itself, ``max_steps``), and :func:`train`. Returns the run folder."""
+    from volsam.finetune.config import load_config
+
+    cfg = load_config(config)
+    if output is not None:
+        out = Path(output).expanduser()
+        cfg = cfg.replace(output=str(out.parent), name=out.name)
+    if max_steps is not None:
+        if max_steps < 1:
+            raise InputError(f"--max-steps {max_steps}: must be >= 1")
+        import dataclasses
+
+        cfg = cfg.replace(schedule=dataclasses.replace(cfg.schedule, max_steps=max_steps))
+    return train(cfg, resume=resume, device=device, stop_after=stop_after, on_step=on_step)
