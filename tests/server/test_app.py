@@ -233,3 +233,52 @@ def test_uploads_of_every_format_keep_the_geometry(case, tmp_path, kind):
     assert geometry["size"] == list(image.size)
     assert np.allclose(geometry["spacing"], image.spacing, atol=1e-4)
     assert np.allclose(geometry["origin"], image.origin, atol=1e-3)
+
+
+def test_dicom_seg_download_for_a_dicom_upload(case, tmp_path):
+    """A DICOM series uploaded as .zip gives the label map as a DICOM-SEG that reads back onto the series
+    exactly as the NIfTI download; other images get 409 with the reason."""
+    from tests.support.dicom import write_series
+    from volsam.core.volume import Volume
+    from volsam.io.dicom_seg import read_dicom_seg
+
+    lesion, path = case
+    b = lesion.middle_box
+    keep = slice(b.slice - 1, b.slice + 2)  # 3 slices: one real LiteMedSAM run of a few seconds
+    grid = lesion.image
+    image = Volume(grid.array[keep].astype(np.int16), grid.spacing, grid.origin, grid.direction)
+    paths = write_series(image, tmp_path / "series", modality="MR")
+    upload = tmp_path / "series.zip"
+    with zipfile.ZipFile(upload, "w") as zf:
+        for p in paths:
+            zf.write(p, f"series/{p.name}")
+    client = _client()
+    with open(upload, "rb") as fh:
+        created = client.post("/api/sessions", files={"file": ("series.zip", fh)}, data={"modality": "MR"}).json()
+    assert created["geometry"]["dicom_seg"] is True
+    sid, h = created["id"], {"X-Session-Lease": created["lease"]}
+    url = f"/api/sessions/{sid}/labelmap"
+    r = client.get(url, params={"format": "dicom-seg"}, headers=h)
+    assert r.status_code == 409 and "no object yet" in r.json()["detail"]
+    label = client.post(f"/api/sessions/{sid}/objects", json={"name": "lesion"}, headers=h).json()["label"]
+    box = {"object": label, "type": "box", "slice": 1, "box": [b.u0, b.v0, b.u1, b.v1]}
+    client.post(f"/api/sessions/{sid}/prompts", json=box, headers=h).raise_for_status()
+
+    r = client.get(url, params={"format": "dicom-seg"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/dicom" and "labelmap.dcm" in r.headers["content-disposition"]
+    (tmp_path / "seg.dcm").write_bytes(r.content)
+    seg = read_dicom_seg(tmp_path / "seg.dcm", read_volume(tmp_path / "series"))
+    nifti = _nifti(client.get(url, headers=h).content)
+    assert nifti.array.any() and np.array_equal(seg.array, nifti.array)
+    assert seg.meta["labels"] == {label: "lesion"}
+    assert client.get(url, params={"format": "png"}, headers=h).status_code == 422
+
+    r = _open(client, path, modality="MR")  # a NIfTI upload: no series to reference
+    assert r.json()["geometry"]["dicom_seg"] is False
+    other = client.get(
+        f"/api/sessions/{r.json()['id']}/labelmap",
+        params={"format": "dicom-seg"},
+        headers={"X-Session-Lease": r.json()["lease"]},
+    )
+    assert other.status_code == 409 and "not uploaded as a DICOM series" in other.json()["detail"]

@@ -6,8 +6,9 @@ browser GETs such as downloads and the event stream). Each session also has a le
 is created, that every request for that session must show (``X-Session-Lease`` or ``?lease=``).
 
 Errors: volsam's own errors become 4xx with the same one-line message as the CLI (``{"detail": ...}``):
-400 bad input or prompt, 401 missing/wrong token, 403 wrong lease, 404 unknown session/object, 413 upload
-too large, 422 malformed request, 503 server full. Anything else is a 500 whose body never carries a
+400 bad input or prompt, 401 missing/wrong token, 403 wrong lease, 404 unknown session/object, 409 a DICOM-SEG
+asked of an image that was not uploaded as DICOM (or of a session without objects), 413 upload too large,
+422 malformed request, 503 server full. Anything else is a 500 whose body never carries a
 traceback (it is logged).
 """
 
@@ -41,8 +42,14 @@ from volsam.server.uploads import UploadTooLarge, discard, read_upload, save_upl
 
 log = logging.getLogger(__name__)
 
+
+class NoDicomSource(VolsamError):
+    """A DICOM-SEG download for an image that did not come from DICOM, or with no object yet -> HTTP 409."""
+
+
 _STATUS = {
     UploadTooLarge: 413,
+    NoDicomSource: 409,
     SessionNotFound: 404,
     LeaseRefused: 403,
     ServerFull: 503,
@@ -101,6 +108,7 @@ def _geometry(volume: Volume, axis: int) -> dict:
         "axis": axis,
         "axis_names": list(volume.axis_names()),
         "modality": volume.meta.get("modality"),
+        "dicom_seg": volume.meta.get("dicom_headers") is not None,  # a DICOM-SEG download is possible
     }
 
 
@@ -109,6 +117,22 @@ def _nifti_bytes(volume: Volume, label: bool) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="volsam-out-") as tmp:
         path = write_volume(volume, Path(tmp) / "out.nii.gz", label=label)
+        return path.read_bytes()
+
+
+def _dicom_seg_bytes(labelmap: Volume, image: Volume, engine: str, model: str | None) -> bytes:
+    from volsam.io.dicom_seg import dicom_headers, write_dicom_seg
+
+    if dicom_headers(image) is None:
+        raise NoDicomSource(
+            "this session's image was not uploaded as a DICOM series (.zip), so there is no series for a DICOM-SEG "
+            "to reference; download the label map as NIfTI instead"
+        )
+    names = labelmap.meta.get("labels") or {}
+    if not names and not labelmap.array.any():
+        raise NoDicomSource("the session has no object yet: a DICOM-SEG needs at least one segment")
+    with tempfile.TemporaryDirectory(prefix="volsam-out-") as tmp:
+        path = write_dicom_seg(labelmap, image, Path(tmp) / "labelmap.dcm", names=names, engine=engine, model=model)
         return path.read_bytes()
 
 
@@ -360,9 +384,20 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             return _change(session.redo())
 
     @app.get("/api/sessions/{sid}/labelmap", dependencies=auth)
-    def labelmap(entry: Leased) -> Response:
+    def labelmap(
+        entry: Leased,
+        format: Annotated[
+            Literal["nifti", "dicom-seg"], Query(description="dicom-seg: for images uploaded as a DICOM series")
+        ] = "nifti",
+    ) -> Response:
         with store.locked(entry) as session:
-            volume = session.labelmap()
+            volume, image = session.labelmap(), session.volume
+        if format == "dicom-seg":
+            return Response(
+                _dicom_seg_bytes(volume, image, entry.engine, entry.model),
+                media_type="application/dicom",
+                headers={"Content-Disposition": 'attachment; filename="labelmap.dcm"'},
+            )
         return Response(
             _nifti_bytes(volume, label=True),
             media_type="application/gzip",

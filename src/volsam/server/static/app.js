@@ -190,6 +190,8 @@
         labels: null });
       await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image?${query()}`, name: "image.nii.gz" }]);
       $("download").href = `/api/sessions/${state.id}/labelmap?${query()}`;
+      $("download-seg").href = `/api/sessions/${state.id}/labelmap?format=dicom-seg&${query()}`;
+      $("download-seg").hidden = !created.geometry.dicom_seg;  // only for images uploaded as a DICOM series
       listen();
       await addObject();
       say(`${file.name}: ${created.geometry.size.join(" × ")} voxels. Draw a box on a slice.`);
