@@ -32,8 +32,9 @@ ZERO_INIT = ("memory_temporal_positional_encoding", "no_memory_embedding", *ABSE
 
 def small_sam2(side: int = S, seed: int = 0):
     """A random-init SAM 2.1-style ``Sam2VideoModel`` small enough for CPU tests: a 5-block Hiera (16..128
-    channels), one memory-attention layer, narrow feed-forward layers; the 256-channel decoder and 64-channel
-    memory of SAM 2 are kept (so object pointers are still split into 4 memory tokens). The object-score
+    channels), one memory-attention layer with a narrow feed-forward; SAM 2's 256-channel decoder and
+    64-channel memory are kept (so object pointers are still split into 4 memory tokens); the same layout as
+    :func:`_meta_small`. The object-score
     head's last bias is raised by 10 so the random model says "present" (otherwise every mask is gated to
     -1024 and a comparison proves nothing)."""
     from transformers import Sam2VideoConfig, Sam2VideoModel
@@ -46,7 +47,7 @@ def small_sam2(side: int = S, seed: int = 0):
         "image_size": [side, side],
         "blocks_per_stage": [1, 1, 2, 1],
         "embed_dim_per_stage": dims,
-        "num_attention_heads_per_stage": [1, 1, 2, 2],
+        "num_attention_heads_per_stage": [1, 2, 4, 8],
         "window_size_per_stage": [8, 4, 4, 2],
         "global_attention_blocks": [3],
         "window_positional_embedding_background_size": [4, 4],
@@ -59,12 +60,10 @@ def small_sam2(side: int = S, seed: int = 0):
     config = Sam2VideoConfig(
         vision_config=vision,
         prompt_encoder_config={"image_size": side},
-        mask_decoder_config={"mlp_dim": 256},
         image_size=side,
         memory_attention_rope_feat_sizes=[side // 16] * 2,
         memory_attention_num_layers=1,
         memory_attention_feed_forward_hidden_size=256,
-        memory_fuser_intermediate_dim=256,
     )
     torch.manual_seed(seed)
     model = Sam2VideoModel(config).eval()
@@ -150,6 +149,100 @@ def test_clip_forward_gives_the_engines_propagation(model, engine):
         assert np.abs(_upsampled(inference_like[t].logits) - ours[t]).max() <= PARITY_TOLERANCE, t
         # the defaults differ from inference only by those two encodings: the masks stay the same here
         assert np.array_equal(_upsampled(training_like[t].logits) > 0, ours[t] > 0), t
+
+
+def _meta_small(side: int = S, seed: int = 0):
+    """Meta's SAM2Base (reference ``sam2``, test-only) in the layout of :func:`small_sam2`."""
+    sam2 = pytest.importorskip("sam2", reason="the reference sam2==1.1.0 is installed by `make dev`")
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.utils import instantiate
+
+    grid = f"[{side // 16},{side // 16}]"
+    trunk, attention = "++model.image_encoder.trunk.", "++model.memory_attention."
+    overrides = [
+        f"++model.image_size={side}",
+        f"{trunk}embed_dim=16",
+        f"{trunk}stages=[1,1,2,1]",
+        f"{trunk}global_att_blocks=[3]",
+        f"{trunk}window_pos_embed_bkg_spatial_size=[4,4]",
+        f"{trunk}window_spec=[8,4,4,2]",
+        "++model.image_encoder.neck.backbone_channel_list=[128,64,32,16]",
+        f"{attention}num_layers=1",
+        f"{attention}layer.dim_feedforward=256",
+        f"{attention}layer.self_attention.feat_sizes={grid}",
+        f"{attention}layer.cross_attention.feat_sizes={grid}",
+    ]
+    GlobalHydra.instance().clear()
+    with initialize_config_module(sam2.__name__, version_base="1.2"):
+        config = compose(config_name="configs/sam2.1/sam2.1_hiera_t.yaml", overrides=overrides)
+    torch.manual_seed(seed)
+    model = instantiate(config.model, _recursive_=True)
+    with torch.no_grad():
+        model.sam_mask_decoder.pred_obj_score_head.layers[2].bias += 10.0
+    return model
+
+
+def _without_dropout(model) -> None:
+    """Training mode with dropout off (deterministic): what differs from eval mode is SAM 2's logic only."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "dropout_p"):
+            module.dropout_p = 0.0
+
+
+def test_training_mode_is_metas_training_forward(engine):
+    """Meta's SAM2Base stepped as its SAM2Train does (backbone on the whole clip, prompted frames first, then the
+    others in order, each output stored as conditioning or not): the same mask logits on every frame. Covers a box
+    (one mask), a mask prompt used as output (its object pointer from a single-mask decoder pass), a click (three
+    masks, best predicted IoU), future conditioning frames' pointers (training only) and sigmoid memories."""
+    from volsam.engines.checkpoints import load_strict
+    from volsam.engines.sam2.convert import meta_to_hf
+
+    meta = _meta_small()
+    model = small_sam2()
+    load_strict(model, meta_to_hf(meta.state_dict()), "Meta small")
+    _without_dropout(meta)
+    _without_dropout(model)
+    pixels = _pixels(engine, _frames())
+    mask = torch.zeros(1, 1, S, S)
+    mask[..., 20:40, 16:36] = 1.0
+    click, positive = torch.tensor([[[27.0, 31.0]]]), torch.tensor([[1]], dtype=torch.int32)
+    prompts = {
+        0: {"boxes": torch.tensor([BOX])},
+        2: {"mask_inputs": mask},
+        3: {"points": click, "point_labels": positive},
+    }
+    meta_inputs = {
+        0: ({"point_coords": torch.tensor([BOX]).view(1, 2, 2), "point_labels": torch.tensor([[2, 3]])}, None),
+        2: (None, mask),
+        3: ({"point_coords": click, "point_labels": positive}, None),
+    }
+    with torch.no_grad():
+        ours = clip_forward(model, pixels[None], prompts)
+        _, feats, pos, sizes = meta._prepare_backbone_features(meta.forward_image(pixels))
+        bank = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        reference = {}
+        for t in [0, 2, 3, 1, 4]:
+            points, mask_input = meta_inputs.get(t, (None, None))
+            out = meta.track_step(
+                frame_idx=t,
+                is_init_cond_frame=t in meta_inputs,
+                current_vision_feats=[x[:, t : t + 1] for x in feats],
+                current_vision_pos_embeds=[x[:, t : t + 1] for x in pos],
+                feat_sizes=sizes,
+                point_inputs=points,
+                mask_inputs=mask_input,
+                output_dict=bank,
+                num_frames=T,
+            )
+            bank["cond_frame_outputs" if t in meta_inputs else "non_cond_frame_outputs"][t] = out
+            reference[t] = out["pred_masks"]
+    for t in range(T):
+        assert 0.05 < (reference[t] > 0).float().mean() < 0.95, t
+        torch.testing.assert_close(ours[t].logits, reference[t], rtol=0, atol=PARITY_TOLERANCE)
 
 
 def test_batches_give_what_single_samples_give(model, engine):
