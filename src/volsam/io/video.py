@@ -1,0 +1,579 @@
+"""Videos as streams of frames: containers through PyAV (FFmpeg) and DICOM multi-frame cine files.
+
+* :func:`probe_video` -- frame count, fps (a :class:`~fractions.Fraction`), size, duration, codec, time base.
+* :func:`open_frames` -- a frame source for tracking: ``len()``, ``frame_shape`` (H, W) and
+  ``frames(indices)`` -> uint8 ``(n, H, W)`` (grey) or ``(n, H, W, 3)`` (colour), one frame decoded at a time.
+* :func:`iter_frames` -- every frame in order with its timestamp (for rendering an overlay video).
+
+Frame ``t`` is the t-th frame in presentation order (sorted timestamps), ``t = 0 .. len - 1``; pixel
+``(x, y)`` is column x, row y of the decoded picture (no rotation metadata applied).
+
+Intensities: video frames already are display values 0..255, so there is no CT/MR windowing or percentile
+normalisation. Grey frames are the ITU-R BT.601 luma of the decoded RGB picture,
+``Y = 0.299 R + 0.587 G + 0.114 B`` (rounded): FFmpeg converts the stream's own YUV (its matrix and range)
+to full-range RGB first, so every codec gives the same grey for the same picture.
+
+Memory bound (:class:`VideoFrames`): an index of one int64 timestamp per frame (8 bytes a frame: 144 kB for
+a 10-minute 30 fps video), at most ``capacity`` decoded frames (H x W bytes each, x3 in colour) in an LRU,
+and FFmpeg's decoder buffers (a few frames). Access pattern of tracking: forward from the prompted frame is
+plain sequential decoding (one frame decoded per frame asked); going backward, a miss on frame ``t``
+seeks to the keyframe at or before frame ``t - chunk + 1`` and decodes that chunk of ``chunk =
+capacity // 2`` frames at once, so the backward walk costs about (1 + GOP / chunk) decodes per frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volsam.core.errors import InputError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".ogv")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+LUMA_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+DEFAULT_CACHE_MB = 256.0
+MAX_CAPACITY = 64  # decoded frames kept at most, whatever the budget allows
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file says about its timing and pictures.
+
+    Attributes:
+        frame_count: frames in the video stream (counted from its packets, not the header's estimate).
+        fps: average frame rate (frames per second), exact (e.g. 30000/1001).
+        width, height: picture size in pixels.
+        duration: seconds (frame_count / fps when the container does not say).
+        codec: decoder name (``h264``, ``mpeg4``, ... ; ``dicom`` for a cine file).
+        time_base: seconds per timestamp tick of the stream (None for DICOM).
+        container: container format name (``mov,mp4,m4a,3gp,3g2,mj2``, ``avi``, ``dicom``, ...).
+        colour: True when the pictures have colour (RGB / YUV with chroma), False for grey sources.
+    """
+
+    path: str
+    frame_count: int
+    fps: Fraction
+    width: int
+    height: int
+    duration: float
+    codec: str
+    time_base: Fraction | None
+    container: str
+    colour: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (fractions as ``"num/den"`` strings plus ``fps_float``)."""
+        out = asdict(self)
+        out["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        out["fps_float"] = float(self.fps)
+        out["time_base"] = None if self.time_base is None else str(self.time_base)
+        return out
+
+
+def is_video_path(path: str | Path) -> bool:
+    """True when ``path`` names a video container by its suffix (see :data:`VIDEO_SUFFIXES`)."""
+    return Path(path).name.lower().endswith(VIDEO_SUFFIXES)
+
+
+def is_cine_file(path: str | Path) -> bool:
+    """True for a DICOM file with several frames and frame timing (see :func:`cine_fps`): a cine loop."""
+    import pydicom
+
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 -- not DICOM
+        return False
+    return int(ds.get("NumberOfFrames", 1) or 1) > 1 and cine_fps(ds) is not None
+
+
+def is_video_input(path: str | Path) -> bool:
+    """True for a video container (by suffix) or a DICOM cine file (by its header)."""
+    if is_video_path(path):
+        return True
+    return Path(path).name.lower().endswith(DICOM_SUFFIXES) and is_cine_file(path)
+
+
+def to_grey(rgb: np.ndarray) -> np.ndarray:
+    """uint8 ``(..., 3)`` RGB -> uint8 ``(...)`` BT.601 luma (rounded)."""
+    return np.rint(rgb.astype(np.float32) @ LUMA_BT601).clip(0, 255).astype(np.uint8)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+
+
+def _open(path: Path) -> Any:
+    """An open PyAV input container and its first video stream; InputError for anything unreadable."""
+    import av
+
+    _check_file(path)
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable video ({_reason(exc)})") from None
+    if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "none"
+        container.close()
+        raise InputError(f"{path}: no video stream in the file (streams: {kinds})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        container.close()
+        raise InputError(f"{path}: video codec {stream.codec.name if stream.codec else '?'} cannot be decoded here")
+    stream.thread_type = "AUTO"
+    return container, stream
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Presentation timestamps of every frame (sorted; None when the stream lacks unique timestamps)."""
+
+    count: int
+    pts: np.ndarray | None
+
+
+def _index(path: Path, container: Any, stream: Any) -> _Index:
+    """Demux (no decoding) every packet of ``stream``: the exact frame count and the frames' timestamps."""
+    import av
+
+    stamps: list[int | None] = []
+    packets = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:  # flush packets
+                continue
+            packets += 1
+            if not packet.is_discard:  # edit-list leaders are decoded but never shown
+                stamps.append(packet.pts if packet.pts is not None else packet.dts)
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: broken video data after {len(stamps)} frames ({_reason(exc)})") from None
+    if not stamps:
+        raise InputError(f"{path}: the video stream holds no frames")
+    _check_complete(path, container, stream, packets)
+    pts: np.ndarray | None = None
+    if all(s is not None for s in stamps):
+        pts = np.sort(np.asarray(stamps, dtype=np.int64))
+        if np.any(np.diff(pts) <= 0):
+            pts = None  # repeated timestamps: frames are identified by counting from the start
+    return _Index(len(stamps), pts)
+
+
+def _check_complete(path: Path, container: Any, stream: Any, packets: int) -> None:
+    """InputError when the headers promise clearly more frames than the file holds (a truncated or
+    damaged file that FFmpeg would otherwise read as a shorter video)."""
+    promised = int(stream.frames or 0)
+    if promised <= 0 and container.duration and stream.average_rate:
+        promised = int(container.duration / 1_000_000 * float(stream.average_rate) * 0.9) - 2  # rough: VFR
+    if packets < promised:
+        raise InputError(
+            f"{path}: truncated or damaged: the headers promise about {promised} frames, the file holds {packets}"
+        )
+
+
+def _fps(stream: Any, count: int) -> Fraction:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate)
+    if stream.duration and stream.time_base and count > 1:
+        return Fraction(count) / (stream.duration * Fraction(stream.time_base))
+    return Fraction(25)  # FFmpeg's own fallback for streams without any rate
+
+
+def _first_picture(path: Path, container: Any, stream: Any) -> Any:
+    import av
+
+    try:
+        for frame in container.decode(stream):
+            return frame
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: cannot decode its {stream.codec_context.name} video ({_reason(exc)})") from None
+    raise InputError(f"{path}: no frame could be decoded from its {stream.codec_context.name} video")
+
+
+def _probe_open(path: Path, container: Any, stream: Any) -> tuple[VideoInfo, _Index]:
+    index = _index(path, container, stream)
+    container.seek(0)
+    first = _first_picture(path, container, stream)
+    fps = _fps(stream, index.count)
+    tb = Fraction(stream.time_base) if stream.time_base else None
+    if stream.duration and tb is not None:
+        duration = float(stream.duration * tb)
+    else:
+        duration = float(index.count / fps)
+    colour = "gray" not in first.format.name and not first.format.name.startswith(("y8", "y16"))
+    info = VideoInfo(
+        path=str(path),
+        frame_count=index.count,
+        fps=fps,
+        width=int(first.width),
+        height=int(first.height),
+        duration=duration,
+        codec=str(stream.codec_context.name),
+        time_base=tb,
+        container=str(container.format.name),
+        colour=bool(colour),
+    )
+    return info, index
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Timing and size of a video (or DICOM cine) file; InputError for a missing, empty, broken or
+    unsupported file (the message names the path and the reason)."""
+    path = Path(path)
+    if path.name.lower().endswith(DICOM_SUFFIXES):
+        return DicomCineFrames(path).info
+    container, stream = _open(path)
+    try:
+        return _probe_open(path, container, stream)[0]
+    finally:
+        container.close()
+
+
+def _picture(frame: Any, colour: bool) -> np.ndarray:
+    rgb = frame.to_ndarray(format="rgb24")
+    return rgb if colour else to_grey(rgb)
+
+
+class VideoFrames:
+    """A video as a frame source for tracking, decoded as a stream with bounded memory (module notes).
+
+    Args:
+        path: a video file (see :data:`VIDEO_SUFFIXES`; any container FFmpeg reads works).
+        colour: frames ``(n, H, W, 3)`` RGB instead of BT.601 grey ``(n, H, W)``.
+        cache_mb: memory for decoded frames; ``capacity`` = that many frames, 4 .. :data:`MAX_CAPACITY`.
+        capacity: the number of decoded frames kept, instead of ``cache_mb``.
+
+    Attributes ``decoded`` (frames decoded so far), ``seeks`` and ``max_cached`` (the most frames held at
+    once) show what the stream cost. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self, path: str | Path, *, colour: bool = False, cache_mb: float = DEFAULT_CACHE_MB, capacity: int | None = None
+    ):
+        self.path = Path(path)
+        self.colour = colour
+        self._container, self._stream = _open(self.path)
+        try:
+            self.info, index = _probe_open(self.path, self._container, self._stream)
+        except BaseException:
+            self._container.close()
+            raise
+        self._pts = index.pts
+        frame_bytes = self.info.width * self.info.height * (3 if colour else 1)
+        if capacity is None:
+            capacity = int(cache_mb * 2**20 // max(frame_bytes, 1))
+        self.capacity = max(4, min(MAX_CAPACITY, int(capacity)))
+        self.chunk = self.capacity // 2
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._decoder: Iterator[Any] | None = None
+        self._next = 0  # index of the frame the decoder gives next
+        self._last: int | None = None
+        self.decoded = 0
+        self.seeks = 0
+        self.max_cached = 0
+
+    # -- frame source protocol --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.info.frame_count
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(H, W) of every frame."""
+        return (self.info.height, self.info.width)
+
+    def frames(self, indices: list[int]) -> np.ndarray:
+        """uint8 ``(n, H, W)`` grey (``(n, H, W, 3)`` in colour) frames, copies."""
+        return np.stack([self.frame(int(t)).copy() for t in indices])
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` (the cached array itself: do not modify it)."""
+        if not 0 <= t < len(self):
+            raise InputError(f"{self.path}: frame {t} is outside 0..{len(self) - 1}")
+        if t in self._cache:
+            self._cache.move_to_end(t)
+            self._last = t
+            return self._cache[t]
+        backward = self._last is not None and t < self._last
+        ahead = self._decoder is not None and self._next <= t < self._next + self.chunk
+        if ahead:
+            self._decode_until(t, keep_from=t)
+        else:
+            start = max(0, t - self.chunk + 1) if backward else t
+            self._seek(start)
+            self._decode_until(t, keep_from=start)
+        self._last = t
+        self._cache.move_to_end(t)
+        return self._cache[t]
+
+    # -- decoding ----------------------------------------------------------------------------------------
+    def _seek(self, start: int) -> None:
+        self.seeks += 1
+        if self._pts is None or start == 0:
+            self._container.seek(0)
+            self._decoder = self._container.decode(self._stream)
+            self._next = 0
+            return
+        self._container.seek(int(self._pts[start]), stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._container.decode(self._stream)
+        self._next = -1  # known once the first frame arrives
+
+    def _index_of(self, frame: Any) -> int | None:
+        """The frame's index: by timestamp, or by counting when the stream has no usable timestamps."""
+        if self._pts is None:
+            return self._next
+        if frame.pts is None:
+            return None
+        at = int(np.searchsorted(self._pts, frame.pts))
+        return at if at < len(self._pts) and self._pts[at] == frame.pts else None
+
+    def _decode_until(self, t: int, keep_from: int) -> None:
+        """Decode on to frame ``t``, keeping the frames from ``keep_from`` on."""
+        import av
+
+        if self._decoder is None:
+            self._seek(keep_from)
+        try:
+            for frame in self._decoder:  # type: ignore[union-attr]
+                self.decoded += 1
+                at = self._index_of(frame)
+                if at is None or (self._next == -1 and at > keep_from):
+                    # a timestamp the index does not know, or a seek that landed after the wanted frame:
+                    # count frames from the start instead (always right, slower going backward)
+                    log.debug("%s: frame %s not where expected; decoding from the start", self.path, frame.pts)
+                    self._pts = None if at is None else self._pts
+                    self._seek(0)
+                    self._decode_until(t, keep_from)
+                    return
+                self._next = at + 1
+                if at >= keep_from:
+                    self._store(at, _picture(frame, self.colour))
+                if at >= t:
+                    return
+        except av.FFmpegError as exc:
+            raise InputError(f"{self.path}: broken video data near frame {self._next} ({_reason(exc)})") from None
+        self._decoder = None
+        raise InputError(
+            f"{self.path}: frame {t} could not be decoded: the stream ended after frame {self._next - 1} "
+            f"of {len(self)} (truncated file?)"
+        )
+
+    def _store(self, t: int, picture: np.ndarray) -> None:
+        self._cache[t] = picture
+        self._cache.move_to_end(t)
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        self.max_cached = max(self.max_cached, len(self._cache))
+
+    def close(self) -> None:
+        """Release the file and every decoded frame."""
+        self._cache.clear()
+        self._decoder = None
+        self._container.close()
+
+    def __enter__(self) -> VideoFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class TimedFrame:
+    """One decoded frame in presentation order: its index, timestamp (ticks of ``time_base``) and pixels."""
+
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    picture: np.ndarray
+
+
+def iter_frames(path: str | Path, *, colour: bool = True) -> Iterator[TimedFrame]:
+    """Every frame of a video (or DICOM cine) file in order, decoded one at a time."""
+    import av
+
+    path = Path(path)
+    if path.name.lower().endswith(DICOM_SUFFIXES):
+        cine = DicomCineFrames(path, colour=colour)
+        for t in range(len(cine)):
+            yield TimedFrame(t, None, None, cine.frame(t))
+        return
+    container, stream = _open(path)
+    tb = Fraction(stream.time_base) if stream.time_base else None
+    t = 0
+    try:
+        for frame in container.decode(stream):
+            yield TimedFrame(t, frame.pts, tb, _picture(frame, colour))
+            t += 1
+    except av.FFmpegError as exc:
+        raise InputError(f"{path}: broken video data near frame {t} ({_reason(exc)})") from None
+    finally:
+        container.close()
+
+
+class DicomCineFrames:
+    """A DICOM multi-frame file (ultrasound cine, XA) as a frame source: one frame read at a time.
+
+    fps comes from FrameTime (ms per frame), else the mean of FrameTimeVector, else
+    RecommendedDisplayFrameRate, else CineRate; a file with none of them is not a cine (InputError: read it as
+    a volume). Pixels: 8-bit frames as stored; deeper ones scaled from their BitsStored range to 0..255;
+    MONOCHROME1 inverted; colour (RGB, YBR) converted to RGB by pydicom, then to BT.601 luma unless
+    ``colour``. A small LRU of frames is kept (random access costs one frame read).
+    """
+
+    def __init__(self, path: str | Path, *, colour: bool = False, capacity: int = 8):
+        import pydicom
+
+        self.path = Path(path)
+        self.colour = colour
+        _check_file(self.path)
+        try:
+            ds = pydicom.dcmread(self.path, stop_before_pixels=True)
+        except Exception as exc:  # noqa: BLE001 -- any parse failure: not DICOM
+            raise InputError(f"{self.path}: not a readable DICOM file ({_reason(exc)})") from None
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        if frames < 2:
+            raise InputError(f"{self.path}: a single-frame DICOM image is not a cine (read it as a volume)")
+        fps = cine_fps(ds)
+        if fps is None:
+            raise InputError(
+                f"{self.path}: {frames} frames but no FrameTime, FrameTimeVector, RecommendedDisplayFrameRate or "
+                "CineRate: not a cine (read it as a volume)"
+            )
+        self._photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+        self._bits = int(ds.get("BitsStored", 8) or 8)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        self.info = VideoInfo(
+            path=str(self.path),
+            frame_count=frames,
+            fps=fps,
+            width=int(ds.Columns),
+            height=int(ds.Rows),
+            duration=float(frames / fps),
+            codec="dicom",
+            time_base=None,
+            container="dicom",
+            colour=samples == 3,
+        )
+        self.capacity = max(1, capacity)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.decoded = 0
+
+    def __len__(self) -> int:
+        return self.info.frame_count
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return (self.info.height, self.info.width)
+
+    def frames(self, indices: list[int]) -> np.ndarray:
+        """uint8 ``(n, H, W)`` (or ``(n, H, W, 3)`` in colour) frames, copies."""
+        return np.stack([self.frame(int(t)).copy() for t in indices])
+
+    def frame(self, t: int) -> np.ndarray:
+        if not 0 <= t < len(self):
+            raise InputError(f"{self.path}: frame {t} is outside 0..{len(self) - 1}")
+        if t not in self._cache:
+            self._cache[t] = self._read(t)
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(t)
+        return self._cache[t]
+
+    def _read(self, t: int) -> np.ndarray:
+        from pydicom.pixels import pixel_array
+
+        try:
+            raw = np.asarray(pixel_array(self.path, index=t))
+        except Exception as exc:  # noqa: BLE001 -- decoder failures of every kind
+            raise InputError(f"{self.path}: cannot read frame {t} ({_reason(exc)})") from None
+        self.decoded += 1
+        if raw.dtype != np.uint8:
+            top = float(2 ** min(self._bits, 16) - 1)
+            raw = np.clip(np.rint(raw.astype(np.float32) * (255.0 / top)), 0, 255).astype(np.uint8)
+        if self._photometric == "MONOCHROME1":
+            raw = 255 - raw
+        if raw.ndim == 3:
+            return raw if self.colour else to_grey(raw)
+        return np.repeat(raw[..., None], 3, axis=2) if self.colour else raw
+
+    def close(self) -> None:
+        self._cache.clear()
+
+    def __enter__(self) -> DicomCineFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def cine_fps(ds: Any) -> Fraction | None:
+    """Frames per second of a DICOM multi-frame dataset (pydicom), None when it carries no timing."""
+
+    def number(keyword: str) -> float | None:
+        try:
+            value = ds.get(keyword)
+            return None if value in (None, "") else float(value)
+        except (TypeError, ValueError):
+            return None
+
+    frame_time = number("FrameTime")
+    if frame_time and frame_time > 0:
+        return Fraction(1000) / Fraction(str(frame_time))
+    vector = ds.get("FrameTimeVector")
+    if vector is not None:
+        try:
+            times = [float(v) for v in vector][1:]  # the first entry is 0 (time before the first frame)
+        except (TypeError, ValueError):
+            times = []
+        if times and sum(times) > 0:
+            return Fraction(1000 * len(times)) / Fraction(str(round(sum(times), 6)))
+    for keyword in ("RecommendedDisplayFrameRate", "CineRate"):
+        rate = number(keyword)
+        if rate and rate > 0:
+            return Fraction(str(rate))
+    return None
+
+
+def open_frames(path: str | Path, *, colour: bool = False, cache_mb: float = DEFAULT_CACHE_MB):
+    """The frame source for ``path``: :class:`DicomCineFrames` for ``.dcm``, else :class:`VideoFrames`."""
+    path = Path(path)
+    if path.name.lower().endswith(DICOM_SUFFIXES):
+        return DicomCineFrames(path, colour=colour)
+    return VideoFrames(path, colour=colour, cache_mb=cache_mb)
+
+
+__all__ = [
+    "DicomCineFrames",
+    "TimedFrame",
+    "VideoFrames",
+    "VideoInfo",
+    "cine_fps",
+    "is_cine_file",
+    "is_video_input",
+    "is_video_path",
+    "iter_frames",
+    "open_frames",
+    "probe_video",
+    "to_grey",
+]
