@@ -7,13 +7,14 @@
   (eval mode) so that results do not depend on the per-process batch. A frozen image encoder runs without
   gradients and may reuse embeddings (``model.embedding_cache``, keyed by the input's content).
 * ``seed-2024`` / ``medsam2-2025`` -> :class:`Sam2Trainer`: a transformers ``Sam2VideoModel`` (a directory or
-  Meta ``.pt`` through the SAM 2 engine's loader, or a random-init variant), run through
+  Meta ``.pt`` through the SAM 2 engine's loader, or a random-init variant whose object-score bias is raised
+  by 10 so that it starts by calling objects present), run through
   :mod:`volsam.finetune.sam2_forward` (single frames for seed-2024, clips through memory for medsam2-2025).
 
 Batch (see :class:`volsam.finetune.data.ClipDataset`): ``pixels`` (B, T, S, S) 0..255, ``kind`` (B,),
 ``box`` (B, 4), ``points`` (B, P, 2), ``point_labels`` (B, P), ``masks`` (B, T, S, S). Output
-:class:`Outputs`: ``logits`` (B, T, S, S) at the input resolution, ``iou`` (B, T), ``object_logit``
-(B, T) or None.
+a dict: ``logits`` (B, T, S, S) at the input resolution, ``iou`` (B, T), ``object_logit`` (B, T) (SAM 2
+only).
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ class TrainModel(nn.Module):
                 (vision if name.startswith(self.vision_prefix()) else other).append(param)
         return {"vision": vision, "other": other}
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> Outputs:
-        """Run each prompt kind's part of the batch, put the rows back in batch order."""
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run each prompt kind's part of the batch, put the rows back in batch order. Returns a dict (DDP finds
+        the output tensors in it) with ``logits`` (B, T, S, S), ``iou`` (B, T) and, for SAM 2,
+        ``object_logit`` (B, T)."""
         kinds = batch["kind"]
         rows: list[torch.Tensor] = []
         results: list[Outputs] = []
@@ -90,12 +93,13 @@ class TrainModel(nn.Module):
                 results.append(self._forward_kind(sub, _KINDS[k]))
                 rows.append(idx)
         order = torch.argsort(torch.cat(rows))
-        obj = [r.object_logit for r in results]
-        return Outputs(
-            logits=torch.cat([r.logits for r in results])[order],
-            iou=torch.cat([r.iou for r in results])[order],
-            object_logit=None if obj[0] is None else torch.cat(obj)[order],  # type: ignore[arg-type]
-        )
+        out = {
+            "logits": torch.cat([r.logits for r in results])[order],
+            "iou": torch.cat([r.iou for r in results])[order],
+        }
+        if results[0].object_logit is not None:
+            out["object_logit"] = torch.cat([r.object_logit for r in results])[order]  # type: ignore[misc]
+        return out
 
     def _forward_kind(self, batch: dict[str, torch.Tensor], kind: str) -> Outputs:
         raise NotImplementedError
@@ -281,6 +285,8 @@ def build_sam2(config: FinetuneConfig) -> Sam2Trainer:
             variant = dataclasses.replace(variant, image_size=config.model.image_size)
         torch.manual_seed(config.seed)
         net = build_model(variant)
+        with torch.no_grad():  # a random object-score head says "absent" and gates every mask (no gradient)
+            net.mask_decoder.pred_obj_score_head.proj_out.bias += 10.0
     else:
         from volsam.engines.sam2.engine import load_model
 

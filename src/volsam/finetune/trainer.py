@@ -145,7 +145,10 @@ def epoch_batches(
 
 
 def _loader(dataset: ClipDataset, batches: list[list[tuple[int, int]]], workers: int) -> Iterator[dict]:
-    return iter(torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers))
+    # its own generator: a DataLoader iterator otherwise draws its base seed from the global torch RNG, and a
+    # resumed run (which makes its iterator at another point) would then see other dropout masks
+    generator = torch.Generator().manual_seed(0)
+    return iter(torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, generator=generator))
 
 
 # -- schedule -----------------------------------------------------------------------------------------------
@@ -199,24 +202,26 @@ def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
-    np_state = np.random.get_state()
+    """This process's RNG states as plain Python values (gathered across ranks, saved with weights_only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]),
-        "torch": torch.get_rng_state(),
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state().tolist(),
     }
     if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
+        state["cuda"] = torch.cuda.get_rng_state(device).tolist()
     return state
 
 
 def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in state["python"]))  # type: ignore[arg-type]
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy(), *rest))
-    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
     if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8), device)
 
 
 class JsonLog:
@@ -318,14 +323,14 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def _losses(config: FinetuneConfig, out: Any, batch: dict[str, torch.Tensor]) -> Any:
-    s = out.logits.shape[-1]
+def _losses(config: FinetuneConfig, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> Any:
+    s = out["logits"].shape[-1]
     return compute_loss(
         config.loss,
-        out.logits.reshape(-1, s, s),
+        out["logits"].reshape(-1, s, s),
         batch["masks"].reshape(-1, s, s),
-        iou_pred=out.iou.reshape(-1),
-        object_logit=None if out.object_logit is None else out.object_logit.reshape(-1),
+        iou_pred=out["iou"].reshape(-1),
+        object_logit=out["object_logit"].reshape(-1) if "object_logit" in out else None,
         present=batch["present"].reshape(-1),
     )
 
@@ -345,9 +350,9 @@ def validate(model: torch.nn.Module, dataset: ClipDataset, config: FinetuneConfi
         batch = _to(torch.utils.data.default_collate(items), d.device)
         with _autocast(config, d.device):
             out = model(batch)
-        for b in range(out.logits.shape[0]):
+        for b in range(out["logits"].shape[0]):
             h, w = (int(v) for v in batch["valid"][b])
-            total += float(dice_score(out.logits[b, :, :h, :w].float(), batch["masks"][b, :, :h, :w]))
+            total += float(dice_score(out["logits"][b, :, :h, :w].float(), batch["masks"][b, :, :h, :w]))
             seen += 1
     model.train(was_training)
     sums = torch.tensor([total, float(seen)], dtype=torch.float64)
