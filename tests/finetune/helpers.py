@@ -48,6 +48,8 @@ def tiny_sam2_dir(folder: Path, side: int = 64, seed: int = 0) -> Path:
     model = Sam2VideoModel(config)
     with torch.no_grad():
         model.mask_decoder.pred_obj_score_head.proj_out.bias += 10.0
+        shared = model.prompt_encoder.shared_embedding.positional_embedding  # one matrix, as in Meta's model
+        model.shared_image_embedding.positional_embedding.copy_(shared)
     model.save_pretrained(folder, safe_serialization=True)
     return folder
 

@@ -287,6 +287,9 @@ def build_sam2(config: FinetuneConfig) -> Sam2Trainer:
         net = build_model(variant)
         with torch.no_grad():  # a random object-score head says "absent" and gates every mask (no gradient)
             net.mask_decoder.pred_obj_score_head.proj_out.bias += 10.0
+            # one Gaussian matrix, as in Meta's model and every converted checkpoint (random init draws two)
+            shared = net.prompt_encoder.shared_embedding.positional_embedding
+            net.shared_image_embedding.positional_embedding.copy_(shared)
     else:
         from volsam.engines.sam2.engine import load_model
 
