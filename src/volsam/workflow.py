@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +16,10 @@ import numpy as np
 from volsam.core.errors import InputError, OutputError, PromptError
 from volsam.core.prompts import MaskPrompt, Prompt
 from volsam.core.volume import Volume
-from volsam.io import read_volume, write_volume
+from volsam.io import read_volume, write_labels
+from volsam.io.dicom_seg import check_source, is_dicom_seg, read_dicom_seg
 from volsam.io.overlay import write_overlays
+from volsam.io.writers import DICOM_SEG, label_output_format
 from volsam.preprocess import fit_normalizer
 from volsam.propagate import SliceResult
 from volsam.segmentation import SegmentationReport, resolve_axis, segment
@@ -39,7 +41,10 @@ class SegmentJobResult:
 
 
 def load_mask_prompt(path: str | Path, image: Volume, label: int | None = None) -> MaskPrompt:
-    """Read a mask file and check it lies on ``image``'s grid (nothing is resampled)."""
+    """Read a mask file (or a DICOM-SEG of ``image``'s series) and check it lies on ``image``'s grid (nothing
+    is resampled)."""
+    if str(path).lower().endswith(".dcm") and is_dicom_seg(path):
+        return MaskPrompt(np.asarray(read_dicom_seg(path, image).array), label=label)
     mask = read_volume(path)
     if not mask.same_grid(image):
         raise InputError(
@@ -60,17 +65,21 @@ def segment_file(
     series: str | None = None,
     channel: int | None = None,
     on_frame: Callable[[SliceResult], None] | None = None,
+    output_format: str | None = None,
     **options: object,
 ) -> SegmentJobResult:
     """Read ``image_path``, segment from ``prompts`` (and a mask file), write the label map to ``output``
-    on the image's grid, and optionally overlay PNGs. ``options`` go to :func:`volsam.segmentation.segment`."""
+    on the image's grid, and optionally overlay PNGs. ``options`` go to :func:`volsam.segmentation.segment`.
+    ``output_format``: None / ``auto`` (from the extension) or ``dicom-seg`` (also for a ``.dcm`` output; the
+    image must be a DICOM series)."""
     image = read_volume(image_path, series=series, channel=channel)
-    _check_output(output)
+    fmt = _check_output(output, output_format, image)
     all_prompts = list(prompts)
     if mask_path is not None:
         all_prompts.append(load_mask_prompt(mask_path, image))
     labelmap = segment(image, all_prompts, on_frame=on_frame, **options)  # type: ignore[arg-type]
-    out = write_volume(labelmap, output, label=True)
+    label = int(options.get("label", 1))  # type: ignore[call-overload]
+    out = write_labels(labelmap, output, source=image, fmt=fmt, names={label: f"object {label}"}, **_algorithm(options))
     voxels = int(np.count_nonzero(labelmap.array))
     result = SegmentJobResult(out, labelmap.meta["report"], voxels, voxels * float(np.prod(image.spacing)) / 1000.0)
     if overlay_dir is not None:
@@ -99,6 +108,7 @@ def segment_file_with_prompts(
     channel: int | None = None,
     axis: str | None = None,
     on_prompt: Callable[[int, Prompt], None] | None = None,
+    output_format: str | None = None,
     **options: object,
 ) -> SessionJobResult:
     """Run a prompts JSON (several objects, corrections in order; see :mod:`volsam.session.prompts_file`)
@@ -108,14 +118,15 @@ def segment_file_with_prompts(
     voxels). ``options`` go to the Session (engine, model, device, modality, window, settings, ...)."""
     t0 = time.perf_counter()
     image = read_volume(image_path, series=series, channel=channel)
-    _check_output(output)
+    fmt = _check_output(output, output_format, image)
     file_axis, specs = load_prompts(prompts_path, image)
     if axis is not None and resolve_axis(image, axis) != resolve_axis(image, file_axis):
         raise PromptError(f"--axis {axis} differs from the prompts file's axis {file_axis!r}")
     session = Session(image, axis=file_axis, **options)  # type: ignore[arg-type]
     session.apply(specs, on_prompt=on_prompt)
     labelmap = session.labelmap()
-    out = write_volume(labelmap, output, label=True)
+    names = dict(session.objects)
+    out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(options))
     objects = [(label, name, int(np.count_nonzero(session.mask(label)))) for label, name in session.objects]
     result = SessionJobResult(out, objects, time.perf_counter() - t0)
     if overlay_dir is not None:
@@ -123,11 +134,23 @@ def segment_file_with_prompts(
     return result
 
 
-def _check_output(output: str | Path) -> None:
-    """Refuse an output path we cannot write before spending minutes on the model."""
+def _check_output(output: str | Path, fmt: str | None = None, image: Volume | None = None) -> str:
+    """Refuse an output we cannot write before spending minutes on the model; returns its label format."""
     out = Path(output)
     if out.exists() and out.is_dir():
         raise OutputError(f"output {out} is a directory; give a file name such as seg.nii.gz")
+    fmt = label_output_format(out, fmt)
+    if fmt == DICOM_SEG and image is not None:
+        check_source(image, out)
+    return fmt
+
+
+def _algorithm(options: Mapping[str, object]) -> dict[str, str | None]:
+    """The engine and model names a DICOM-SEG records (the engine may be a name or a loaded engine)."""
+    engine = options.get("engine", "medsam-lite")
+    name = engine if isinstance(engine, str) else getattr(engine, "name", type(engine).__name__)
+    model = options.get("model")
+    return {"engine": str(name), "model": None if model is None else str(model)}
 
 
 __all__ = ["SegmentJobResult", "SessionJobResult", "load_mask_prompt", "segment_file", "segment_file_with_prompts"]

@@ -224,6 +224,9 @@ def test_label_output_formats(tmp_path):
     assert label_output_format(tmp_path / "seg.dcm") == "dicom-seg"
     assert label_output_format(tmp_path / "seg", "dicom-seg") == "dicom-seg"
     assert label_output_format(tmp_path / "seg.nii.gz") == "nifti"
+    assert label_output_format(tmp_path / "seg.nii.gz", "nifti") == "nifti"  # a resolved format passes again
+    with pytest.raises(OutputError, match="the format asked is nrrd"):
+        label_output_format(tmp_path / "seg.nii.gz", "nrrd")
     with pytest.raises(OutputError, match="name it .dcm"):
         label_output_format(tmp_path / "seg.nii.gz", "dicom-seg")
     with pytest.raises(OutputError, match="unknown output format"):

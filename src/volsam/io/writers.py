@@ -55,10 +55,11 @@ def output_format(path: Path) -> tuple[str, str]:
 
 def label_output_format(path: str | Path, fmt: str | None = None) -> str:
     """The format a label map goes to: ``dicom-seg`` (a ``.dcm`` name, or ``fmt="dicom-seg"``) or the
-    image format of the extension (:func:`output_format`); OutputError for unknown or conflicting ones."""
+    image format of the extension (:func:`output_format`); ``fmt`` may also name that image format (as this
+    function returns it). OutputError for unknown or conflicting ones."""
     path = Path(path)
     fmt = fmt or "auto"
-    if fmt not in LABEL_FORMATS:
+    if fmt not in LABEL_FORMATS and fmt not in _SUFFIXES.values():
         raise OutputError(f"unknown output format {fmt!r}; use one of {', '.join(LABEL_FORMATS)}")
     if path.name.lower().endswith(".dcm"):
         return DICOM_SEG
@@ -68,7 +69,10 @@ def label_output_format(path: str | Path, fmt: str | None = None) -> str:
                 f"{path}: --format {DICOM_SEG} writes a DICOM file; name it .dcm (or leave the suffix out)"
             )
         return DICOM_SEG
-    return output_format(path)[0]
+    found = output_format(path)[0]
+    if fmt not in ("auto", found):
+        raise OutputError(f"{path}: the name says {found}, the format asked is {fmt}")
+    return found
 
 
 def write_labels(
