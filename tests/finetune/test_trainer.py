@@ -124,7 +124,8 @@ def test_seed2024_keeps_the_prompt_encoder_and_memory_frozen(tmp_path, sam2_dir)
 
 def test_run_folder_log_checkpoints_and_split(tmp_path):
     """medsam-lite (tiny random LiteMedSAM, frozen encoder): the run folder's files and their contents."""
-    config = small_config(tmp_path, "medsam-lite", checkpoint={"every_steps": 2, "keep": 1})
+    config = small_config(tmp_path, "medsam-lite", checkpoint={"every_steps": 2, "keep": 1},
+                          log={"validate_at_start": True})  # fmt: skip
     run = train(config)
     assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoints", "config.yaml", "last", "log.jsonl",
                                                      "split.json"]  # fmt: skip
@@ -137,7 +138,8 @@ def test_run_folder_log_checkpoints_and_split(tmp_path):
     assert all({"mask", "dice", "lr_other", "samples_per_s", "grad_norm"} <= r.keys() for r in steps)
     assert "lr_vision" not in steps[0]  # the image encoder is frozen: no vision group
     assert steps[0]["lr_other"] == pytest.approx(1e-3)  # warm-up of 1 step
-    assert any("val_dice" in r for r in records)
+    vals = [r["step"] for r in records if "val_dice" in r]
+    assert vals[0] == 0 and vals[-1] == 4  # the starting model's baseline, then after training
     split = yaml.safe_load((run / "split.json").read_text())
     assert len(split["val"]) == 1 and len(split["train"]) == 2
     assert yaml.safe_load((run / "config.yaml").read_text())["recipe"] == "medsam-lite"

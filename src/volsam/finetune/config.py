@@ -146,6 +146,7 @@ class ExportConfig:
 class LogConfig:
     every_steps: int = 1  # a log.jsonl line (and a console line) every N optimizer steps
     tensorboard: bool = True  # also TensorBoard event files, if the tensorboard package is importable
+    validate_at_start: bool = False  # validation Dice of the starting model (step 0) too: the baseline
 
 
 @dataclass(frozen=True)

@@ -499,6 +499,8 @@ def train(
                 export_model(model, config, run_dir / "best", {**model_card, "step": state.step, "val_dice": dice})
         _barrier(d)
 
+    if config.log.validate_at_start and state.step == 0:
+        run_validation()
     interrupted = False
     while state.epoch < epochs and state.step < total:
         batches = epoch_batches(len(train_set), d, o.batch_size, o.grad_accum, config.seed, state.epoch)
