@@ -244,3 +244,13 @@ def test_headers_are_kept_in_slice_order_without_pixels(series):
     assert [by_uid[str(h.SOPInstanceUID)] for h in headers] == paths  # k order, whatever the file names
     assert all("PixelData" not in h for h in headers)
     assert [p.name for p in paths] != sorted(p.name for p in paths)
+
+
+def test_a_seg_beside_its_series_is_not_read_as_an_image(tmp_path, series):
+    image, labelmap, paths = series
+    folder = paths[0].parent
+    out = write_dicom_seg(labelmap, image, folder / "seg.dcm", names=NAMES)
+    again = read_volume(folder)  # the SEG in the series folder is skipped, not a second series
+    assert again.same_grid(image) and np.array_equal(again.array, image.array)
+    with pytest.raises(InputError, match="it is a DICOM-SEG: give it as --mask"):
+        read_volume(out)

@@ -6,6 +6,7 @@
   ``row x column`` (from ``ImageOrientationPatient``), never by file name; ``InstanceNumber`` only when
   positions are missing. So k runs along the normal and the direction is right-handed: a volume whose
   k axis ran against the normal when it was written comes back with k reversed (the same physical image).
+* DICOM Segmentation objects (Modality SEG) are not images: a folder scan skips them.
 * A series with several images at one position (time points, echoes), mixed orientations or sizes, or
   uneven gaps (a missing slice) is refused with :class:`InputError` rather than read onto a wrong grid.
 * Pixels are read by SimpleITK's GDCM reader in that order: it decodes compressed transfer syntaxes and
@@ -116,6 +117,8 @@ def read_header(path: Path) -> tuple[str, str, str | None, DicomImage] | None:
         return None
     if not uid or rows <= 0 or columns <= 0:
         return None  # DICOMDIR, structured reports, presentation states...
+    if str(ds.get("Modality", "") or "").strip().upper() == "SEG":
+        return None  # a segmentation (e.g. volsam's seg.dcm beside its series) is no image of the series
     bits = int(ds.get("BitsAllocated", 16) or 16)
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
     instance = ds.get("InstanceNumber")
@@ -263,10 +266,18 @@ def read_dicom_folder(
     return read_series(chosen, source, fmt)
 
 
+def _seg_hint(path: Path) -> str:
+    try:
+        modality = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"]).get("Modality")
+    except Exception:  # unreadable: no hint
+        return ""
+    return "; it is a DICOM-SEG: give it as --mask together with its source series" if modality == "SEG" else ""
+
+
 def read_dicom_file(path: Path) -> Volume:
     """Read one DICOM file (a single slice, or a multi-frame image) into a Volume."""
     header = read_header(path)
     if header is None:
-        raise InputError(f"{path}: not a DICOM image file")
+        raise InputError(f"{path}: not a DICOM image file{_seg_hint(path)}")
     uid, description, modality, image = header
     return read_series(DicomSeries(uid, description, modality, [image]), str(path))
