@@ -254,3 +254,14 @@ def test_a_seg_beside_its_series_is_not_read_as_an_image(tmp_path, series):
     assert again.same_grid(image) and np.array_equal(again.array, image.array)
     with pytest.raises(InputError, match="it is a DICOM-SEG: give it as --mask"):
         read_volume(out)
+
+
+def test_many_objects_keep_their_labels(tmp_path, series):
+    image, _, _ = series
+    many = np.zeros(image.shape, np.uint16)
+    for n in range(40):  # labels 7, 13, ... 241: 40 one-voxel-row objects spread over the slices
+        many[n % image.shape[0], n, 2 : 2 + n % 9 + 1] = 7 + 6 * n
+    out = write_dicom_seg(image.with_array(many), image, tmp_path / "seg.dcm")
+    assert len(pydicom.dcmread(out).SegmentSequence) == 40
+    back = read_dicom_seg(out, image)
+    assert np.array_equal(back.array, many) and back.array.dtype == np.uint8

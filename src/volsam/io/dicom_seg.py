@@ -149,7 +149,11 @@ def _objects(array: np.ndarray, names: Mapping[int, str] | None, path: Path) -> 
     for label in named:
         if not 1 <= label <= 65535:
             raise OutputError(f"{path}: object labels are 1..65535, got {label}")
-    present = [int(v) for v in np.unique(array) if v]
+    top = int(array.max(initial=0))
+    if top <= 32:  # a few objects: one comparison each is faster than sorting every voxel
+        present = [v for v in range(1, top + 1) if (array == v).any()]
+    else:
+        present = [int(v) for v in np.unique(array) if v]
     labels = sorted(set(present) | set(named))
     if not labels:
         raise OutputError(f"{path}: the label map is empty and names no object; a DICOM-SEG needs a segment")
@@ -319,7 +323,11 @@ def read_dicom_seg(path: str | Path, reference: Volume) -> Volume:
         if not referenced & set(uids):
             raise InputError(f"{path}: references none of the image's {len(uids)} slices (another series?)")
         pixels = seg.get_pixels_by_source_instance(
-            uids, combine_segments=True, skip_overlap_checks=True, assert_missing_frames_are_empty=True
+            uids,
+            combine_segments=True,
+            skip_overlap_checks=True,
+            assert_missing_frames_are_empty=True,
+            dtype=np.uint16,
         )
     except (ValueError, KeyError, RuntimeError, AttributeError) as exc:
         raise InputError(f"{path}: cannot put this DICOM-SEG on the image's slices ({exc})") from exc
@@ -335,6 +343,6 @@ def read_dicom_seg(path: str | Path, reference: Volume) -> Volume:
         )
         lut[number] = label
         labels[label] = str(item.get("SegmentLabel", f"segment {number}"))
-    out = lut[np.asarray(pixels, dtype=np.int64)]
-    out = out.astype(np.uint8) if out.max(initial=0) <= 255 else out
+    lut = lut.astype(np.uint8) if lut.max() <= 255 else lut
+    out = lut[pixels]  # segment number -> label
     return reference.with_array(out, labels=labels, format="dicom-seg", source=str(path))
