@@ -265,3 +265,20 @@ def test_many_objects_keep_their_labels(tmp_path, series):
     assert len(pydicom.dcmread(out).SegmentSequence) == 40
     back = read_dicom_seg(out, image)
     assert np.array_equal(back.array, many) and back.array.dtype == np.uint8
+
+
+def test_headers_rounded_by_a_scanner_still_pair_with_their_slices(tmp_path, series):
+    image, labelmap, _ = series
+    headers = []
+    for k, h in enumerate(image.meta["dicom_headers"]):
+        h = h.copy()  # positions written with 2 decimals and a 0.05 mm wobble, as some scanners do
+        h.ImagePositionPatient = [f"{float(v) + 0.05 * (-1) ** k:.2f}" for v in h.ImagePositionPatient]
+        headers.append(h)
+    rounded = image.with_array(image.array, dicom_headers=tuple(headers))
+    out = write_dicom_seg(labelmap, rounded, tmp_path / "seg.dcm")
+    frames = pydicom.dcmread(out).PerFrameFunctionalGroupsSequence
+    by_uid = {str(h.SOPInstanceUID): h for h in headers}
+    for frame in frames:  # each frame keeps its own file's position
+        uid = str(frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
+        assert list(frame.PlanePositionSequence[0].ImagePositionPatient) == list(by_uid[uid].ImagePositionPatient)
+    assert np.array_equal(read_dicom_seg(out, rounded).array, labelmap.array)

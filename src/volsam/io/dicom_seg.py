@@ -7,7 +7,8 @@ Writing (:func:`write_dicom_seg`, highdicom):
   the referenced images, so the SEG carries their study, series and frame-of-reference UIDs, and each frame
   names its source slice and its ImagePositionPatient. The label map must lie on exactly the source grid
   (size, spacing, origin, direction). Refused with :class:`OutputError`: an image not read from DICOM, a
-  multi-frame (enhanced) source, headers whose positions or orientation do not match the grid.
+  multi-frame (enhanced) source, headers that do not lie on the grid (a quarter voxel of tolerance: the SEG's
+  frames take the headers' own positions, the grid only has to pair each slice with its file).
 * One segment per object, type BINARY: segment numbers 1..n follow the label ids in increasing order;
   SegmentLabel is the object's name, SegmentDescription ``volsam label N`` keeps the label id (so labels
   such as 1, 5 come back as 1, 5), a recommended display colour (CIELab) from the web page's palette, the
@@ -71,8 +72,8 @@ _TYPE2 = (
     "ReferringPhysicianName",
 )
 _LABEL_PREFIX = "volsam label "
-_POSITION_MM = 0.01
-_ORIENTATION = 1e-3
+_POSITION_VOXELS = 0.25  # a header may lie this many voxels (of the smallest spacing) off the read grid
+_ORIENTATION = 5e-3  # the reader accepts 1e-3 between slices; scanners round ImageOrientationPatient
 
 
 def _version() -> str:
@@ -109,6 +110,7 @@ def check_source(image: Volume, path: str | Path) -> tuple[pydicom.Dataset, ...]
     if len(headers) != nk:
         raise OutputError(f"{path}: the source has {len(headers)} DICOM files for {nk} slices")
     normal_i, normal_j = image.direction[:, 0], image.direction[:, 1]
+    tolerance = _POSITION_VOXELS * min(image.spacing)  # the SEG's frames take the headers' own positions
     for k, ds in enumerate(headers):
         where = f"{path}: source slice {k} ({ds.get('SOPInstanceUID', '?')})"
         if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (nj, ni):
@@ -119,7 +121,7 @@ def check_source(image: Volume, path: str | Path) -> tuple[pydicom.Dataset, ...]
         except (AttributeError, TypeError, ValueError):
             raise OutputError(f"{where} has no usable ImagePositionPatient / ImageOrientationPatient") from None
         expected = image.index_to_world((0.0, 0.0, float(k)))
-        if np.abs(position - expected).max() > _POSITION_MM:
+        if np.abs(position - expected).max() > tolerance:
             raise OutputError(
                 f"{where} lies at {position.round(3).tolist()} mm, not on the grid ({expected.round(3).tolist()} mm)"
             )
