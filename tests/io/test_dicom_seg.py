@@ -282,3 +282,17 @@ def test_headers_rounded_by_a_scanner_still_pair_with_their_slices(tmp_path, ser
         uid = str(frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID)
         assert list(frame.PlanePositionSequence[0].ImagePositionPatient) == list(by_uid[uid].ImagePositionPatient)
     assert np.array_equal(read_dicom_seg(out, rounded).array, labelmap.array)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+def test_real_scanner_files_from_pydicom(tmp_path, name):
+    from pydicom.data import get_testdata_file
+
+    image = read_volume(get_testdata_file(name))
+    lab = np.zeros(image.shape, np.uint8)
+    lab[0, 20:40, 10:30] = 1
+    out = write_dicom_seg(image.with_array(lab), image, tmp_path / "seg.dcm", names={1: "blob"})
+    ds = pydicom.dcmread(out)
+    source = pydicom.dcmread(get_testdata_file(name), stop_before_pixels=True)
+    assert (ds.PatientID, ds.StudyInstanceUID) == (source.PatientID, source.StudyInstanceUID)
+    assert np.array_equal(read_dicom_seg(out, image).array, lab)
