@@ -1,0 +1,326 @@
+"""Video in, masks (and an overlay video) out: :func:`segment_video`, the job ``volsam segment VIDEO`` calls.
+
+Input: a video file (mp4, avi, mov, mkv, webm... through PyAV) or a DICOM multi-frame cine file, read as a
+stream (:mod:`volsam.io.video`); frames are grey BT.601 luma 0..255 as displayed (no CT/MR normalisation).
+Prompts are in frame pixels: a :class:`~volsam.core.prompts.Box2D` ``(x0, y0, x1, y1)`` inclusive with
+``slice`` = the frame index, :class:`~volsam.core.prompts.Point` ``(x, y, frame)`` ± and/or a mask image on
+one frame (non-zero = the object; with SAM 2 a label image makes one object per value).
+
+Engines:
+
+* **SAM 2 family** (tracker): memory propagation forward from the first prompted frame to the end, then
+  backward to frame 0, through :meth:`TrackerEngine.track`. Stopping rule: none by default
+  (``absent_patience=None``): in a video an object leaves the view and comes back (probe moves, camera
+  turns), and SAM 2's memory bank keeps the prompted frame, so it can find the object again; stopping after a
+  few empty frames would lose it for the rest of the video. Give ``absent_patience`` to stop a direction
+  after that many frames without the object.
+* **LiteMedSAM** (slice engine, no memory): frame by frame with :func:`volsam.propagate.propagate`, each
+  frame prompted with the box of the previous frame's mask (plus margin), forward then backward. Its stop
+  rules end a direction when the object is lost (empty mask, low score, area jump, appearance); the frames
+  after that stay empty: without memory the model cannot find a returning object. The 3D-only rule "a
+  shrinking cross-section that grows again is another structure" is off (a beating heart's area rises and
+  falls) and the growth limit per frame is wider than for slices (objects move in a video).
+
+Outputs are streamed as frames are segmented (:mod:`volsam.io.video_out`): per-frame label PNGs or one
+``.npz`` (disk-backed while it fills), a JSON sidecar with fps, frame count, size, engine, model and prompts,
+and optionally an overlay video rendered in a second streamed pass. Memory stays bounded by the frame
+source's cache, the engine's memory bank and one frame of labels, whatever the video's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from volsam.core.errors import PromptError
+from volsam.core.prompts import Box2D, Point, Prompt
+from volsam.engines import get as get_engine
+from volsam.engines.base import FramePrompt, SliceEngine, TrackerEngine
+from volsam.io.video import VideoInfo, iter_frames, open_frames
+from volsam.io.video_out import (
+    OverlayVideoWriter,
+    open_mask_sink,
+    read_frame_mask,
+    render_contours,
+    sidecar_path,
+    write_json,
+)
+from volsam.propagate import PropagationSettings, propagate
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]  # (stage, frames done, frames in total)
+
+
+def video_settings() -> PropagationSettings:
+    """LiteMedSAM walk settings for videos (see the module notes): no regrowth stop, 8 px growth per frame."""
+    return PropagationSettings(regrowth_after=0.0, growth_limit=8, roi_context=0.0)
+
+
+@dataclass
+class VideoJobResult:
+    """What :func:`segment_video` wrote and did."""
+
+    output: Path
+    sidecar: Path
+    info: VideoInfo
+    engine: str
+    frames_segmented: int
+    frames_with_object: int
+    frame_range: tuple[int, int] | None
+    seconds: float
+    overlay: Path | None = None
+    decoded: int = 0  # frames the input stream decoded (more than the video's when going backward)
+    objects: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Prompts:
+    """Per-frame prompts in frame pixels: frame -> object -> prompt."""
+
+    by_frame: dict[int, dict[int, FramePrompt]]
+    described: list[dict[str, Any]]
+
+
+def _frame_prompts(
+    prompts: Sequence[Prompt], mask: np.ndarray | None, mask_frame: int | None, info: VideoInfo, label: int
+) -> _Prompts:
+    """Validate prompts against the video and group them by frame (box and clicks of ``label``; a label
+    image's values become objects of their own)."""
+    n, w, h = info.frame_count, info.width, info.height
+
+    def check_frame(frame: int, what: str) -> None:
+        if not 0 <= frame < n:
+            raise PromptError(f"{what}: frame {frame} is outside the video (0..{n - 1})")
+
+    boxes: dict[int, tuple[float, float, float, float]] = {}
+    points: dict[int, list[tuple[float, float, int]]] = {}
+    described: list[dict[str, Any]] = []
+    for p in prompts:
+        if isinstance(p, Box2D):
+            text = f"box {p.u0},{p.v0},{p.u1},{p.v1}"
+            check_frame(p.slice, text)
+            if not (0 <= p.u0 <= p.u1 < w and 0 <= p.v0 <= p.v1 < h):
+                raise PromptError(f"{text} is outside the {w}x{h} (WxH) frames (x: 0..{w - 1}, y: 0..{h - 1})")
+            if p.slice in boxes:
+                raise PromptError(f"two boxes on frame {p.slice}: give one box per frame")
+            boxes[p.slice] = (p.u0, p.v0, p.u1, p.v1)
+            described.append({"box": [p.u0, p.v0, p.u1, p.v1], "frame": p.slice, "label": label})
+        elif isinstance(p, Point):
+            text = f"point {p.i},{p.j}"
+            check_frame(p.k, text)
+            if not (0 <= p.i < w and 0 <= p.j < h):
+                raise PromptError(f"{text} is outside the {w}x{h} (WxH) frames")
+            points.setdefault(p.k, []).append((p.i, p.j, 1 if p.positive else 0))
+            described.append({"point": [p.i, p.j], "frame": p.k, "positive": p.positive, "label": label})
+        else:
+            raise PromptError(f"{type(p).__name__} prompts do not apply to a video: give a box, points or a mask image")
+    by_frame: dict[int, dict[int, FramePrompt]] = {}
+    for s in sorted(set(boxes) | set(points)):
+        pts = np.asarray([(x, y) for x, y, _ in points[s]], np.float32) if s in points else None
+        lbl = np.asarray([v for _, _, v in points[s]], np.int64) if s in points else None
+        by_frame.setdefault(s, {})[label] = FramePrompt(box=boxes.get(s), points=pts, point_labels=lbl)
+    if mask is not None:
+        if mask_frame is None:
+            raise PromptError("a mask prompt needs the frame it was drawn on (--frame)")
+        check_frame(mask_frame, "mask")
+        values = [int(v) for v in np.unique(mask) if v != 0]
+        if not values:
+            raise PromptError(f"the mask on frame {mask_frame} is empty")
+        if any(not 1 <= v <= 65535 for v in values):
+            raise PromptError(f"mask labels must be integers in 1..65535, found {values}")
+        objects = {label: mask != 0} if len(values) == 1 else {v: mask == v for v in values}
+        for obj, m in objects.items():
+            by_frame.setdefault(mask_frame, {})[obj] = FramePrompt(mask=m)
+        described.append({"mask": True, "frame": mask_frame, "labels": sorted(objects)})
+    if not by_frame:
+        raise PromptError("no prompt given: a box with its frame, points or a mask image")
+    return _Prompts(by_frame, described)
+
+
+def _slice_walk(
+    eng: SliceEngine, source: Any, prompts: _Prompts, settings: PropagationSettings, label: int
+) -> tuple[list[int], Any]:
+    """The LiteMedSAM walk's results as (object ids, iterator of (frame, labels (H, W))): one object,
+    ``label``; a mask (a label image's union) replaces the box and clicks on its frame."""
+    if len(prompts.by_frame) > 1:
+        raise PromptError(
+            f"{eng.name} walks from one prompted frame; prompts are on frames {sorted(prompts.by_frame)} "
+            "(use the sam2 engine for prompts on several frames)"
+        )
+    ((start, per_obj),) = prompts.by_frame.items()
+    masks = [p.mask for p in per_obj.values() if p.mask is not None]
+    seed = np.logical_or.reduce(masks) if masks else None
+    clicks = per_obj.get(label) if seed is None else None
+    walker = propagate(
+        eng,
+        source,
+        start,
+        box=clicks.box if clicks is not None else None,
+        points=clicks.points if clicks is not None else None,
+        point_labels=clicks.point_labels if clicks is not None else None,
+        seed_mask=seed,
+        settings=settings,
+    )
+
+    def results():
+        for res in walker:
+            yield res.index, res.mask.astype(np.int32) * label
+
+    return [label], results()
+
+
+def _tracking(eng: TrackerEngine, source: Any, prompts: _Prompts, absent_patience: int | None) -> tuple[list[int], Any]:
+    """SAM 2 tracking results as (object ids, iterator of (frame, labels (H, W)))."""
+    ids = sorted({o for per in prompts.by_frame.values() for o in per})
+    first = min(prompts.by_frame)
+    late = [o for o in ids if o not in prompts.by_frame[first]]
+    if late:  # transformers' Sam2VideoModel needs every object's conditioning on the first frame it runs
+        raise PromptError(
+            f"objects {late} are not prompted on frame {first}, the first prompted frame: with several objects, "
+            "prompt each one on that frame (more prompts on later frames are fine)"
+        )
+
+    def results():
+        for res in eng.track(source, prompts.by_frame, absent_patience=absent_patience):
+            labels = np.zeros(source.frame_shape, np.int32)
+            for obj, m in zip(ids, res.masks):  # ascending ids: where objects overlap the higher id wins
+                labels[m] = obj
+            yield res.index, labels
+
+    return ids, results()
+
+
+def segment_video(
+    video: str | Path,
+    prompts: Sequence[Prompt],
+    output: str | Path,
+    *,
+    mask_path: str | Path | None = None,
+    mask_frame: int | None = None,
+    engine: str | SliceEngine | TrackerEngine = "medsam-lite",
+    model: str | None = None,
+    device: str = "auto",
+    label: int = 1,
+    overlay: str | Path | None = None,
+    absent_patience: int | None = None,
+    settings: PropagationSettings | None = None,
+    progress: Progress | None = None,
+    cache_mb: float = 256.0,
+) -> VideoJobResult:
+    """Segment an object through a video from prompts on one (or, with SAM 2, several) frames.
+
+    Args:
+        video: a video file or a DICOM multi-frame cine ``.dcm``.
+        prompts: :class:`Box2D` (``u`` = x column, ``v`` = y row, inclusive pixels; ``slice`` = frame) and
+            :class:`Point` (``i`` = x, ``j`` = y, ``k`` = frame), all for object ``label``.
+        output: a folder for ``frame_NNNNNN.png`` label masks, or a ``.npz`` file.
+        mask_path, mask_frame: a mask image (H, W) drawn on frame ``mask_frame``.
+        engine: an engine name for :func:`volsam.engines.get` or an engine instance.
+        label: the value written for the object (1..65535).
+        overlay: an ``.mp4``/``.mov``/``.mkv``/``.avi`` to render with each object's contour.
+        absent_patience: tracker engines stop a direction after this many frames without any object
+            (None: the whole video; see the module notes).
+        settings: the LiteMedSAM walk (default :func:`video_settings`).
+        progress: called with (stage, done, total): stage ``segmenting`` then ``rendering``.
+        cache_mb: memory for decoded frames of the input stream.
+
+    Returns a :class:`VideoJobResult`; every frame has a mask in the output (empty where not segmented).
+    """
+    t0 = time.perf_counter()
+    if isinstance(label, bool) or not 1 <= int(label) <= 65535:
+        raise PromptError(f"label must be an integer in 1..65535, got {label!r}")
+    source = open_frames(video, cache_mb=cache_mb)
+    try:
+        info = source.info
+        mask = read_frame_mask(mask_path, source.frame_shape) if mask_path is not None else None
+        vp = _frame_prompts(list(prompts), mask, mask_frame, info, int(label))
+        eng = (
+            engine
+            if isinstance(engine, (SliceEngine, TrackerEngine))
+            else get_engine(engine, model=model, device=device)
+        )
+        if isinstance(eng, TrackerEngine):
+            ids, results = _tracking(eng, source, vp, absent_patience)
+        else:
+            ids, results = _slice_walk(eng, source, vp, settings or video_settings(), int(label))
+        dtype = np.uint8 if max(ids) <= 255 else np.uint16
+        sink = open_mask_sink(output, info.frame_count, source.frame_shape, info.fps, dtype)
+        done = 0
+        seen: list[int] = []
+        try:
+            for t, labels in results:
+                sink.write(t, labels)
+                done += 1
+                if labels.any():
+                    seen.append(t)
+                if progress is not None:
+                    progress("segmenting", done, info.frame_count)
+            overlay_path = _render(video, sink, info, Path(overlay), progress) if overlay is not None else None
+            out = sink.finish()
+        except BaseException:
+            sink.abort()
+            raise
+        decoded = int(getattr(source, "decoded", 0))
+    finally:
+        source.close()
+    seconds = time.perf_counter() - t0
+    frame_range = (min(seen), max(seen)) if seen else None
+    sidecar = write_json(
+        {
+            "video": info.to_json(),
+            "engine": eng.name,
+            "model": _model_name(eng, model),
+            "prompts": vp.described,
+            "objects": ids,
+            "masks": {
+                "output": str(out),
+                "layout": "npz: masks (T, H, W)" if str(out).lower().endswith(".npz") else "frame_NNNNNN.png",
+                "dtype": np.dtype(dtype).name,
+            },
+            "frames_segmented": done,
+            "frames_with_object": len(seen),
+            "frame_range": list(frame_range) if frame_range else None,
+            "seconds": round(seconds, 3),
+            "overlay": str(overlay_path) if overlay_path else None,
+        },
+        sidecar_path(out),
+    )
+    log.info("segmented %d of %d frames in %.1f s; object on %d", done, info.frame_count, seconds, len(seen))
+    return VideoJobResult(
+        out, sidecar, info, eng.name, done, len(seen), frame_range, seconds, overlay_path, decoded, ids
+    )
+
+
+def _model_name(eng: Any, model: str | None) -> str:
+    if model is not None:
+        return str(model)
+    net = getattr(eng, "net", None)
+    path = getattr(getattr(net, "config", None), "_name_or_path", None)
+    return str(path) if path else "default"
+
+
+def _render(video: str | Path, sink: Any, info: VideoInfo, path: Path, progress: Progress | None) -> Path:
+    """Second streamed pass: decode each frame in colour, draw its objects' contours, encode."""
+    writer = OverlayVideoWriter(path, info.fps, (info.width, info.height), info.time_base)
+    thickness = max(1, round(min(info.width, info.height) / 200))
+    try:
+        for tf in iter_frames(video, colour=True):
+            if tf.index >= info.frame_count:
+                break
+            writer.add(render_contours(tf.picture, sink.read(tf.index), thickness), tf.pts)
+            if progress is not None:
+                progress("rendering", tf.index + 1, info.frame_count)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
+
+
+__all__ = ["VideoJobResult", "segment_video", "video_settings"]
