@@ -72,3 +72,20 @@ def test_dice_bce_supervises_every_frame_and_skips_unweighted_parts():
     assert float(out.parts["mask"].detach()) == pytest.approx(math.log(2))
     out.total.backward()
     assert logits.grad is not None and logits.grad[1].abs().sum() > 0  # the empty frame is trained too
+
+
+def test_the_best_candidate_mask_is_trained_and_every_candidate_iou():
+    """SAM 2 training: of M candidate masks the one with the lowest mask + Dice loss is supervised."""
+    cfg = LossConfig(mask=20, dice=1, iou=1, object_score=1, mask_kind="focal")
+    truth = _frame([(1, 1), (1, 2)])
+    right = _frame([(1, 1), (1, 2)], 8.0, -8.0)
+    wrong = _frame([(3, 3)], 8.0, -8.0)
+    multi = torch.stack([wrong[0], right[0]])[None]  # (N=1, M=2, 4, 4)
+    multi_iou = torch.tensor([[0.9, 0.4]])
+    out = compute_loss(cfg, wrong, truth, torch.tensor([0.9]), torch.tensor([3.0]), torch.ones(1), multi, multi_iou)
+    alone = compute_loss(cfg, right, truth, torch.tensor([0.4]), torch.tensor([3.0]), torch.ones(1))
+    assert torch.allclose(out.parts["mask"], alone.parts["mask"]) and torch.allclose(
+        out.parts["dice"], alone.parts["dice"]
+    )
+    # actual IoUs 0 (wrong) and 1 (right): |0.9 - 0| and |0.4 - 1|, averaged
+    assert float(out.parts["iou"]) == pytest.approx((0.9 + 0.6) / 2)

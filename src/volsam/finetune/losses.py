@@ -66,6 +66,12 @@ def _masked_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (values * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def _mask_part(cfg: LossConfig, logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    if cfg.mask_kind == "focal":
+        return focal_loss(logits, truth, cfg.focal_alpha, cfg.focal_gamma)
+    return bce_loss(logits, truth)
+
+
 def compute_loss(
     cfg: LossConfig,
     logits: torch.Tensor,
@@ -73,21 +79,42 @@ def compute_loss(
     iou_pred: torch.Tensor | None = None,
     object_logit: torch.Tensor | None = None,
     present: torch.Tensor | None = None,
+    multi_logits: torch.Tensor | None = None,
+    multi_iou: torch.Tensor | None = None,
 ) -> LossParts:
-    """The recipe's weighted loss (see the module notes); parts with weight 0 are not computed."""
+    """The recipe's weighted loss (see the module notes); parts with weight 0 are not computed.
+
+    With ``multi_logits`` (N, M, S, S) and ``multi_iou`` (N, M) -- every candidate mask of a frame -- the mask
+    and Dice parts are those of the candidate with the lowest ``mask x w_mask + dice x w_dice`` (SAM 2's
+    training trains the best of its multimask outputs) and the IoU part covers every candidate.
+    """
     logits, truth = logits.float(), truth.float()
     n = logits.shape[0]
     present = torch.ones(n, device=logits.device) if present is None else present.float()
     # without an object-score part every frame's mask is supervised (an empty truth teaches "predict nothing")
     weight = present if cfg.object_score > 0 else torch.ones_like(present)
     parts: dict[str, torch.Tensor] = {}
-    if cfg.mask > 0:
-        per = focal_loss(logits, truth, cfg.focal_alpha, cfg.focal_gamma) if cfg.mask_kind == "focal" else None
-        parts["mask"] = _masked_mean(bce_loss(logits, truth) if per is None else per, weight)
-    if cfg.dice > 0:
-        parts["dice"] = _masked_mean(dice_loss(logits, truth), weight)
-    if cfg.iou > 0 and iou_pred is not None:
-        parts["iou"] = _masked_mean((iou_pred.float() - hard_iou(logits, truth)).abs(), weight)
+    if multi_logits is not None and multi_iou is not None:
+        m = multi_logits.shape[1]
+        flat = multi_logits.float().flatten(0, 1)
+        truths = truth[:, None].expand(-1, m, -1, -1).flatten(0, 1)
+        mask_m = _mask_part(cfg, flat, truths).view(n, m)
+        dice_m = dice_loss(flat, truths).view(n, m)
+        best = torch.argmin((cfg.mask * mask_m + cfg.dice * dice_m).detach(), dim=1, keepdim=True)
+        if cfg.mask > 0:
+            parts["mask"] = _masked_mean(mask_m.gather(1, best)[:, 0], weight)
+        if cfg.dice > 0:
+            parts["dice"] = _masked_mean(dice_m.gather(1, best)[:, 0], weight)
+        if cfg.iou > 0:
+            actual = hard_iou(flat, truths).view(n, m)
+            parts["iou"] = _masked_mean((multi_iou.float() - actual).abs().mean(1), weight)
+    else:
+        if cfg.mask > 0:
+            parts["mask"] = _masked_mean(_mask_part(cfg, logits, truth), weight)
+        if cfg.dice > 0:
+            parts["dice"] = _masked_mean(dice_loss(logits, truth), weight)
+        if cfg.iou > 0 and iou_pred is not None:
+            parts["iou"] = _masked_mean((iou_pred.float() - hard_iou(logits, truth)).abs(), weight)
     if cfg.object_score > 0 and object_logit is not None:
         parts["object_score"] = F.binary_cross_entropy_with_logits(object_logit.float(), present)
     weights = {"mask": cfg.mask, "dice": cfg.dice, "iou": cfg.iou, "object_score": cfg.object_score}

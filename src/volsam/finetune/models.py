@@ -13,8 +13,9 @@
 
 Batch (see :class:`volsam.finetune.data.ClipDataset`): ``pixels`` (B, T, S, S) 0..255, ``kind`` (B,),
 ``box`` (B, 4), ``points`` (B, P, 2), ``point_labels`` (B, P), ``masks`` (B, T, S, S). Output
-a dict: ``logits`` (B, T, S, S) at the input resolution, ``iou`` (B, T), ``object_logit`` (B, T) (SAM 2
-only).
+a dict: ``logits`` (B, T, S, S) at the input resolution, ``iou`` (B, T); SAM 2 adds ``object_logit`` (B, T)
+and, when a frame made several candidate masks (clicks, tracked frames), ``multi_logits`` (B, T, M, S, S) and
+``multi_iou`` (B, T, M) (frames with one mask repeat it M times).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,11 +42,7 @@ _KINDS = ("box", "points", "mask")
 _EMBEDDINGS: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
 
 
-@dataclass
-class Outputs:
-    logits: torch.Tensor  # (B, T, S, S)
-    iou: torch.Tensor  # (B, T)
-    object_logit: torch.Tensor | None  # (B, T)
+Outputs = dict[str, torch.Tensor]  # see the module notes for the keys and shapes
 
 
 class TrainModel(nn.Module):
@@ -93,13 +89,8 @@ class TrainModel(nn.Module):
                 results.append(self._forward_kind(sub, _KINDS[k]))
                 rows.append(idx)
         order = torch.argsort(torch.cat(rows))
-        out = {
-            "logits": torch.cat([r.logits for r in results])[order],
-            "iou": torch.cat([r.iou for r in results])[order],
-        }
-        if results[0].object_logit is not None:
-            out["object_logit"] = torch.cat([r.object_logit for r in results])[order]  # type: ignore[misc]
-        return out
+        keys = [k for k in results[0] if all(k in r for r in results)]  # candidates only if every group has them
+        return {key: torch.cat([r[key] for r in results])[order] for key in keys}
 
     def _forward_kind(self, batch: dict[str, torch.Tensor], kind: str) -> Outputs:
         raise NotImplementedError
@@ -174,7 +165,7 @@ class LiteMedSAMTrainer(TrainModel):
         else:
             sparse, dense = pe(points=(batch["points"], batch["point_labels"]), boxes=None, masks=None)
         logits, iou = self.net.mask_decoder(emb, pe.dense_pe(), sparse, dense, multimask_output=False)
-        return Outputs(logits=logits.reshape(b, t, s, s), iou=iou.reshape(b, t), object_logit=None)
+        return {"logits": logits.reshape(b, t, s, s), "iou": iou.reshape(b, t)}
 
 
 def litemedsam_net(size: int = 256) -> nn.Module:
@@ -261,11 +252,19 @@ class Sam2Trainer(TrainModel):
         else:
             frames = sam2_forward.clip_forward(self.net, x.reshape(b, t, 3, s, s), {0: prompt})
         logits = torch.stack([F.interpolate(f.logits.float(), size=(s, s), mode="bilinear") for f in frames], 1)
-        return Outputs(
-            logits=logits[:, :, 0],
-            iou=torch.stack([f.iou[:, 0] for f in frames], 1),
-            object_logit=torch.stack([f.object_score[:, 0] for f in frames], 1),
-        )
+        out = {
+            "logits": logits[:, :, 0],
+            "iou": torch.stack([f.iou[:, 0] for f in frames], 1),
+            "object_logit": torch.stack([f.object_score[:, 0] for f in frames], 1),
+        }
+        candidates = [f.multi_logits if f.multi_logits is not None else f.logits for f in frames]
+        m = max(c.shape[1] for c in candidates)
+        if m > 1:  # every candidate mask, for the loss of SAM 2 training (the best candidate is trained)
+            ious = [f.multi_iou if f.multi_iou is not None else f.iou for f in frames]
+            up = [F.interpolate(c.float(), size=(s, s), mode="bilinear").expand(-1, m, -1, -1) for c in candidates]
+            out["multi_logits"] = torch.stack(up, 1)  # (B, T, M, S, S); single-mask frames repeated
+            out["multi_iou"] = torch.stack([i.float().expand(-1, m) for i in ious], 1)  # (B, T, M)
+        return out
 
 
 def build_sam2(config: FinetuneConfig) -> Sam2Trainer:

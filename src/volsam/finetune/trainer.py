@@ -332,6 +332,8 @@ def _losses(config: FinetuneConfig, out: dict[str, torch.Tensor], batch: dict[st
         iou_pred=out["iou"].reshape(-1),
         object_logit=out["object_logit"].reshape(-1) if "object_logit" in out else None,
         present=batch["present"].reshape(-1),
+        multi_logits=out["multi_logits"].flatten(0, 1) if "multi_logits" in out else None,
+        multi_iou=out["multi_iou"].flatten(0, 1) if "multi_iou" in out else None,
     )
 
 
@@ -475,7 +477,10 @@ def train(
     net: torch.nn.Module = model
     if d.world > 1:
         ids = [d.device.index] if d.device.type == "cuda" else None
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        # buffers are constants here (BatchNorm statistics stay frozen): no broadcast at every forward
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
+        )
     jlog = JsonLog(run_dir, d.main, config.log.tensorboard)
     if d.main:
         log.info(
@@ -488,7 +493,7 @@ def train(
     def run_validation() -> None:
         if val_set is None or state.last_val_step == state.step:
             return
-        dice = validate(net, val_set, config, d)
+        dice = validate(model, val_set, config, d)  # not through DDP: ranks may run different numbers of batches
         state.last_val_step = state.step
         jlog.write({"step": state.step, "epoch": state.epoch, "val_dice": dice})
         if d.main:
