@@ -31,25 +31,34 @@ def _build_sam2(checkpoint, image_size: int):
         return build_sam2(CONFIG, str(checkpoint), device="cpu", hydra_overrides_extra=_size_overrides(image_size))
 
 
+@pytest.fixture(scope="module")
+def original() -> dict[str, torch.Tensor]:
+    """A random-init Meta SAM 2.1-tiny state dict (MedSAM2 has the same tensors: only its config differs)."""
+    return meta_model(CONFIG, seed=5).state_dict()
+
+
+@pytest.fixture(scope="module")
+def hf_state(original) -> dict[str, torch.Tensor]:
+    """``original`` loaded strictly into transformers' model, read back as that model's state dict."""
+    model = build_model(named_variant("sam2.1-hiera-tiny"))
+    load_strict(model, meta_to_hf(original), "random Meta 2.1-tiny")
+    return model.state_dict()
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_round_trip_is_exact_and_loads_in_metas_builder(tmp_path, case):
+def test_round_trip_is_exact_and_loads_in_metas_builder(tmp_path, case, original, hf_state):
     name, side, filename = CASES[case]
     variant = named_variant(name)
-    original = meta_model(CONFIG, image_size=side, seed=5).state_dict()
-    model = build_model(variant)
-    load_strict(model, meta_to_hf(original), case)
-
-    back = to_meta_state_dict(model.state_dict(), variant)
+    back = to_meta_state_dict(hf_state, variant)
     assert set(back) == set(original)
     for key, tensor in original.items():
         assert back[key].dtype == tensor.dtype and torch.equal(back[key], tensor), key
 
     # a fine-tuned model: changed weights go out to Meta's layout and come back through `volsam models convert`
-    with torch.no_grad():
-        for p in (model.vision_encoder.backbone.blocks[0].attn.qkv.weight, model.prompt_encoder.point_embed.weight):
-            p.add_(torch.randn_like(p))
-        model.memory_encoder.memory_fuser.layers[1].scale.fill_(0.5)
-    tuned = model.state_dict()
+    tuned = dict(hf_state)
+    for key in ("vision_encoder.backbone.blocks.0.attn.qkv.weight", "prompt_encoder.point_embed.weight"):
+        tuned[key] = tuned[key] + torch.randn_like(tuned[key])
+    tuned["memory_encoder.memory_fuser.layers.1.scale"] = torch.full((256,), 0.5)
     path = tmp_path / filename
     torch.save({"model": to_meta_state_dict(tuned, name)}, path)
 
@@ -63,6 +72,7 @@ def test_round_trip_is_exact_and_loads_in_metas_builder(tmp_path, case):
         loaded["sam_prompt_encoder.point_embeddings.2.weight"], tuned["prompt_encoder.point_embed.weight"][2:3]
     )
     assert torch.equal(loaded["memory_encoder.fuser.layers.1.gamma"], torch.full((256,), 0.5))
+    assert meta.image_size == side
 
     again, detected = load_meta_checkpoint(path)  # volsam's own reader (variant told by the file name)
     assert detected == variant
@@ -70,9 +80,9 @@ def test_round_trip_is_exact_and_loads_in_metas_builder(tmp_path, case):
         assert torch.equal(tensor, tuned[key]), key
 
 
-def test_weights_of_another_layout_are_refused():
+def test_weights_of_another_layout_are_refused(hf_state):
     variant = named_variant("sam2.1-hiera-tiny")
-    state = build_model(variant).state_dict()
+    state = hf_state
     with pytest.raises(ModelNotFound, match=r"not a sam2.1-hiera-small: 50 missing keys: .*2 unexpected keys"):
         to_meta_state_dict(state, "sam2.1-hiera-small")
     with pytest.raises(ModelNotFound, match=r"not a sam2.0-hiera-tiny: 3 unexpected keys: occlusion_spatial"):
