@@ -411,7 +411,8 @@ def clip_forward(
             ``> 0`` = object (a 0/1 ground truth or logits), that becomes the frame's output; a frame has
             either a mask or boxes/points. Prompted frames are conditioning frames; every other frame is
             predicted from memory (memory encoder of each frame's prediction feeds the following frames, up to
-            ``config.num_maskmem``).
+            ``config.num_maskmem``). Tracking runs forward only, as in Meta's training (which always prompts
+            frame 0): frames before the first prompted one see it as a future conditioning frame.
         num_frames: the video length the object-pointer temporal encoding assumes (default T, as Meta's
             training; the streaming inference engine behaves as if it were 16 or more).
         memory_dtype: round memory features through this dtype before use (inference predictors store them
