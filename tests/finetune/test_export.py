@@ -24,17 +24,17 @@ def _case(name: str):
 
 
 def test_medsam_lite_export_loads_in_the_engine_and_segments(tmp_path):
-    """Real LiteMedSAM weights (image encoder frozen), 2 steps; the exported folder is a --model for the engine."""
+    """Real LiteMedSAM weights (image encoder frozen), 1 step; the exported folder is a --model for the engine."""
     from volsam.engines.medsam_lite.engine import MedSAMLiteEngine
     from volsam.preprocess import fit_normalizer
 
     config = small_config(
         tmp_path,
         "medsam-lite",
-        data={"clip_stride": 12, "augment": {"enabled": False}},
+        data={"clip_stride": 12, "max_val_samples": 1, "augment": {"enabled": False}},
         model={"source": None, "image_size": None},
         optim={"lr": 1.0e-5},
-        schedule={"max_steps": 2},
+        schedule={"max_steps": 1},
     )
     run = train(config)
     card = (run / "best" / "README.md").read_text()
