@@ -120,6 +120,38 @@ def _run_segment(prompts, image: str, output: Path, options: dict, mask, overlay
         typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
 
 
+def _run_video(image: str, prompts: list, output: Path, options: dict, mask, frame, overlay) -> None:
+    from volsam.video_job import segment_video
+
+    _load_engine(options)
+    progress = _progress()
+    tasks: dict[str, int] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:  # the bar starts with the first frame done,
+        if not tasks:  # so that a refused prompt stays one line on stderr
+            progress.start()
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(f"{stage} frames", total=total)
+        progress.update(tasks[stage], completed=done)
+
+    try:
+        result = segment_video(
+            image, prompts, output, mask_path=mask, mask_frame=frame, overlay=overlay, progress=on_progress, **options
+        )
+    finally:
+        if tasks:
+            progress.stop()
+    info, rng = result.info, result.frame_range
+    where = f"frames {rng[0]}..{rng[1]}" if rng else "no frame"
+    typer.echo(
+        f"wrote {result.output} ({info.frame_count} frames at {float(info.fps):.3g} fps, {info.width}x{info.height}; "
+        f"object on {result.frames_with_object} frames, {where}; {result.seconds:.1f} s)"
+    )
+    typer.echo(f"metadata: {result.sidecar}")
+    if result.overlay is not None:
+        typer.echo(f"overlay: {result.overlay}")
+
+
 @app.command("segment")
 def segment_cmd(
     image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
@@ -128,6 +160,9 @@ def segment_cmd(
     ],
     box: Annotated[str | None, typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels).")] = None,
     slice_: Annotated[int | None, typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
+    frame: Annotated[
+        int | None, typer.Option(help="Video / DICOM cine: frame of --box and --mask (0-based); -o masks/ or .npz.")
+    ] = None,
     box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
     point: Annotated[list[str] | None, typer.Option(help="I,J,K or I,J,K,neg; repeatable.")] = None,
     mask: Annotated[str | None, typer.Option(help="Mask image on the same grid (non-zero = object).")] = None,
@@ -153,8 +188,9 @@ def segment_cmd(
         bool, typer.Option(help="sam2: track through the whole range instead of stopping once the object is gone.")
     ] = False,
     absent_frames: Annotated[
-        int, typer.Option(help="sam2: stop a direction after this many slices without the object.")
-    ] = 3,
+        int | None,
+        typer.Option(help="sam2: stop a direction after this many slices without the object (3; videos: none)."),
+    ] = None,
     output_format: Annotated[
         str,
         typer.Option(
@@ -165,8 +201,40 @@ def segment_cmd(
     """Segment one object from a box, a 3D box, points or a mask, and write a label map."""
     from volsam.cli.parsing import parse_box, parse_box3d, parse_point
     from volsam.core.errors import PromptError
+    from volsam.io.video import is_video_input
     from volsam.propagate import PropagationSettings
 
+    video = is_video_input(image)
+    if frame is not None and not video:
+        raise PromptError(f"--frame applies to videos and DICOM cine files, not to {image}: use --slice for volumes")
+    if video:
+        volume_only = {
+            "--slice": slice_ is not None,
+            "--box3d": box3d is not None,
+            "--prompts": prompts_file is not None,
+            "--axis": axis != "k",
+            "--window": window is not None,
+            "--modality": modality != "auto",
+            "--series": series is not None,
+            "--channel": channel is not None,
+            "--format": output_format != "auto",
+        }
+        given = [name for name, used in volume_only.items() if used]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise PromptError(f"{', '.join(given)} {verb} to volumes, not to a video: give --box with --frame N")
+        if box is not None and frame is None:
+            raise PromptError("--box on a video needs --frame N (the frame the box is drawn on)")
+        prompts = ([parse_box(box, frame)] if box is not None else []) + [parse_point(p) for p in point or []]
+        if absent_frames is not None and absent_frames < 1:
+            raise PromptError(f"--absent-frames must be >= 1, got {absent_frames}")
+        options = dict(engine=engine, model=model, device=device, precision=precision, label=label)
+        options.update(absent_patience=None if full_range else absent_frames)
+        if strategy == "baseline":
+            options["settings"] = PropagationSettings.baseline()
+        _run_video(image, prompts, output, options, mask, frame, overlay)
+        return
+    absent_frames = 3 if absent_frames is None else absent_frames
     if prompts_file is not None:
         if box is not None or box3d is not None or point or mask is not None or slice_ is not None:
             raise PromptError("--prompts replaces --box, --slice, --box3d, --point and --mask: give one or the other")
