@@ -18,7 +18,8 @@ steps. bf16 autocast on CUDA only. Only rank 0 writes files; every rank's RNG st
 
 Resume: the newest ``checkpoints/step-N.pt`` restores everything including the position inside the epoch;
 because each sample draws its randomness from ``(seed, epoch, index)``, the resumed run computes the same
-losses as an uninterrupted one.
+losses as an uninterrupted one. ``log.jsonl`` is appended to: steps done after the last checkpoint of an
+interrupted run appear twice (the later line is the one that counts).
 """
 
 from __future__ import annotations
@@ -144,11 +145,14 @@ def epoch_batches(
     return [[(int(i), epoch) for i in mine[m * batch_size : (m + 1) * batch_size]] for m in range(steps * grad_accum)]
 
 
-def _loader(dataset: ClipDataset, batches: list[list[tuple[int, int]]], workers: int) -> Iterator[dict]:
+def _loader(dataset: ClipDataset, batches: list[list[tuple[int, int]]], workers: int, pin: bool) -> Iterator[dict]:
     # its own generator: a DataLoader iterator otherwise draws its base seed from the global torch RNG, and a
     # resumed run (which makes its iterator at another point) would then see other dropout masks
     generator = torch.Generator().manual_seed(0)
-    return iter(torch.utils.data.DataLoader(dataset, batch_sampler=batches, num_workers=workers, generator=generator))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=batches, num_workers=workers, generator=generator, pin_memory=pin
+    )
+    return iter(loader)
 
 
 # -- schedule -----------------------------------------------------------------------------------------------
@@ -510,7 +514,7 @@ def train(
     while state.epoch < epochs and state.step < total:
         batches = epoch_batches(len(train_set), d, o.batch_size, o.grad_accum, config.seed, state.epoch)
         remaining = batches[state.micro :]
-        loader = _loader(train_set, remaining, config.data.num_workers)
+        loader = _loader(train_set, remaining, config.data.num_workers, pin=d.device.type == "cuda")
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
         for n, batch in enumerate(loader, start=1):
@@ -575,6 +579,8 @@ def train(
                          "val_dice": state.best_dice if state.best_dice >= 0 else None})  # fmt: skip
         _barrier(d)
     jlog.close()
+    if d.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
     return run_dir
 
 
