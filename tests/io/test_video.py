@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.video import disc_frames, write_cine, write_video
 from volsam.core.errors import InputError
+from volsam.io import read_volume
 from volsam.io.video import (
     DicomCineFrames,
     VideoFrames,
@@ -183,3 +184,15 @@ def test_a_multiframe_dicom_without_timing_is_not_a_cine(tmp_path):
     assert not is_video_input(still)
     with pytest.raises(InputError, match=r"stack\.dcm: 3 frames but no FrameTime.*not a cine"):
         DicomCineFrames(still)
+
+
+def test_read_volume_of_a_cine_keeps_its_frame_rate_and_points_colour_loops_to_the_video_route(tmp_path):
+    frames, _ = disc_frames(n=5, size=(20, 24))
+    grey = read_volume(write_cine(tmp_path / "grey.dcm", frames, frame_time_ms=40.0))
+    assert np.array_equal(grey.array, frames) and grey.meta["fps"] == 25.0
+    assert "fps" not in read_volume(write_cine(tmp_path / "stack.dcm", frames, frame_time_ms=None)).meta
+    rgb = write_cine(tmp_path / "rgb.dcm", np.stack([frames] * 3, axis=-1), frame_time_ms=40.0)
+    with pytest.raises(
+        InputError, match=r"rgb\.dcm: a colour cine loop; segment it as a video: --box \.\.\. --frame N"
+    ):
+        read_volume(rgb)

@@ -275,9 +275,25 @@ def _seg_hint(path: Path) -> str:
 
 
 def read_dicom_file(path: Path) -> Volume:
-    """Read one DICOM file (a single slice, or a multi-frame image) into a Volume."""
+    """Read one DICOM file (a single slice, or a multi-frame image) into a Volume.
+
+    A cine loop (several frames with FrameTime, RecommendedDisplayFrameRate or CineRate: ultrasound, XA)
+    reads as its frames along k with ``meta["fps"]`` (time, not space: k spacing means nothing); segment it
+    through time as a video instead (``volsam segment FILE --frame N``, :mod:`volsam.io.video`).
+    """
+    from volsam.io.video import cine_fps, is_cine_file
+
     header = read_header(path)
     if header is None:
         raise InputError(f"{path}: not a DICOM image file{_seg_hint(path)}")
     uid, description, modality, image = header
-    return read_series(DicomSeries(uid, description, modality, [image]), str(path))
+    cine = image.frames > 1 and is_cine_file(path)
+    try:
+        volume = read_series(DicomSeries(uid, description, modality, [image]), str(path))
+    except InputError as exc:
+        if cine and "colour pixels" in str(exc):
+            raise InputError(f"{path}: a colour cine loop; segment it as a video: --box ... --frame N") from None
+        raise
+    if cine:
+        volume.meta["fps"] = float(cine_fps(pydicom.dcmread(path, stop_before_pixels=True)) or 0.0)
+    return volume
