@@ -296,3 +296,14 @@ def test_real_scanner_files_from_pydicom(tmp_path, name):
     source = pydicom.dcmread(get_testdata_file(name), stop_before_pixels=True)
     assert (ds.PatientID, ds.StudyInstanceUID) == (source.PatientID, source.StudyInstanceUID)
     assert np.array_equal(read_dicom_seg(out, image).array, lab)
+
+
+def test_user_names_become_valid_segment_labels_and_bad_codes_are_refused(tmp_path, series, monkeypatch):
+    image, labelmap, _ = series
+    names = {1: "left\\right lesion\nsecond line", 4: "v" * 100}
+    out = write_dicom_seg(labelmap, image, tmp_path / "seg.dcm", names=names)
+    monkeypatch.setattr(dicom_config.settings, "reading_validation_mode", dicom_config.RAISE)
+    one, two = pydicom.dcmread(out).SegmentSequence
+    assert (one.SegmentLabel, two.SegmentLabel) == ("left/right lesion second line", "v" * 64)
+    with pytest.raises(OutputError, match=r"object 4: codes are \(value, scheme, meaning\)"):
+        write_dicom_seg(labelmap, image, tmp_path / "bad.dcm", codes={4: (("1",), ("2", "SCT", "x"))})

@@ -159,7 +159,13 @@ def _objects(array: np.ndarray, names: Mapping[int, str] | None, path: Path) -> 
     labels = sorted(set(present) | set(named))
     if not labels:
         raise OutputError(f"{path}: the label map is empty and names no object; a DICOM-SEG needs a segment")
-    return {label: (named.get(label) or f"object {label}")[:64] for label in labels}
+    return {label: _long_string(named.get(label) or f"object {label}") for label in labels}
+
+
+def _long_string(text: str) -> str:
+    """``text`` as one DICOM LO value: no backslash (the value separator), no control characters, 64 long."""
+    clean = "".join(" " if ord(c) < 32 or c == "\x7f" else c for c in text.replace("\\", "/")).strip()
+    return clean[:64] or "object"
 
 
 def _type2_filled(ds: pydicom.Dataset) -> pydicom.Dataset:
@@ -219,11 +225,17 @@ def build_dicom_seg(
     descriptions = []
     for number, (label, name) in enumerate(objects.items(), start=1):
         category, kind = (codes or {}).get(label, default_codes)
+        try:
+            category_code, kind_code = DicomCode(*category), DicomCode(*kind)
+        except (TypeError, ValueError) as exc:
+            raise OutputError(
+                f"{path}: object {label}: codes are (value, scheme, meaning), got {category}, {kind}"
+            ) from exc
         description = hd.seg.SegmentDescription(
             segment_number=number,
             segment_label=name,
-            segmented_property_category=DicomCode(*category),
-            segmented_property_type=DicomCode(*kind),
+            segmented_property_category=category_code,
+            segmented_property_type=kind_code,
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.SEMIAUTOMATIC,
             algorithm_identification=algorithm,
             display_color=hd.color.CIELabColor(*display_colour(label)),
