@@ -51,6 +51,7 @@ def test_a_file_overrides_the_recipe_key_by_key(tmp_path):
         ({"recipe": "medsam-lite", "data": {"prompts": {"mask": 0.5}}}, "data.prompts.mask: 0.5 must be 0"),
         ({"recipe": "seed-2024", "data": {"augment": {"enabled": "yes"}}}, "data.augment.enabled: expected true"),
         ({"recipe": "sam3"}, "recipe 'sam3' is not one of"),
+        ({"recipe": "seed-2024", "data": {"split_group": "([a-z"}}, "data.split_group: '([a-z' is not a regular"),
         ({"name": "x"}, "the key recipe is required"),
     ],
 )

@@ -29,6 +29,15 @@ def test_split_is_seeded_disjoint_and_complete():
     assert make_split(ids, 0.0, seed=0).val == ()
 
 
+def test_split_groups_keep_related_cases_together():
+    ids = ["ring-01", "ring-01-flip-k", "ring-01-aniso", "dark-00", "dark-00-flip-ik", "small-02", "flat-03"]
+    for seed in range(6):
+        split = make_split(ids, 0.25, seed=seed, group=r"^[a-z]+-\d+")
+        assert len({i.split("-flip")[0].split("-aniso")[0] for i in split.val}) == 1  # one lesion held out
+        for related in (["ring-01", "ring-01-flip-k", "ring-01-aniso"], ["dark-00", "dark-00-flip-ik"]):
+            assert len({r in split.val for r in related}) == 1
+
+
 def test_clips_start_on_the_object_and_are_reproducible(cases):
     data = DataConfig(clip_length=4, clip_stride=3, augment=AugmentConfig(reverse=0.5))
     ds = ClipDataset(cases, data, 64, "stretch", seed=0, train=True)

@@ -12,6 +12,7 @@ optimizer steps (one step = ``batch_size`` x ``grad_accum`` samples per process)
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class DataConfig:
     clip_stride: int = 1  # step between clip start slices
     val_fraction: float = 0.2  # of the cases, held out (at least one case when > 0)
     split_seed: int = 0
+    split_group: str | None = None  # regex: cases whose ids match it alike (e.g. one patient) stay on one side
     max_val_samples: int = 64  # validation clips evaluated per epoch (evenly spread)
     cache_cases: int = 8  # decoded cases kept in memory per process
     num_workers: int = 0  # DataLoader worker processes per training process
@@ -327,6 +329,11 @@ def validate(c: FinetuneConfig) -> None:
         _check(d.clip_length == 1, "data.clip_length", d.clip_length, f"must be 1 for the 2D recipe {c.recipe}")
     _check(d.clip_stride >= 1, "data.clip_stride", d.clip_stride, "must be >= 1")
     _check(0.0 <= d.val_fraction < 1.0, "data.val_fraction", d.val_fraction, "must be in [0, 1)")
+    if d.split_group is not None:
+        try:
+            re.compile(d.split_group)
+        except re.error as exc:
+            raise InputError(f"data.split_group: {d.split_group!r} is not a regular expression ({exc})") from None
     _check(d.max_val_samples >= 1, "data.max_val_samples", d.max_val_samples, "must be >= 1")
     _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
     _check(d.cache_cases >= 1, "data.cache_cases", d.cache_cases, "must be >= 1")

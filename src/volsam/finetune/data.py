@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -65,15 +66,30 @@ class Split:
         return {"seed": self.seed, "val_fraction": self.val_fraction, "train": list(self.train), "val": list(self.val)}
 
 
-def make_split(case_ids: list[str], val_fraction: float, seed: int) -> Split:
-    """Hold out ``round(val_fraction * n)`` cases (at least 1 when the fraction is > 0), chosen by ``seed``."""
+def split_key(case_id: str, group: str | None) -> str:
+    """The group of a case: the first capture group (or the whole match) of ``group`` in its id, else the id."""
+    if group is None:
+        return case_id
+    m = re.search(group, case_id)
+    if m is None:
+        return case_id
+    return m.group(1) if m.groups() else m.group(0)
+
+
+def make_split(case_ids: list[str], val_fraction: float, seed: int, group: str | None = None) -> Split:
+    """Hold out ``round(val_fraction * n)`` groups of cases (at least 1 when the fraction is > 0), chosen by
+    ``seed``. Groups (see :func:`split_key`) keep related cases -- one patient's scans, flipped or resampled
+    copies of a case -- on the same side of the split; without ``group`` every case is its own group."""
     ids = sorted(case_ids)
     if not ids:
         raise InputError("the dataset has no usable cases")
-    n_val = 0 if val_fraction <= 0 or len(ids) < 2 else min(len(ids) - 1, max(1, round(val_fraction * len(ids))))
-    order = np.random.default_rng([seed, 7]).permutation(len(ids))
-    val = sorted(ids[i] for i in order[:n_val])
-    train = sorted(ids[i] for i in order[n_val:])
+    keys = sorted({split_key(i, group) for i in ids})
+    n = len(keys)
+    n_val = 0 if val_fraction <= 0 or n < 2 else min(n - 1, max(1, round(val_fraction * n)))
+    order = np.random.default_rng([seed, 7]).permutation(n)
+    held = {keys[i] for i in order[:n_val]}
+    val = sorted(i for i in ids if split_key(i, group) in held)
+    train = sorted(i for i in ids if split_key(i, group) not in held)
     return Split(tuple(train), tuple(val), seed, val_fraction)
 
 

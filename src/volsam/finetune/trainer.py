@@ -309,7 +309,8 @@ def _split(config: FinetuneConfig, d: Dist, run_dir: Path, case_ids: list[str]) 
             if unknown:
                 raise InputError(f"{path} names cases the dataset no longer has: {', '.join(unknown[:3])}")
         else:
-            write_split(make_split(case_ids, config.data.val_fraction, config.data.split_seed), path)
+            data = config.data
+            write_split(make_split(case_ids, data.val_fraction, data.split_seed, data.split_group), path)
     _barrier(d)
     return read_split(path)
 
