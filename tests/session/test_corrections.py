@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from volsam.session.corrections import combine
+from volsam.session.corrections import combine, grow_capped
 
 
 def _disc(shape, cx, cy, r):
@@ -31,3 +31,16 @@ def test_remove_and_replace():
     new = _disc((20, 20), 12, 10, 5)
     assert np.array_equal(combine(current, new, np.array([[3.0, 3.0]]), np.array([0]), "remove"), current & new)
     assert np.array_equal(combine(current, new, np.zeros((0, 2)), np.zeros(0), "replace"), new)
+
+
+def test_grow_capped_keeps_the_old_mask_and_adds_the_nearest_pixels_up_to_the_cap():
+    old = _disc((40, 40), 20, 20, 4)
+    new = _disc((40, 40), 22, 20, 10)  # far larger, off-centre
+    grown = grow_capped(old, new, 1.25 * old.sum())
+    assert grown.sum() == int(1.25 * old.sum()) and (grown & old).sum() == old.sum()
+    gap = np.hypot(*np.meshgrid(np.arange(40) - 20, np.arange(40) - 20))  # distance to the centre
+    added, left = grown & ~old, new & ~grown
+    assert gap[added].max() <= gap[left].min() + 1.0  # a ring around the old mask, not a far piece
+    assert np.array_equal(grow_capped(old, new, 10_000), old | new)
+    assert np.array_equal(grow_capped(old, new, old.sum()), old)  # no room: unchanged
+    assert np.array_equal(grow_capped(old, old, 10_000), old)

@@ -20,6 +20,7 @@ from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, ma
 log = logging.getLogger(__name__)
 
 UNCHANGED_DICE = 0.9  # a re-propagated frame this close to the old mask ends the walk in that direction
+NEIGHBOUR_GROWTH = 1.25  # an ``add`` correction may grow a re-propagated neighbour to this times its old area
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -150,6 +151,23 @@ def _nearest(current: np.ndarray, added: np.ndarray, clicks: np.ndarray, cap: fl
     return out
 
 
+def grow_capped(old: np.ndarray, new: np.ndarray, cap: float) -> np.ndarray:
+    """``old`` plus the pixels of ``new`` nearest to ``old``, up to ``cap`` pixels in all (``old | new`` when
+    that is within the cap; ``old`` unchanged when it is already at or over it)."""
+    extra = new & ~old
+    room = int(cap) - int(old.sum())
+    if room <= 0 or not extra.any():
+        return old.copy()
+    if int(extra.sum()) <= room:
+        return old | extra
+    gap = ndimage.distance_transform_edt(~old)
+    yy, xx = np.nonzero(extra)
+    keep = np.argsort(gap[yy, xx], kind="stable")[:room]
+    out = old.copy()
+    out[yy[keep], xx[keep]] = True
+    return out
+
+
 def combine(
     current: np.ndarray,
     new: np.ndarray,
@@ -247,7 +265,8 @@ def repropagate(
     its old mask; when the object ends first, the old masks beyond, up to the bound, are cleared (they
     continued what the correction removed). Without ``grow`` (a correction that only took voxels away) the
     walk does not carry the object into frames that had none. An empty corrected frame ends the object
-    there. ``mode`` ``add`` only adds to old masks (and never clears), ``remove`` only takes away.
+    there. ``mode`` ``add`` only adds to old masks (and never clears), growing each
+    by at most :data:`NEIGHBOUR_GROWTH` times its old area (:func:`grow_capped`), ``remove`` only takes away.
     """
     lo, hi = bounds
     if not lo <= start <= hi:
@@ -293,7 +312,10 @@ def repropagate(
                 break  # a removal does not extend the object; an extension only while it narrows
             if mode == "add" and not res.mask.any():
                 break  # adding never clears
-            new = old | res.mask if mode == "add" else old & res.mask if mode == "remove" and old.any() else res.mask
+            if mode == "add":  # a neighbour grows by at most NEIGHBOUR_GROWTH (a small object's answer can balloon)
+                new = grow_capped(old, res.mask, NEIGHBOUR_GROWTH * old.sum()) if old.any() else res.mask
+            else:
+                new = old & res.mask if mode == "remove" and old.any() else res.mask
             if mode == "add" and np.array_equal(new, old):
                 break
             masks[res.index] = new
