@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from tests.support.video import disc_frames, moving_disc_video, write_cine, write_video
-from volsam.core.errors import InputError, PromptError
+from volsam.core.errors import InputError, OutputError, PromptError
 from volsam.core.prompts import Box2D, Box3D, Point
 from volsam.engines import get as get_engine
 from volsam.engines.sam2.convert import build_model
@@ -163,6 +163,8 @@ def test_prompts_are_checked_against_the_video_before_any_output(tmp_path, lite)
     Image.fromarray(np.zeros((32, 40), np.uint8)).save(tmp_path / "empty.png")
     with pytest.raises(PromptError, match="the mask on frame 1 is empty"):
         segment_video(path, [], out, mask_path=tmp_path / "empty.png", mask_frame=1, engine=lite)
+    with pytest.raises(OutputError, match="would replace the input video"):
+        segment_video(path, [Box2D(1, 1, 9, 9, slice=0)], out, engine=lite, overlay=tmp_path / "clip.mp4")
     (tmp_path / "notes.txt").write_text("not a video")
     with pytest.raises(InputError, match=r"notes\.txt: not a readable video"):
         segment_video(tmp_path / "notes.txt", [Box2D(1, 1, 9, 9, slice=0)], out, engine=lite)

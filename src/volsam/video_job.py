@@ -1,7 +1,8 @@
 """Video in, masks (and an overlay video) out: :func:`segment_video`, the job ``volsam segment VIDEO`` calls.
 
 Input: a video file (mp4, avi, mov, mkv, webm... through PyAV) or a DICOM multi-frame cine file, read as a
-stream (:mod:`volsam.io.video`); frames are grey BT.601 luma 0..255 as displayed (no CT/MR normalisation).
+stream (:mod:`volsam.io.video`); frames are display values 0..255 (no CT/MR normalisation): RGB for SAM 2
+engines when the video has colour (endoscopy), BT.601 grey luma otherwise and always for LiteMedSAM.
 Prompts are in frame pixels: a :class:`~volsam.core.prompts.Box2D` ``(x0, y0, x1, y1)`` inclusive with
 ``slice`` = the frame index, :class:`~volsam.core.prompts.Point` ``(x, y, frame)`` ± and/or a mask image on
 one frame (non-zero = the object; with SAM 2 a label image makes one object per value).
@@ -38,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from volsam.core.errors import PromptError
+from volsam.core.errors import OutputError, PromptError
 from volsam.core.prompts import Box2D, Point, Prompt
 from volsam.engines import get as get_engine
 from volsam.engines.base import FramePrompt, SliceEngine, TrackerEngine
-from volsam.io.video import VideoInfo, iter_frames, open_frames
+from volsam.io.video import VideoInfo, iter_frames, open_frames, probe_video
 from volsam.io.video_out import (
     OverlayVideoWriter,
     open_mask_sink,
@@ -213,6 +214,7 @@ def segment_video(
     settings: PropagationSettings | None = None,
     progress: Progress | None = None,
     cache_mb: float = 256.0,
+    colour: bool | None = None,
 ) -> VideoJobResult:
     """Segment an object through a video from prompts on one (or, with SAM 2, several) frames.
 
@@ -230,22 +232,24 @@ def segment_video(
         settings: the LiteMedSAM walk (default :func:`video_settings`).
         progress: called with (stage, done, total): stage ``segmenting`` then ``rendering``.
         cache_mb: memory for decoded frames of the input stream.
+        colour: tracker engines get RGB frames ``(H, W, 3)`` (SAM 2's native input) when True, BT.601 grey
+            when False; None = RGB when the video has colour. LiteMedSAM always gets grey (the walk's
+            appearance rules compare grey levels).
 
     Returns a :class:`VideoJobResult`; every frame has a mask in the output (empty where not segmented).
     """
     t0 = time.perf_counter()
     if isinstance(label, bool) or not 1 <= int(label) <= 65535:
         raise PromptError(f"label must be an integer in 1..65535, got {label!r}")
-    source = open_frames(video, cache_mb=cache_mb)
+    if overlay is not None and Path(overlay).resolve() == Path(video).resolve():
+        raise OutputError(f"overlay {overlay} would replace the input video; give another file name")
+    eng = engine if isinstance(engine, (SliceEngine, TrackerEngine)) else get_engine(engine, model=model, device=device)
+    rgb = isinstance(eng, TrackerEngine) and (probe_video(video).colour if colour is None else colour)
+    source = open_frames(video, cache_mb=cache_mb, colour=rgb)
     try:
         info = source.info
         mask = read_frame_mask(mask_path, source.frame_shape) if mask_path is not None else None
         vp = _frame_prompts(list(prompts), mask, mask_frame, info, int(label))
-        eng = (
-            engine
-            if isinstance(engine, (SliceEngine, TrackerEngine))
-            else get_engine(engine, model=model, device=device)
-        )
         if isinstance(eng, TrackerEngine):
             ids, results = _tracking(eng, source, vp, absent_patience)
         else:
@@ -277,6 +281,7 @@ def segment_video(
             "video": info.to_json(),
             "engine": eng.name,
             "model": _model_name(eng, model),
+            "frames": "rgb" if rgb else "grey (BT.601 luma)",
             "prompts": vp.described,
             "objects": ids,
             "masks": {

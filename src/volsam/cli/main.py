@@ -154,18 +154,29 @@ def _run_video(image: str, prompts: list, output: Path, options: dict, mask, fra
 
 @app.command("segment")
 def segment_cmd(
-    image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha; .dcm: DICOM-SEG).")
+    image: Annotated[
+        str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, CVPR .npz; or a video / DICOM cine.")
     ],
-    box: Annotated[str | None, typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels).")] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha; .dcm: DICOM-SEG); video: masks/ or .npz."
+        ),
+    ],
+    box: Annotated[
+        str | None, typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels); video: X0,Y0,X1,Y1 on --frame.")
+    ] = None,
     slice_: Annotated[int | None, typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
     frame: Annotated[
         int | None, typer.Option(help="Video / DICOM cine: frame of --box and --mask (0-based); -o masks/ or .npz.")
     ] = None,
     box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
-    point: Annotated[list[str] | None, typer.Option(help="I,J,K or I,J,K,neg; repeatable.")] = None,
-    mask: Annotated[str | None, typer.Option(help="Mask image on the same grid (non-zero = object).")] = None,
+    point: Annotated[
+        list[str] | None, typer.Option(help="I,J,K or I,J,K,neg (video: X,Y,FRAME[,neg]); repeatable.")
+    ] = None,
+    mask: Annotated[
+        str | None, typer.Option(help="Mask image on the same grid (non-zero = object); video: a PNG on --frame.")
+    ] = None,
     prompts_file: Annotated[
         Path | None,
         typer.Option("--prompts", help="Prompts JSON: several objects and corrections in order (see README)."),
@@ -176,7 +187,9 @@ def segment_cmd(
     window: Annotated[str | None, typer.Option(help="CT window: abdomen|lung|brain|bone|mediastinum|L,W.")] = None,
     modality: Annotated[str, typer.Option(help="auto, CT, MR, PET or other.")] = "auto",
     label: Annotated[int, typer.Option(help="Label value written for the object.")] = 1,
-    overlay: Annotated[Path | None, typer.Option(help="Folder for overlay PNGs.")] = None,
+    overlay: Annotated[
+        Path | None, typer.Option(help="Folder for overlay PNGs (video: an .mp4/.mov/.mkv/.avi to render).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto, fp32 or bf16 (autocast); auto = bf16 for sam2 on CUDA, fp32 otherwise.")

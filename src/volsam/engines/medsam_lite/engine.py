@@ -101,17 +101,19 @@ class MedSAMLiteEngine(SliceEngine):
         return autocast(self.device, self.precision)
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
-        """``(n, H, W)`` uint8 -> ``(n, 3, 256, 256)`` float32 model input on the engine's device."""
-        n, height, width = frames.shape
+        """``(n, H, W)`` grey or ``(n, H, W, 3)`` RGB uint8 -> ``(n, 3, 256, 256)`` float32 model input on the
+        engine's device (RGB: min-max over all three channels of a frame, as for grey)."""
+        n, height, width = frames.shape[:3]
         h, w = resized_shape(height, width)
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).float().unsqueeze(1)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).float()
+        x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)
         if (h, w) != (height, width):
             x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=h < height)
         lo = x.amin(dim=(1, 2, 3), keepdim=True)
         hi = x.amax(dim=(1, 2, 3), keepdim=True)
         x = (x - lo) / (hi - lo).clamp_min(1e-8)
         x = F.pad(x, (0, INPUT_SIZE - w, 0, INPUT_SIZE - h))
-        return x.expand(n, 3, INPUT_SIZE, INPUT_SIZE)
+        return x.expand(n, 3, INPUT_SIZE, INPUT_SIZE)  # grey: one channel repeated; RGB: unchanged
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Image encoder on a preprocessed ``(n, 3, 256, 256)`` batch -> float32 ``(n, 256, 64, 64)``."""
@@ -123,12 +125,14 @@ class MedSAMLiteEngine(SliceEngine):
             yield slice(start, min(n, start + self.batch_size))
 
     def encode(self, frames: np.ndarray) -> list[SliceEmbedding]:
-        """Encode ``(n, H, W)`` uint8 frames (a single ``(H, W)`` frame is accepted too)."""
+        """Encode ``(n, H, W)`` grey or ``(n, H, W, 3)`` RGB uint8 frames (a single ``(H, W)`` frame is
+        accepted too)."""
         frames = np.asarray(frames)
         if frames.ndim == 2:
             frames = frames[None]
-        if frames.ndim != 3 or 0 in frames.shape:
-            raise InputError(f"frames must be a non-empty (n, H, W) array, got shape {frames.shape}")
+        rgb = frames.ndim == 4 and frames.shape[3] == 3
+        if not (frames.ndim == 3 or rgb) or 0 in frames.shape:
+            raise InputError(f"frames must be a non-empty (n, H, W) or (n, H, W, 3) array, got shape {frames.shape}")
         if frames.dtype != np.uint8:
             raise InputError(f"frames must be uint8 0..255 (normalise them first), got {frames.dtype}")
         frame_shape = (int(frames.shape[1]), int(frames.shape[2]))

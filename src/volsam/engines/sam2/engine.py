@@ -1,9 +1,10 @@
 """SAM 2 family tracker engine: frames streamed one at a time through transformers' ``Sam2VideoModel``.
 
-Frames are uint8 ``(H, W)`` (see :mod:`volsam.engines.base`). Each is turned into the model's input here
-(no transformers image processor: those need torchvision): grey repeated to 3 channels, /255, resized to
-the model's square (bilinear with antialiasing; aspect not kept), ImageNet mean/std. Prompts are scaled
-from frame pixels to that square. Masks come back as the model's low-resolution logits resized to the frame.
+Frames are uint8 ``(H, W)`` (see :mod:`volsam.engines.base`) or RGB ``(H, W, 3)``. Each is turned into the
+model's input here (no transformers image processor: those need torchvision): grey repeated to 3 channels
+(RGB as is), /255, resized to the model's square (bilinear with antialiasing; aspect not kept), ImageNet
+mean/std. Prompts are scaled from frame pixels to that square. Masks come back as the model's low-resolution
+logits resized to the frame.
 
 Memory stays bounded on long stacks: after each frame the session drops the pixels of frames already
 processed and the per-frame outputs that the memory bank can no longer reach (older than
@@ -120,8 +121,10 @@ class Sam2Engine(TrackerEngine):
 
     # -- input ----------------------------------------------------------------------------------------------
     def pixels(self, frame: np.ndarray) -> torch.Tensor:
-        """uint8 ``(H, W)`` -> float ``(3, side, side)`` normalised model input."""
-        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32) / 255.0)[None, None]
+        """uint8 grey ``(H, W)`` (repeated to 3 channels) or RGB ``(H, W, 3)`` (SAM 2's native input, e.g.
+        endoscopy video) -> float ``(3, side, side)`` normalised model input."""
+        x = torch.from_numpy(np.ascontiguousarray(frame, dtype=np.float32) / 255.0)
+        x = x.permute(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
         if x.shape[-2:] != (self.side, self.side):
             x = F.interpolate(x, size=(self.side, self.side), mode="bilinear", align_corners=False, antialias=True)
         x = x.expand(1, 3, self.side, self.side)
