@@ -117,3 +117,24 @@ def test_learning_rate_schedule():
     assert lr_factor(55, 100, 10, "cosine", 0.0) == pytest.approx(0.5)  # half way through the cosine
     assert lr_factor(100, 100, 10, "cosine", 0.1) == pytest.approx(0.1)
     assert lr_factor(70, 100, 0, "constant", 0.0) == 1.0
+
+
+def test_end_of_object_samples_have_an_empty_truth_and_the_neighbour_box(cases):
+    data = DataConfig(
+        end_slices=2, prompts=PromptConfig(box_jitter=0.0, points=1.0), augment=AugmentConfig(enabled=False)
+    )
+    ds = ClipDataset(cases, data, 64, "stretch", seed=0, train=True)
+    ends = [(n, ref) for n, ref in enumerate(ds.refs) if ref.prompt_from >= 0]
+    assert ends and len(ends) <= 4 * len(cases)
+    plain = ClipDataset(cases, DataConfig(clip_stride=1), 64, "stretch", seed=0, train=False)
+    for n, ref in ends:
+        item = ds[(n, 0)]
+        assert not item["masks"].any() and item["present"].tolist() == [0.0] and int(item["kind"]) == 0
+        assert abs(ref.start - ref.prompt_from) <= 2
+        source = next(
+            m
+            for m, r in enumerate(plain.refs)
+            if (r.case, r.target, r.start) == (ref.case, ref.target, ref.prompt_from)
+        )
+        assert item["box"].tolist() == plain[source]["box"].tolist()  # the tight box of the object's end slice
+    assert all(r.prompt_from < 0 for r in ClipDataset(cases, data, 64, "stretch", seed=0, train=False).refs)

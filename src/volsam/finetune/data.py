@@ -18,6 +18,11 @@ Per sample, in this order (all in float 0..255, frames ``[t, row, col]``):
 5. a prompt on frame 0 from its mask: a box (tight box, each edge jittered by up to ``box_jitter`` of the
    box side), clicks (first positive, then positive or negative), or the mask itself.
 
+End-of-object samples (``data.end_slices``, 2D recipes, training only): the ``end_slices`` slices just past
+each end of a target, where the object is absent, prompted with the box of the nearest slice that holds it,
+with an empty truth -- what slice-by-slice propagation meets at the ends of an object, where a model that
+always fills its box keeps growing.
+
 Prompts are in pixels of the ``S x S`` input: box ``(x0, y0, x1, y1)`` inclusive, points ``(x, y)``.
 Randomness comes only from ``numpy.random.default_rng([seed, epoch, index])`` per sample, so a sample is the
 same whichever process, worker or resumed run draws it.
@@ -236,9 +241,13 @@ def simulate_prompt(mask: np.ndarray, valid: tuple[int, int], rng: np.random.Gen
 # -- the dataset ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClipRef:
+    """A sample: ``start`` slice of a target in a case; ``prompt_from`` >= 0 marks an end-of-object sample
+    (the object is absent from ``start``; the prompt comes from the object on slice ``prompt_from``)."""
+
     case: int
     target: int
     start: int
+    prompt_from: int = -1
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -276,6 +285,13 @@ class ClipDataset(torch.utils.data.Dataset):
             for t, mask in enumerate(prepared.masks):
                 present = np.flatnonzero(mask.any(axis=(1, 2)))
                 refs += [ClipRef(c, t, int(s)) for s in present[::stride] if s + T <= n]
+                if self.train and self.data.end_slices > 0 and present.size:
+                    first, last = int(present[0]), int(present[-1])
+                    for e in range(1, self.data.end_slices + 1):
+                        if first - e >= 0 and not mask[first - e].any():
+                            refs.append(ClipRef(c, t, first - e, prompt_from=first))
+                        if last + e < n and not mask[last + e].any():
+                            refs.append(ClipRef(c, t, last + e, prompt_from=last))
         return refs
 
     def __len__(self) -> int:
@@ -287,20 +303,27 @@ class ClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, int(epoch) if self.train else 10_000_019, int(index)])
         kind = PROMPT_KINDS[int(rng.choice(3, p=self.kind_p))]
         aug = self._draw(rng)
+        ending = ref.prompt_from >= 0  # an end-of-object sample: box from the neighbouring slice, empty truth
+        kind = "box" if ending else kind
         prepared = self.store[ref.case]
         T, S = self.data.clip_length, self.size
         backwards = aug["reverse"] and ref.start - T + 1 >= 0  # the clip runs from the start slice downwards
         picks = np.arange(ref.start, ref.start - T, -1) if backwards else np.arange(ref.start, ref.start + T)
         raw = prepared.frames[picks].astype(np.float32)
         raw_masks = prepared.masks[ref.target][picks].astype(np.float32)
+        if ending:  # the prompt's source mask rides along as an extra last "frame" of the masks
+            source = prepared.masks[ref.target][ref.prompt_from].astype(np.float32)[None]
+            raw_masks = np.concatenate([raw_masks, source])
+        src = len(raw_masks) - 1 if ending else 0  # the mask the prompt is made from
         shape = (S, S) if self.resize == "stretch" else fitted_shape(*raw.shape[1:], S)
         frames, masks = self._augment(_resize(raw, shape), _resize(raw_masks, shape), aug)
         masks = masks > 0.5
-        if not masks[0].any():  # augmentation moved the object out of frame 0: keep the plain geometry
+        if not masks[src].any():  # augmentation moved the object out of the prompt: keep the plain geometry
             frames, masks = _resize(raw, shape), _resize(raw_masks, shape) > 0.5
-        if not masks[0].any():  # a speck lost in the resize: mark the pixel at its centre
-            r, c = (np.argwhere(raw_masks[0] > 0).mean(axis=0) * np.array(shape) / np.array(raw.shape[1:])).astype(int)
-            masks[0, min(r, shape[0] - 1), min(c, shape[1] - 1)] = True
+        if not masks[src].any():  # a speck lost in the resize: mark the pixel at its centre
+            centre = np.argwhere(raw_masks[src] > 0).mean(axis=0) * np.array(shape) / np.array(raw.shape[1:])
+            r, c = centre.astype(int)
+            masks[src, min(r, shape[0] - 1), min(c, shape[1] - 1)] = True
         if self.resize == "pad":
             lo = frames.min(axis=(1, 2), keepdims=True)
             hi = frames.max(axis=(1, 2), keepdims=True)
@@ -308,7 +331,8 @@ class ClipDataset(torch.utils.data.Dataset):
             pad = ((0, 0), (0, S - shape[0]), (0, S - shape[1]))
             frames, masks = np.pad(frames, pad), np.pad(masks, pad)
         jitter = self.data.prompts.box_jitter if self.train else 0.0
-        prompt = simulate_prompt(masks[0], shape, rng, kind, jitter, self.data.prompts.max_points)
+        prompt = simulate_prompt(masks[src], shape, rng, kind, jitter, self.data.prompts.max_points)
+        masks = masks[:T]
         return {
             "pixels": torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)),
             "masks": torch.from_numpy(masks.astype(np.float32)),
