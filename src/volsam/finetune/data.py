@@ -100,7 +100,7 @@ def make_split(case_ids: list[str], val_fraction: float, seed: int, group: str |
 
 def write_split(split: Split, path: Path) -> None:
     """Write ``split.json`` atomically."""
-    _atomic_text(path, json.dumps(split.to_json(), indent=1) + "\n")
+    atomic_text(path, json.dumps(split.to_json(), indent=1) + "\n")
 
 
 def read_split(path: Path) -> Split:
@@ -111,7 +111,8 @@ def read_split(path: Path) -> Split:
         raise InputError(f"{path}: not a split file ({exc})") from exc
 
 
-def _atomic_text(path: Path, text: str) -> None:
+def atomic_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -49,6 +49,7 @@ from volsam.finetune.config import FinetuneConfig
 from volsam.finetune.data import (
     ClipDataset,
     Split,
+    atomic_text,
     make_split,
     open_training_dataset,
     read_split,
@@ -293,9 +294,7 @@ def _prepare_run_dir(config: FinetuneConfig, d: Dist, resume: bool) -> Path:
         old = run_dir / "config.yaml"
         if resume and old.is_file() and old.read_text() != text:
             log.warning("%s differs from the config of this run: the run continues with the new one", old)
-        from volsam.finetune.data import _atomic_text
-
-        _atomic_text(old, text)
+        atomic_text(old, text)
     _barrier(d)
     return run_dir
 
