@@ -70,3 +70,11 @@ def test_broken_video_and_frame_on_a_volume_are_refused(tmp_path, capsys):
         capsys, "segment", tmp_path / "scan.nii.gz", "--box", "1,1,5,5", "--frame", "0", "-o", tmp_path / "s.nii.gz"
     )
     assert code == 3 and "--frame applies to videos and DICOM cine files" in err
+
+
+def test_info_prints_the_timing_of_a_video(tmp_path, capsys):
+    frames, _ = disc_frames(n=5, size=(24, 32))
+    video = write_video(tmp_path / "clip.mp4", frames, fps=Fraction(30000, 1001))
+    code, out, err = _run(capsys, "info", video)
+    assert code == 0, err
+    assert "frames:   5\n" in out and "fps:      30000/1001 (29.970)" in out and "32 x 24 (W x H pixels)" in out

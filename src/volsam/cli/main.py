@@ -300,14 +300,21 @@ def segment_cmd(
 
 @app.command("info")
 def info_cmd(
-    image: Annotated[str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, or CVPR .npz.")],
+    image: Annotated[
+        str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, CVPR .npz; or a video / DICOM cine.")
+    ],
     series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
     channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
 ) -> None:
-    """Print size, spacing, origin, direction (with anatomical axis names), modality and intensities."""
+    """Print size, spacing, origin, direction (with anatomical axis names), modality and intensities; for a
+    video: frames, fps, size, duration and codec."""
     from volsam.io import describe, format_description, read_volume
+    from volsam.io.video import is_video_input, probe_video
     from volsam.preprocess import guess_modality
 
+    if is_video_input(image) and series is None and channel is None:
+        typer.echo(probe_video(image).describe())
+        return
     vol = read_volume(image, series=series, channel=channel)
     facts = describe(vol)
     modality, reason = guess_modality(vol)

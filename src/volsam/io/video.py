@@ -70,6 +70,22 @@ class VideoInfo:
     container: str
     colour: bool
 
+    def describe(self) -> str:
+        """The facts ``volsam info`` prints, one per line."""
+        rows = [
+            ("video", self.path),
+            ("frames", str(self.frame_count)),
+            ("fps", f"{self.fps.numerator}/{self.fps.denominator} ({float(self.fps):.3f})"),
+            ("size", f"{self.width} x {self.height} (W x H pixels)"),
+            ("duration", f"{self.duration:.3f} s"),
+            (
+                "codec",
+                f"{self.codec} in {self.container}" + (f", time base {self.time_base}" if self.time_base else ""),
+            ),
+            ("colour", "yes (RGB frames for SAM 2)" if self.colour else "no (grey)"),
+        ]
+        return "\n".join(f"{name + ':':<10}{value}" for name, value in rows)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (fractions as ``"num/den"`` strings plus ``fps_float``)."""
         out = asdict(self)
