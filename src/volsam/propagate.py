@@ -75,6 +75,9 @@ class PropagationSettings:
         roi_min: smallest window side (px).
         batch_size: frames encoded together ahead of the walk.
         cache_size: encoded frames kept in memory.
+        motion: also propose each box moved by the mask centroid's shift between the two previous frames
+            (its growth limit moved with it): objects in a video move, cross-sections of a volume mostly grow
+            and shrink in place (volsam; off by default).
     """
 
     strategy: str = "volsam"
@@ -96,6 +99,7 @@ class PropagationSettings:
     roi_min: int = 48
     batch_size: int = 1
     cache_size: int = 16
+    motion: bool = False
 
     def __post_init__(self) -> None:
         if self.strategy not in ("volsam", "baseline"):
@@ -282,10 +286,12 @@ def _step(
     prev: np.ndarray,
     settings: PropagationSettings,
     model: AppearanceModel | None = None,
+    shift: tuple[int, int] = (0, 0),
 ) -> tuple[SliceResult, bool]:
     """Segment frame ``s`` from the previous frame's mask; returns the result and whether to go on.
 
-    ``model`` is the prompted frame's appearance (volsam), None when it cannot tell object from surroundings.
+    ``model`` is the prompted frame's appearance (volsam), None when it cannot tell object from surroundings;
+    ``shift`` = (dx, dy) pixels, the object's last motion (``settings.motion``).
     """
     prev_box = mask_box(prev)
     if prev_box is None:  # the caller never passes an empty mask
@@ -298,12 +304,18 @@ def _step(
     )
     candidates: list[tuple[float, np.ndarray, SlicePrediction, BoxXY]] = []
     side = max(prev_box[2] - prev_box[0] + 1, prev_box[3] - prev_box[1] + 1)
-    for ratio in settings.proposal_ratios if volsam else (0.0,):
-        box = _expand(prev_box, settings.box_margin + ratio * side, emb.frame_shape) if volsam else prev_box
-        pred = cache.engine.predict(emb, box=box)
-        mask = pred.mask & allowed if allowed is not None else pred.mask
-        fit = float(model.log_ratio(frame)[mask].sum()) if model is not None else pred.score
-        candidates.append((fit, mask, pred, box))
+    moves = [(0, 0)] + ([shift] if volsam and settings.motion and shift != (0, 0) else [])
+    for dx, dy in moves:
+        base = (prev_box[0] + dx, prev_box[1] + dy, prev_box[2] + dx, prev_box[3] + dy)
+        region = allowed if (dx, dy) == (0, 0) or allowed is None else _moved(allowed, dx, dy)
+        for ratio in settings.proposal_ratios if volsam else (0.0,):
+            box = _expand(base, settings.box_margin + ratio * side, emb.frame_shape) if volsam else prev_box
+            if box[0] > box[2] or box[1] > box[3]:
+                continue  # moved out of the frame
+            pred = cache.engine.predict(emb, box=box)
+            mask = pred.mask & region if region is not None else pred.mask
+            fit = float(model.log_ratio(frame)[mask].sum()) if model is not None else pred.score
+            candidates.append((fit, mask, pred, box))
     _, mask, pred, box = max(candidates, key=lambda c: c[0])  # the first of equals
     area, prev_area = int(mask.sum()), int(prev.sum())
 
@@ -324,6 +336,20 @@ def _step(
             if fraction < settings.min_object_fraction:
                 return stop(f"only {fraction:.0%} of the mask looks like the object")
     return SliceResult(s, mask, pred.score, box), True
+
+
+def _moved(mask: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """``mask`` shifted by (dx, dy) pixels, nothing wrapping around."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[yd, xd] = mask[ys, xs]
+    return out
+
+
+def _centroid(mask: np.ndarray) -> np.ndarray:
+    return np.array(ndimage.center_of_mass(mask))[::-1]  # (x, y)
 
 
 def predict_seed(
@@ -432,18 +458,22 @@ def propagate(
     model = _appearance(stack.frames([start])[0], first.mask, settings)
     for step in directions:
         end = hi if step > 0 else lo
-        prev = first.mask
+        prev, before = first.mask, None
         trend = _AreaTrend(settings.regrowth_after, settings.max_regrowth, int(prev.sum()), int(prev.sum()))
         s = start + step
         while (s <= end) if step > 0 else (s >= end):
-            result, go_on = _step(cache, s, step, (lo, hi), prev, settings, model)
+            shift = (0, 0)
+            if settings.motion and before is not None:
+                dx, dy = np.rint(_centroid(prev) - _centroid(before)).astype(int)
+                shift = (int(dx), int(dy))
+            result, go_on = _step(cache, s, step, (lo, hi), prev, settings, model, shift)
             if go_on and settings.strategy == "volsam" and trend.regrew(int(result.mask.sum())):
                 result, go_on = replace(result, mask=np.zeros_like(result.mask), stop_reason="area grew again"), False
             yield result
             if not go_on:
                 log.debug("direction %+d stopped at frame %d: %s", step, s, result.stop_reason)
                 break
-            prev = result.mask
+            prev, before = result.mask, prev
             s += step
 
 

@@ -16,7 +16,9 @@ Engines:
   few empty frames would lose it for the rest of the video. Give ``absent_patience`` to stop a direction
   after that many frames without the object.
 * **LiteMedSAM** (slice engine, no memory): frame by frame with :func:`volsam.propagate.propagate`, each
-  frame prompted with the box of the previous frame's mask (plus margin), forward then backward. Its stop
+  frame prompted with the box of the previous frame's mask (plus margin) and with that box moved by the
+  object's last shift (objects move in a video: on a fast, accelerating ellipse this took the per-frame
+  Dice from 0.71 at worst to 0.99), forward then backward. Its stop
   rules end a direction when the object is lost (empty mask, low score, area jump, appearance); the frames
   after that stay empty: without memory the model cannot find a returning object. The 3D-only rule "a
   shrinking cross-section that grows again is another structure" is off (a beating heart's area rises and
@@ -60,8 +62,9 @@ Progress = Callable[[str, int, int], None]  # (stage, frames done, frames in tot
 
 
 def video_settings() -> PropagationSettings:
-    """LiteMedSAM walk settings for videos (see the module notes): no regrowth stop, 8 px growth per frame."""
-    return PropagationSettings(regrowth_after=0.0, growth_limit=8, roi_context=0.0)
+    """LiteMedSAM walk settings for videos (see the module notes): boxes also proposed where the object's
+    last motion takes them, no regrowth stop, 8 px growth per frame."""
+    return PropagationSettings(regrowth_after=0.0, growth_limit=8, roi_context=0.0, motion=True)
 
 
 @dataclass
