@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from volsam.session.corrections import combine, grow_capped
+from volsam.session.corrections import combine, grow_capped, trim_box
 
 
 def _disc(shape, cx, cy, r):
@@ -44,3 +44,12 @@ def test_grow_capped_keeps_the_old_mask_and_adds_the_nearest_pixels_up_to_the_ca
     assert np.array_equal(grow_capped(old, new, 10_000), old | new)
     assert np.array_equal(grow_capped(old, new, old.sum()), old)  # no room: unchanged
     assert np.array_equal(grow_capped(old, old, 10_000), old)
+
+
+def test_trim_box_moves_the_side_nearest_each_background_click_past_it():
+    box = (10.0, 20.0, 50.0, 40.0)
+    assert trim_box(box, np.array([[46.0, 30.0]])) == (10.0, 20.0, 45.0, 40.0)  # right side
+    assert trim_box(box, np.array([[30.0, 22.0]])) == (10.0, 23.0, 50.0, 40.0)  # top side
+    assert trim_box(box, np.array([[12.0, 30.0], [30.0, 39.0]])) == (13.0, 20.0, 50.0, 38.0)  # one side each
+    assert trim_box(box, np.array([[70.0, 30.0]])) == box  # a click outside the box changes nothing
+    assert trim_box((10.0, 20.0, 11.0, 40.0), np.array([[10.5, 30.0]])) is None  # nothing left

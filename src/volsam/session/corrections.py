@@ -125,7 +125,9 @@ def resegment_frame(
     pixels nearest the object clicks are kept (cross-sections change smoothly from frame to frame, and the
     model's answer to a click on a small object is often far too large).
 
-    Clicks are obeyed: when the model's mask still covers a background click, the current mask is carved
+    Clicks are obeyed: when the model's mask still covers a background click, the frame is segmented again
+    from the box with its side nearest the click moved past it (:func:`trim_box`; without a box of the
+    user's there), and when that still covers a click (or loses an object click) the current mask is carved
     around the click instead (:func:`_carve`); a background click on a frame without the object changes
     nothing. ``mode`` ``add`` (the latest click was on the object) keeps the current mask and adds the
     model's piece under the object clicks; ``remove`` (a background click) only takes voxels away;
@@ -238,10 +240,38 @@ def _resegment(
             log.debug("frame %d: the box's mask missed an object click; segmented from the clicks alone", s)
             mask = clicks_only
     inside = [bool(mask[int(round(y)), int(round(x))]) for x, y in negatives]
+    trimmed = trim_box(box, negatives) if any(inside) and user_box is None else None
+    if trimmed is not None:  # a box edit: the box's side nearest the click moves past it
+        cut, _ = predict_seed(cache, s, box=trimmed, settings=settings)
+        if cut.any() and not any(cut[int(round(y)), int(round(x))] for x, y in negatives):
+            if covers(cut) or not len(positives):
+                log.debug("frame %d: segmented again from the box moved past the background click", s)
+                return cut
     if any(inside):
         log.debug("frame %d: the model kept a background click; carving the mask around it instead", s)
         return _carve(current if current.any() else mask, negatives)
     return mask
+
+
+def trim_box(box: tuple[float, float, float, float], negatives: np.ndarray) -> tuple[float, float, float, float] | None:
+    """``box`` (x0, y0, x1, y1) with, for each background click inside it, the edge nearest the click moved
+    just past it (the click marks the middle of a wrongly included band along that side); None when that
+    leaves no box."""
+    x0, y0, x1, y1 = box
+    for x, y in np.asarray(negatives, dtype=float).reshape(-1, 2):
+        if not (x0 <= x <= x1 and y0 <= y <= y1):
+            continue
+        gaps = {"x0": x - x0, "x1": x1 - x, "y0": y - y0, "y1": y1 - y}
+        side = min(gaps, key=gaps.get)
+        if side == "x0":
+            x0 = x + 1
+        elif side == "x1":
+            x1 = x - 1
+        elif side == "y0":
+            y0 = y + 1
+        else:
+            y1 = y - 1
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
 
 def repropagate(
