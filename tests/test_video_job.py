@@ -139,6 +139,8 @@ def test_sam2_mask_label_image_makes_one_object_per_value_and_streams_a_video(tm
     assert result.objects == [1, 7, 44]  # the box is object `label` (1), the label image adds 7 and 44
     assert sam2.order == [1, 3, 2, 4, 5, 0]
     assert isinstance(sam2.source, VideoFrames) and sam2.source.max_cached <= sam2.source.capacity
+    assert sam2.source.colour  # an H.264 video has colour: SAM 2 got RGB frames
+    assert json.loads((tmp_path / "masks" / "segmentation.json").read_text())["frames"] == "rgb"
     written = np.stack([np.asarray(Image.open(tmp_path / "masks" / f"frame_{t:06d}.png")) for t in range(6)])
     assert written.dtype == np.uint8 and set(np.unique(written)) <= {0, 1, 7, 44} and written.any(axis=(1, 2)).all()
 

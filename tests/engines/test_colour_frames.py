@@ -58,15 +58,13 @@ def test_sam2_pixels_of_equal_channels_are_the_grey_pixels_and_channels_keep_the
 
 
 def test_sam2_tracking_rgb_with_equal_channels_is_bit_identical_to_grey(sam2):
-    grey = _grey()
+    grey = _grey(3)
     prompts = {1: {1: FramePrompt(box=(5.0, 10.0, 30.0, 30.0))}}
     a = list(sam2.track(Frames(grey), prompts, absent_patience=None))
     b = list(sam2.track(Frames(np.repeat(grey[..., None], 3, axis=3)), prompts, absent_patience=None))
-    assert [r.index for r in a] == [r.index for r in b] == [1, 2, 3, 0]
+    assert [r.index for r in a] == [r.index for r in b] == [1, 2, 0]
     assert all(np.array_equal(ra.logits, rb.logits) for ra, rb in zip(a, b))
-    tinted = np.stack([grey, grey // 2, 255 - grey], axis=-1)  # real colour runs and changes the input
-    c = list(sam2.track(Frames(tinted), prompts, absent_patience=None))
-    assert c[0].masks.shape == (1, 40, 52) and not np.array_equal(c[0].logits, a[0].logits)
+    # (real colour through tracking: tests/test_video_job.py feeds SAM 2 the RGB frames of an H.264 video)
 
 
 def test_litemedsam_encodes_rgb_and_equal_channels_give_the_grey_embedding():
