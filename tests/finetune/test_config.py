@@ -46,6 +46,7 @@ def test_a_file_overrides_the_recipe_key_by_key(tmp_path):
         ({"recipe": "seed-2024", "optim": {"batch_size": 0}}, "optim.batch_size: 0 must be >= 1"),
         ({"recipe": "seed-2024", "optim": {"batch_size": 2.5}}, "optim.batch_size: expected an integer, got 2.5"),
         ({"recipe": "seed-2024", "data": {"clip_length": 8}}, "data.clip_length: 8 must be 1 for the 2D recipe"),
+        ({"recipe": "medsam-lite", "data": {"neighbour_boxes": -1}}, "data.neighbour_boxes: -1 must be >= 0"),
         ({"recipe": "medsam2-2025", "schedule": {"kind": "linear"}}, "schedule.kind: 'linear' is not one of"),
         ({"recipe": "medsam-lite", "loss": {"object_score": 1.0}}, "loss.object_score: 1.0 must be 0"),
         ({"recipe": "medsam-lite", "data": {"prompts": {"mask": 0.5}}}, "data.prompts.mask: 0.5 must be 0"),

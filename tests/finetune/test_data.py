@@ -138,3 +138,22 @@ def test_end_of_object_samples_have_an_empty_truth_and_the_neighbour_box(cases):
         )
         assert item["box"].tolist() == plain[source]["box"].tolist()  # the tight box of the object's end slice
     assert all(r.prompt_from < 0 for r in ClipDataset(cases, data, 64, "stretch", seed=0, train=False).refs)
+
+
+def test_neighbour_box_samples_keep_their_truth_and_take_the_neighbours_box(cases):
+    """Each slice holding the object also comes with the tight box of each neighbour holding it (what slice-by-
+    slice propagation prompts with); the truth stays the slice's own mask. Validation is unchanged."""
+    data = DataConfig(neighbour_boxes=1, prompts=PromptConfig(box_jitter=0.0), augment=AugmentConfig(enabled=False))
+    ds = ClipDataset(cases, data, 64, "stretch", seed=0, train=True)
+    plain = ClipDataset(cases, DataConfig(clip_stride=1), 64, "stretch", seed=0, train=False)
+    at = {(r.case, r.target, r.start): m for m, r in enumerate(plain.refs)}
+    near = [(n, ref) for n, ref in enumerate(ds.refs) if ref.prompt_from >= 0]
+    targets = {(c, t) for c, t, _ in at}
+    assert len(near) == 2 * len(at) - 2 * len(targets)  # both neighbours of every slice but the two end slices
+    assert any(plain[at[r.case, r.target, r.start]]["box"].tolist() != ds[(n, 0)]["box"].tolist() for n, r in near)
+    for n, ref in near[:12]:
+        item, own = ds[(n, 0)], plain[at[ref.case, ref.target, ref.start]]
+        assert abs(ref.start - ref.prompt_from) == 1 and int(item["kind"]) == 0
+        assert torch.equal(item["masks"], own["masks"]) and item["present"].tolist() == [1.0]
+        assert item["box"].tolist() == plain[at[ref.case, ref.target, ref.prompt_from]]["box"].tolist()
+    assert all(r.prompt_from < 0 for r in ClipDataset(cases, data, 64, "stretch", seed=0, train=False).refs)

@@ -74,6 +74,7 @@ class DataConfig:
     clip_length: int = 1  # frames per sample (1 = the 2D recipes)
     clip_stride: int = 1  # step between clip start slices
     end_slices: int = 0  # 2D recipes: also train on this many object-free slices past each end (see data.py)
+    neighbour_boxes: int = 0  # 2D recipes: also prompt each slice with the boxes of its neighbours up to this far
     val_fraction: float = 0.2  # of the cases, held out (at least one case when > 0)
     split_seed: int = 0
     split_group: str | None = None  # regex: cases whose ids match it alike (e.g. one patient) stay on one side
@@ -330,6 +331,13 @@ def validate(c: FinetuneConfig) -> None:
         _check(d.clip_length == 1, "data.clip_length", d.clip_length, f"must be 1 for the 2D recipe {c.recipe}")
     _check(d.end_slices >= 0, "data.end_slices", d.end_slices, "must be >= 0")
     _check(d.end_slices == 0 or d.clip_length == 1, "data.end_slices", d.end_slices, "needs data.clip_length 1")
+    _check(d.neighbour_boxes >= 0, "data.neighbour_boxes", d.neighbour_boxes, "must be >= 0")
+    _check(
+        d.neighbour_boxes == 0 or d.clip_length == 1,
+        "data.neighbour_boxes",
+        d.neighbour_boxes,
+        "needs data.clip_length 1",
+    )
     _check(d.clip_stride >= 1, "data.clip_stride", d.clip_stride, "must be >= 1")
     _check(0.0 <= d.val_fraction < 1.0, "data.val_fraction", d.val_fraction, "must be in [0, 1)")
     if d.split_group is not None:

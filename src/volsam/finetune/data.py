@@ -23,6 +23,11 @@ each end of a target, where the object is absent, prompted with the box of the n
 with an empty truth -- what slice-by-slice propagation meets at the ends of an object, where a model that
 always fills its box keeps growing.
 
+Neighbour-box samples (``data.neighbour_boxes``, 2D recipes, training only): each slice that holds the object
+is also prompted with the (jittered) box of each slice up to ``neighbour_boxes`` away that holds it, with its
+own truth -- the prompt propagation gives (the previous slice's mask box), which near the ends of an object
+is larger than the object; a model trained on tight boxes only learns to fill its box and over-grows there.
+
 Prompts are in pixels of the ``S x S`` input: box ``(x0, y0, x1, y1)`` inclusive, points ``(x, y)``.
 Randomness comes only from ``numpy.random.default_rng([seed, epoch, index])`` per sample, so a sample is the
 same whichever process, worker or resumed run draws it.
@@ -242,8 +247,9 @@ def simulate_prompt(mask: np.ndarray, valid: tuple[int, int], rng: np.random.Gen
 # -- the dataset ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ClipRef:
-    """A sample: ``start`` slice of a target in a case; ``prompt_from`` >= 0 marks an end-of-object sample
-    (the object is absent from ``start``; the prompt comes from the object on slice ``prompt_from``)."""
+    """A sample: ``start`` slice of a target in a case; ``prompt_from`` >= 0: the box prompt comes from the
+    object on slice ``prompt_from`` (an end-of-object sample, the object absent from ``start``, or a
+    neighbour-box sample)."""
 
     case: int
     target: int
@@ -286,6 +292,14 @@ class ClipDataset(torch.utils.data.Dataset):
             for t, mask in enumerate(prepared.masks):
                 present = np.flatnonzero(mask.any(axis=(1, 2)))
                 refs += [ClipRef(c, t, int(s)) for s in present[::stride] if s + T <= n]
+                if self.train and self.data.neighbour_boxes > 0:
+                    for s in present[::stride]:
+                        for e in range(1, self.data.neighbour_boxes + 1):
+                            refs += [
+                                ClipRef(c, t, int(s), int(s + d))
+                                for d in (-e, e)
+                                if 0 <= s + d < n and mask[s + d].any()
+                            ]
                 if self.train and self.data.end_slices > 0 and present.size:
                     first, last = int(present[0]), int(present[-1])
                     for e in range(1, self.data.end_slices + 1):
@@ -304,7 +318,7 @@ class ClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, int(epoch) if self.train else 10_000_019, int(index)])
         kind = PROMPT_KINDS[int(rng.choice(3, p=self.kind_p))]
         aug = self._draw(rng)
-        ending = ref.prompt_from >= 0  # an end-of-object sample: box from the neighbouring slice, empty truth
+        ending = ref.prompt_from >= 0  # end-of-object or neighbour-box sample: box from the neighbouring slice
         kind = "box" if ending else kind
         prepared = self.store[ref.case]
         T, S = self.data.clip_length, self.size
