@@ -20,6 +20,8 @@ def test_shipped_recipes_hold_the_published_numbers():
     assert medsam2.data.clip_length == 8 and medsam2.model.variant == "medsam2"
     lite = load_config("medsam-lite")
     assert lite.model.source is None and lite.data.prompts.mask == 0 and lite.loss.object_score == 0
+    # what slice-by-slice propagation needs: neighbour boxes, object-free end slices, a trained IoU estimate
+    assert lite.data.neighbour_boxes >= 1 and lite.data.end_slices >= 1 and lite.loss.iou > 0
     assert {load_config(r).recipe for r in RECIPES} == set(RECIPES)
 
 
