@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from volsam.core.errors import OutputError
 from volsam.core.volume import Volume
+from volsam.io import atomic as atomic_module
 from volsam.io import read_volume, write_volume
 from volsam.io import writers as writers_module
 
@@ -73,7 +74,7 @@ def test_failed_replace_keeps_the_old_file_and_no_temp(tmp_path, vol, monkeypatc
     def failing_replace(src, dst):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(writers_module.os, "replace", failing_replace)
+    monkeypatch.setattr(atomic_module.os, "replace", failing_replace)
     with pytest.raises(OutputError, match="Permission denied"):
         write_volume(vol, old)
     assert old.read_bytes() == b"previous result"

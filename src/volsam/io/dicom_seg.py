@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import secrets
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +38,7 @@ import pydicom
 
 from volsam.core.errors import InputError, OutputError
 from volsam.core.volume import Volume
+from volsam.io.atomic import atomic_target
 from volsam.io.writers import label_array
 
 log = logging.getLogger(__name__)
@@ -281,18 +280,8 @@ def write_dicom_seg(labelmap: Volume, source: Volume, path: str | Path, **option
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot create the folder {path.parent} ({exc.strerror or exc})") from exc
-    temp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
-    try:
+    with atomic_target(path) as temp:
         seg.save_as(temp, enforce_file_format=True)
-        os.replace(temp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    finally:
-        if temp.exists():
-            try:
-                temp.unlink()
-            except OSError:
-                log.warning("could not remove the temporary file %s", temp)
     log.debug("wrote DICOM-SEG %s (%d segments, %d frames)", path, len(seg.SegmentSequence), seg.NumberOfFrames)
     return path
 

@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import SimpleITK as sitk
 
 from volsam.core.errors import OutputError
 from volsam.core.volume import Volume
+from volsam.io.atomic import atomic_target
 from volsam.io.itk import WRITABLE_DTYPES, itk_reason, volume_to_image
 from volsam.io.npz import save_npz
 
@@ -124,11 +123,6 @@ def _image_array(array: np.ndarray, path: Path) -> np.ndarray:
     return array
 
 
-def _temp_path(path: Path, suffix: str) -> Path:
-    stem = path.name[: -len(suffix)]
-    return path.with_name(f".{stem}.tmp-{secrets.token_hex(4)}{suffix}")
-
-
 def _write(volume: Volume, array: np.ndarray, fmt: str, target: Path, compress: bool) -> None:
     """Write ``array`` on ``volume``'s grid to ``target`` (no atomicity here)."""
     if fmt == "npz":
@@ -167,19 +161,7 @@ def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None)
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{path}: cannot create the folder {path.parent} ({exc.strerror or exc})") from exc
-    temp = _temp_path(path, suffix)
-    try:
+    with atomic_target(path, suffix) as temp:
         _write(volume, array, fmt, temp, compress=is_label and fmt in ("nrrd", "metaimage"))
-        os.replace(temp, path)
-    except OutputError:
-        raise
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    finally:
-        if temp.exists():
-            try:
-                temp.unlink()
-            except OSError:
-                log.warning("could not remove the temporary file %s", temp)
     log.debug("wrote %s (%s, %s)", path, fmt, array.dtype)
     return path
