@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -271,7 +271,46 @@ def _picture(frame: Any, colour: bool) -> np.ndarray:
     return rgb if colour else to_grey(rgb)
 
 
-class VideoFrames:
+_Source = TypeVar("_Source", bound="_FrameSource")
+
+
+class _FrameSource:
+    """What every frame source shares: ``len()``, ``frame_shape``, ``frames(indices)`` (copies) and the
+    context-manager protocol; subclasses set ``path`` and ``info`` and define ``frame(t)`` and ``close()``."""
+
+    path: Path
+    info: VideoInfo
+
+    def __len__(self) -> int:
+        return self.info.frame_count
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """(H, W) of every frame."""
+        return (self.info.height, self.info.width)
+
+    def frames(self, indices: list[int]) -> np.ndarray:
+        """uint8 ``(n, H, W)`` grey (``(n, H, W, 3)`` in colour) frames, copies."""
+        return np.stack([self.frame(int(t)).copy() for t in indices])
+
+    def frame(self, t: int) -> np.ndarray:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _check_index(self, t: int) -> None:
+        if not 0 <= t < len(self):
+            raise InputError(f"{self.path}: frame {t} is outside 0..{len(self) - 1}")
+
+    def __enter__(self: _Source) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoFrames(_FrameSource):
     """A video as a frame source for tracking, decoded as a stream with bounded memory (module notes).
 
     Args:
@@ -310,22 +349,9 @@ class VideoFrames:
         self.max_cached = 0
 
     # -- frame source protocol --------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return self.info.frame_count
-
-    @property
-    def frame_shape(self) -> tuple[int, int]:
-        """(H, W) of every frame."""
-        return (self.info.height, self.info.width)
-
-    def frames(self, indices: list[int]) -> np.ndarray:
-        """uint8 ``(n, H, W)`` grey (``(n, H, W, 3)`` in colour) frames, copies."""
-        return np.stack([self.frame(int(t)).copy() for t in indices])
-
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` (the cached array itself: do not modify it)."""
-        if not 0 <= t < len(self):
-            raise InputError(f"{self.path}: frame {t} is outside 0..{len(self) - 1}")
+        self._check_index(t)
         if t in self._cache:
             self._cache.move_to_end(t)
             self._last = t
@@ -407,12 +433,6 @@ class VideoFrames:
         self._decoder = None
         self._container.close()
 
-    def __enter__(self) -> VideoFrames:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 @dataclass(frozen=True)
 class TimedFrame:
@@ -447,7 +467,7 @@ def iter_frames(path: str | Path, *, colour: bool = True) -> Iterator[TimedFrame
         container.close()
 
 
-class DicomCineFrames:
+class DicomCineFrames(_FrameSource):
     """A DICOM multi-frame file (ultrasound cine, XA) as a frame source: one frame read at a time.
 
     fps comes from FrameTime (ms per frame), else the mean of FrameTimeVector, else
@@ -495,20 +515,9 @@ class DicomCineFrames:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.decoded = 0
 
-    def __len__(self) -> int:
-        return self.info.frame_count
-
-    @property
-    def frame_shape(self) -> tuple[int, int]:
-        return (self.info.height, self.info.width)
-
-    def frames(self, indices: list[int]) -> np.ndarray:
-        """uint8 ``(n, H, W)`` (or ``(n, H, W, 3)`` in colour) frames, copies."""
-        return np.stack([self.frame(int(t)).copy() for t in indices])
-
     def frame(self, t: int) -> np.ndarray:
-        if not 0 <= t < len(self):
-            raise InputError(f"{self.path}: frame {t} is outside 0..{len(self) - 1}")
+        """Frame ``t`` (the cached array itself: do not modify it)."""
+        self._check_index(t)
         if t not in self._cache:
             self._cache[t] = self._read(t)
             while len(self._cache) > self.capacity:
@@ -534,13 +543,8 @@ class DicomCineFrames:
         return np.repeat(raw[..., None], 3, axis=2) if self.colour else raw
 
     def close(self) -> None:
+        """Forget the kept frames."""
         self._cache.clear()
-
-    def __enter__(self) -> DicomCineFrames:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def cine_fps(ds: Any) -> Fraction | None:
