@@ -12,10 +12,11 @@ from volsam.finetune.config import FinetuneConfig, config_from_dict
 CASES = ["dark-00", "ring-00", "small-00"]  # built-in lesions-crop cases: 2 for training, 1 for validation
 
 
-def tiny_sam2_dir(folder: Path, side: int = 64, seed: int = 0) -> Path:
-    """A random-init SAM 2.1-layout model (5 Hiera blocks of 16..128 channels, one memory-attention layer)
-    saved as a transformers directory; its object-score head says "present"."""
-    from transformers import Sam2VideoConfig, Sam2VideoModel
+def tiny_sam2_config(side: int, heads: tuple[int, ...] = (1, 1, 2, 2), **extra: Any):
+    """A SAM 2.1-layout ``Sam2VideoConfig`` small enough for CPU tests: a 5-block Hiera of 16..128 channels
+    with ``heads`` per stage, one memory-attention layer with a 256-wide feed-forward; ``extra`` adds or
+    overrides top-level config keys."""
+    from transformers import Sam2VideoConfig
 
     dims = [16, 32, 64, 128]
     backbone = {
@@ -25,23 +26,35 @@ def tiny_sam2_dir(folder: Path, side: int = 64, seed: int = 0) -> Path:
         "image_size": [side, side],
         "blocks_per_stage": [1, 1, 2, 1],
         "embed_dim_per_stage": dims,
-        "num_attention_heads_per_stage": [1, 1, 2, 2],
+        "num_attention_heads_per_stage": list(heads),
         "window_size_per_stage": [8, 4, 4, 2],
         "global_attention_blocks": [3],
         "window_positional_embedding_background_size": [4, 4],
     }
-    config = Sam2VideoConfig(
-        vision_config={
-            "backbone_config": backbone,
-            "backbone_channel_list": dims[::-1],
-            "backbone_feature_sizes": [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2],
-        },
-        prompt_encoder_config={"image_size": side},
+    vision = {
+        "backbone_config": backbone,
+        "backbone_channel_list": dims[::-1],
+        "backbone_feature_sizes": [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2],
+    }
+    kwargs: dict[str, Any] = {
+        "vision_config": vision,
+        "prompt_encoder_config": {"image_size": side},
+        "image_size": side,
+        "memory_attention_rope_feat_sizes": [side // 16] * 2,
+        "memory_attention_num_layers": 1,
+        "memory_attention_feed_forward_hidden_size": 256,
+    }
+    return Sam2VideoConfig(**{**kwargs, **extra})
+
+
+def tiny_sam2_dir(folder: Path, side: int = 64, seed: int = 0) -> Path:
+    """A random-init SAM 2.1-layout model (5 Hiera blocks of 16..128 channels, one memory-attention layer)
+    saved as a transformers directory; its object-score head says "present"."""
+    from transformers import Sam2VideoModel
+
+    config = tiny_sam2_config(
+        side,
         mask_decoder_config={"mlp_dim": 256},
-        image_size=side,
-        memory_attention_rope_feat_sizes=[side // 16] * 2,
-        memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=256,
         memory_fuser_intermediate_dim=256,
     )
     torch.manual_seed(seed)

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.finetune.helpers import tiny_sam2_config
 from volsam.core.errors import InputError, PromptError
 from volsam.engines.base import FramePrompt
 from volsam.engines.sam2.engine import Sam2Engine
@@ -37,34 +38,9 @@ def small_sam2(side: int = S, seed: int = 0):
     :func:`_meta_small`. The object-score
     head's last bias is raised by 10 so the random model says "present" (otherwise every mask is gated to
     -1024 and a comparison proves nothing)."""
-    from transformers import Sam2VideoConfig, Sam2VideoModel
+    from transformers import Sam2VideoModel
 
-    dims = [16, 32, 64, 128]
-    backbone = {
-        "model_type": "sam2_hiera_det_model",
-        "hidden_size": dims[0],
-        "num_attention_heads": 1,
-        "image_size": [side, side],
-        "blocks_per_stage": [1, 1, 2, 1],
-        "embed_dim_per_stage": dims,
-        "num_attention_heads_per_stage": [1, 2, 4, 8],
-        "window_size_per_stage": [8, 4, 4, 2],
-        "global_attention_blocks": [3],
-        "window_positional_embedding_background_size": [4, 4],
-    }
-    vision = {
-        "backbone_config": backbone,
-        "backbone_channel_list": dims[::-1],
-        "backbone_feature_sizes": [[side // 4] * 2, [side // 8] * 2, [side // 16] * 2],
-    }
-    config = Sam2VideoConfig(
-        vision_config=vision,
-        prompt_encoder_config={"image_size": side},
-        image_size=side,
-        memory_attention_rope_feat_sizes=[side // 16] * 2,
-        memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=256,
-    )
+    config = tiny_sam2_config(side, heads=(1, 2, 4, 8))
     torch.manual_seed(seed)
     model = Sam2VideoModel(config).eval()
     with torch.no_grad():

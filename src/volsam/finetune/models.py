@@ -171,23 +171,9 @@ class LiteMedSAMTrainer(TrainModel):
 def litemedsam_net(size: int = 256) -> nn.Module:
     """The LiteMedSAM network; ``size`` other than 256 gives the same architecture for ``size`` px inputs
     (embedding ``size/4``), for random-init experiments and fast tests only (the weights are 256 px)."""
-    from volsam.engines.medsam_lite.mask_decoder import MaskDecoder, TwoWayTransformer
-    from volsam.engines.medsam_lite.model import EMBED_DIM, INPUT_SIZE, LiteMedSAM
-    from volsam.engines.medsam_lite.prompt_encoder import PromptEncoder
-    from volsam.engines.medsam_lite.tinyvit import TinyViT
+    from volsam.engines.medsam_lite.model import LiteMedSAM
 
-    net = LiteMedSAM()
-    if size != INPUT_SIZE:
-        net.image_encoder = TinyViT(img_size=size)
-        net.prompt_encoder = PromptEncoder(EMBED_DIM, (size // 4, size // 4), (size, size), mask_in_chans=16)
-        net.mask_decoder = MaskDecoder(
-            transformer_dim=EMBED_DIM,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=EMBED_DIM, num_heads=8, mlp_dim=2048),
-            num_multimask_outputs=3,
-            iou_head_depth=3,
-            iou_head_hidden_dim=256,
-        )
-    return net
+    return LiteMedSAM(input_size=size)
 
 
 def build_litemedsam(config: FinetuneConfig) -> LiteMedSAMTrainer:

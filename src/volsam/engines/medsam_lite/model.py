@@ -27,13 +27,16 @@ EMBED_DIM = 256
 class LiteMedSAM(nn.Module):
     """The three parts, named as in the checkpoint. Use the parts directly; there is no fused forward."""
 
-    def __init__(self) -> None:
+    def __init__(self, input_size: int = INPUT_SIZE) -> None:
+        """``input_size`` (px) other than 256 builds the same architecture for that input (embedding grid
+        ``input_size / 4``): random-init experiments and fast tests only; the weights are for 256 px."""
         super().__init__()
-        self.image_encoder = TinyViT(img_size=INPUT_SIZE)
+        embed = input_size * EMBED_SIZE // INPUT_SIZE
+        self.image_encoder = TinyViT(img_size=input_size)
         self.prompt_encoder = PromptEncoder(
             embed_dim=EMBED_DIM,
-            image_embedding_size=(EMBED_SIZE, EMBED_SIZE),
-            input_image_size=(INPUT_SIZE, INPUT_SIZE),
+            image_embedding_size=(embed, embed),
+            input_image_size=(input_size, input_size),
             mask_in_chans=16,
         )
         self.mask_decoder = MaskDecoder(
