@@ -3,10 +3,13 @@
 correction.
 
     .venv/bin/python benchmarks/bench_interactive.py [--clicks 5] [--full] [--kinds dark,ring]
-        [--cases ring-00] [--cache /tmp/volsam-embcache] [--out results/bench-interactive.json]
+        [--cases ring-00] [--cache /tmp/volsam-embcache] [--ceiling] [--out results/bench-interactive.json]
 
 Frame embeddings are kept on disk (``--cache``) so that a second run encodes nothing; correction times
 are then the session's own work (prediction, propagation) and are reported as such (``cached``).
+
+``--ceiling`` also reports what the model gives with the true box (1 pixel margin) on every slice of the
+lesion: the best its box answers can do, a reference for what clicks can be expected to reach.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from volsam.bench.clicks import next_click  # noqa: E402
 from volsam.bench.lesions import lesion_cases  # noqa: E402
 from volsam.engines import get as get_engine  # noqa: E402
 from volsam.metrics import dice  # noqa: E402
+from volsam.preprocess import fit_normalizer  # noqa: E402
+from volsam.propagate import FrameStack, mask_box  # noqa: E402
 from volsam.session import Session  # noqa: E402
 
 
@@ -63,6 +68,19 @@ def run_case(case, engine, clicks: int, click_prompts: bool = False) -> dict:
     }
 
 
+def true_box_dice(case, engine) -> float:
+    """3D Dice of the model's answers to the true box, grown by 1 pixel, on every slice of the lesion."""
+    truth = case.label.array > 0
+    stack = FrameStack(case.image.array, 2, fit_normalizer(case.image, modality="MR").apply)
+    out = np.zeros_like(truth)
+    for s in np.flatnonzero(truth.any(axis=(1, 2))):
+        x0, y0, x1, y1 = mask_box(truth[s])
+        h, w = truth[s].shape
+        box = (max(0.0, x0 - 1), max(0.0, y0 - 1), min(w - 1.0, x1 + 1), min(h - 1.0, y1 + 1))
+        out[s] = engine.predict(engine.encode(stack.frames([int(s)]))[0], box=box).mask
+    return dice(out, truth)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clicks", type=int, default=5)
@@ -71,6 +89,7 @@ def main() -> int:
     ap.add_argument("--cases", default="")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/volsam-embcache"))
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--ceiling", action="store_true", help="also the model's Dice with the true box on every slice")
     ap.add_argument(
         "--click-prompts", action="store_true", help="corrections also give the clicks to the model (default: box only)"
     )
@@ -84,11 +103,14 @@ def main() -> int:
         if (kinds and case.kind not in kinds) or (names and case.name not in names):
             continue
         row = run_case(case, engine, args.clicks, click_prompts=args.click_prompts)
+        if args.ceiling:
+            row["true_box_dice"] = true_box_dice(case, engine)
         rows.append(row)
         steps = " ".join(f"{d:.3f}" for d in row["dice"])
         print(
             f"{case.name:18s} {steps}  clicks {''.join(row['clicks'])}  "
-            f"{statistics.fmean(row['seconds'][1:]) if len(row['seconds']) > 1 else 0:.2f} s/correction",
+            f"{statistics.fmean(row['seconds'][1:]) if len(row['seconds']) > 1 else 0:.2f} s/correction"
+            + (f"  true box {row['true_box_dice']:.3f}" if args.ceiling else ""),
             flush=True,
         )
     n_steps = max(len(r["dice"]) for r in rows)
@@ -104,7 +126,11 @@ def main() -> int:
         "seconds_per_correction_median": float(np.median(corrections)) if corrections else None,
         "seconds_to_corrected_slice_median": float(np.median(first)) if first else None,
     }
+    if args.ceiling:
+        summary["mean_true_box_dice"] = statistics.fmean(r["true_box_dice"] for r in rows)
     print("mean Dice per step: " + " ".join(f"{m:.3f}" for m in means))
+    if args.ceiling:
+        print(f"the model with the true box on every slice: mean Dice {summary['mean_true_box_dice']:.3f}")
     print(f"worst final - box: {final_drop:+.3f}; worst step - box: {worst_drop:+.3f}")
     print(
         f"correction: {summary['seconds_per_correction_median']} s (median), corrected slice shown after "

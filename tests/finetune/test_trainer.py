@@ -15,7 +15,9 @@ from safetensors.torch import load_file
 
 from tests.finetune.helpers import small_config, tiny_sam2_dir
 from volsam.core.errors import InputError
-from volsam.finetune.trainer import checkpoints_of, read_log, train
+from volsam.finetune.checkpoint import checkpoints_of
+from volsam.finetune.runlog import read_log
+from volsam.finetune.trainer import train
 
 ROOT = Path(__file__).resolve().parents[2]
 # Two processes sum their gradients in another order than one process does (all-reduce of two halves);

@@ -24,18 +24,12 @@ interrupted run appear twice (the later line is the one that counts).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import random
-import re
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +38,8 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from volsam.core.errors import EngineError, InputError
+from volsam.core.errors import InputError
+from volsam.finetune.checkpoint import State, checkpoints_of, load_checkpoint, save_checkpoint
 from volsam.finetune.config import FinetuneConfig
 from volsam.finetune.data import (
     ClipDataset,
@@ -56,82 +51,12 @@ from volsam.finetune.data import (
     select_cases,
     write_split,
 )
+from volsam.finetune.distributed import Dist, all_mean, barrier, comm_device, setup_distributed
 from volsam.finetune.losses import compute_loss, dice_score
 from volsam.finetune.models import TrainModel, build_model
+from volsam.finetune.runlog import JsonLog
 
 log = logging.getLogger(__name__)
-
-_CHECKPOINT = re.compile(r"^step-(\d+)\.pt$")
-
-
-# -- processes ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dist:
-    """This process's place: rank, world size, device."""
-
-    rank: int
-    world: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _resolve_device(wanted: str, local_rank: int) -> torch.device:
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(wanted)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"device {wanted!r} is not a torch device") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EngineError(f"device {wanted!r}: CUDA is not available here")
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    elif device.type not in ("cpu", "mps"):
-        raise InputError(f"device {wanted!r}: choose auto, cpu, cuda, cuda:N or mps")
-    return device
-
-
-def setup_distributed(config: FinetuneConfig, device: str | None = None) -> Dist:
-    """Join torchrun's process group when ``WORLD_SIZE > 1`` (env://), else a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = _resolve_device(device or config.device, local_rank)
-    if world > 1 and not (dist.is_available() and dist.is_initialized()):
-        backend = config.distributed.backend
-        if backend == "auto":
-            backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(
-            backend,
-            timeout=timedelta(seconds=config.distributed.timeout_s),
-            device_id=dev if backend == "nccl" else None,
-        )
-        log.info("rank %d of %d on %s (%s)", rank, world, dev, backend)
-    return Dist(rank, world, local_rank, dev)
-
-
-def _barrier(d: Dist) -> None:
-    if d.world > 1:
-        dist.barrier()
-
-
-def _all_mean(d: Dist, values: dict[str, float]) -> dict[str, float]:
-    if d.world == 1 or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=_comm_device(d))
-    dist.all_reduce(t)
-    return {k: float(v) / d.world for k, v in zip(keys, t.tolist(), strict=True)}
-
-
-def _comm_device(d: Dist) -> torch.device:
-    return d.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 # -- sampling -----------------------------------------------------------------------------------------------
@@ -181,108 +106,7 @@ def build_optimizer(model: TrainModel, config: FinetuneConfig) -> torch.optim.Ad
     return torch.optim.AdamW(param_groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, foreach=True)  # type: ignore[arg-type]
 
 
-# -- files --------------------------------------------------------------------------------------------------
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def checkpoints_of(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(step, path)`` of the run's checkpoints, oldest first."""
-    folder = run_dir / "checkpoints"
-    found = []
-    if folder.is_dir():
-        for p in folder.iterdir():
-            m = _CHECKPOINT.match(p.name)
-            if m:
-                found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    """This process's RNG states as plain Python values (gathered across ranks, saved with weights_only)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "python": random.getstate(),
-        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state().tolist(),
-    }
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device).tolist()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(torch.tensor(state["cuda"], dtype=torch.uint8), device)
-
-
-class JsonLog:
-    """Rank 0's ``log.jsonl`` (appended, flushed per line) and TensorBoard scalars when importable."""
-
-    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.path = run_dir / "log.jsonl"
-        self.tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-
-                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
-            except ImportError:
-                log.debug("tensorboard is not installed: metrics go to log.jsonl only")
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for key, value in record.items():
-                if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                    self.tb.add_scalar(key, value, record.get("step", 0))
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
-def read_log(run_dir: Path) -> list[dict[str, Any]]:
-    """The records of a run's ``log.jsonl`` (torn last lines skipped)."""
-    path = Path(run_dir) / "log.jsonl"
-    out = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
-
-
 # -- the run ------------------------------------------------------------------------------------------------
-@dataclass
-class State:
-    step: int = 0  # optimizer steps done
-    saved: int = -1  # step of the newest checkpoint this process wrote or resumed from
-    epoch: int = 0
-    micro: int = 0  # micro-batches of ``epoch`` already consumed
-    best_dice: float = -1.0
-    last_val_step: int = -1
-
-
 def _prepare_run_dir(config: FinetuneConfig, d: Dist, resume: bool) -> Path:
     run_dir = config.run_dir
     if d.main:
@@ -295,7 +119,7 @@ def _prepare_run_dir(config: FinetuneConfig, d: Dist, resume: bool) -> Path:
         if resume and old.is_file() and old.read_text() != text:
             log.warning("%s differs from the config of this run: the run continues with the new one", old)
         atomic_text(old, text)
-    _barrier(d)
+    barrier(d)
     return run_dir
 
 
@@ -310,7 +134,7 @@ def _split(config: FinetuneConfig, d: Dist, run_dir: Path, case_ids: list[str]) 
         else:
             data = config.data
             write_split(make_split(case_ids, data.val_fraction, data.split_seed, data.split_group), path)
-    _barrier(d)
+    barrier(d)
     return read_split(path)
 
 
@@ -363,61 +187,9 @@ def validate(model: torch.nn.Module, dataset: ClipDataset, config: FinetuneConfi
     model.train(was_training)
     sums = torch.tensor([total, float(seen)], dtype=torch.float64)
     if d.world > 1:
-        sums = sums.to(_comm_device(d))
+        sums = sums.to(comm_device(d))
         dist.all_reduce(sums)
     return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
-
-
-def _save_checkpoint(
-    run_dir: Path, model: TrainModel, optimizer: Any, scheduler: Any, state: State, config: FinetuneConfig, d: Dist
-) -> None:
-    rng = _rng_state(d.device)
-    states: list[Any] = [rng]
-    if d.world > 1:
-        states = [None] * d.world
-        dist.all_gather_object(states, rng)
-    if d.main:
-        payload = {
-            "model": model.net.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": states,
-            "step": state.step,
-            "epoch": state.epoch,
-            "micro": state.micro,
-            "best_dice": state.best_dice,
-            "last_val_step": state.last_val_step,
-            "world": d.world,
-            "recipe": config.recipe,
-        }
-        _atomic_save(payload, run_dir / "checkpoints" / f"step-{state.step}.pt")
-        for _, old in checkpoints_of(run_dir)[: -config.checkpoint.keep]:
-            old.unlink(missing_ok=True)
-        log.info("checkpoint step %d", state.step)
-    state.saved = state.step
-    _barrier(d)
-
-
-def _load_checkpoint(path: Path, model: TrainModel, optimizer: Any, scheduler: Any, d: Dist) -> State:
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload["world"] != d.world:
-        log.warning(
-            "%s was written by %d processes, resumed by %d: the sample order changes", path, payload["world"], d.world
-        )
-    model.net.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    states = payload["rng"]
-    _set_rng_state(states[d.rank] if d.rank < len(states) else states[0], d.device)
-    log.info("resumed from %s (step %d, epoch %d)", path, payload["step"], payload["epoch"])
-    return State(
-        step=payload["step"],
-        saved=payload["step"],
-        epoch=payload["epoch"],
-        micro=payload["micro"],
-        best_dice=payload["best_dice"],
-        last_val_step=payload["last_val_step"],
-    )
 
 
 def train(
@@ -474,7 +246,7 @@ def train(
     state = State()
     found = checkpoints_of(run_dir) if resume else []
     if found:
-        state = _load_checkpoint(found[-1][1], model, optimizer, scheduler, d)
+        state = load_checkpoint(found[-1][1], model, optimizer, scheduler, d)
     elif resume:
         log.info("no checkpoint in %s: starting from step 0", run_dir)
 
@@ -506,7 +278,7 @@ def train(
             state.best_dice = dice
             if d.main:
                 export_model(model, config, run_dir / "best", {**model_card, "step": state.step, "val_dice": dice})
-        _barrier(d)
+        barrier(d)
 
     if config.log.validate_at_start and state.step == 0:
         run_validation()
@@ -541,7 +313,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             state.step += 1
             elapsed = time.perf_counter() - t0
-            means = _all_mean(d, sums)
+            means = all_mean(d, sums)
             record = {"step": state.step, "epoch": state.epoch, **means, "grad_norm": grad_norm, **lrs,
                       "samples_per_s": per_step / max(elapsed, 1e-9)}  # fmt: skip
             if d.device.type == "cuda":
@@ -556,7 +328,7 @@ def train(
             sums = {}
             t0 = time.perf_counter()
             if state.step % config.checkpoint.every_steps == 0:
-                _save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
+                save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
             if stop_after is not None and state.step >= stop_after:
                 interrupted = True
                 break
@@ -573,11 +345,11 @@ def train(
     if not interrupted:
         run_validation()  # a run cut short inside an epoch is validated at its end too
         if state.saved != state.step:
-            _save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
+            save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
         if d.main:
             export_model(model, config, run_dir / "last", {**model_card, "step": state.step,
                          "val_dice": state.best_dice if state.best_dice >= 0 else None})  # fmt: skip
-        _barrier(d)
+        barrier(d)
     jlog.close()
     if d.world > 1 and dist.is_initialized():
         dist.destroy_process_group()

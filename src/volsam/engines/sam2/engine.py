@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from volsam.core.errors import ModelNotFound, PromptError
 from volsam.engines.base import Capabilities, FramePrompt, TrackedFrame, TrackerEngine
 from volsam.engines.precision import autocast, check_precision, native_bf16
-from volsam.engines.sam2 import rope, sine_cache
+from volsam.engines.sam2 import hiera, rope, sine_cache
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class Sam2Engine(TrackerEngine):
         self.net = net.to(self.device).eval() if net is not None else load_model(model, device)
         rope.install(self.net)  # same numbers, faster memory attention (see volsam.engines.sam2.rope)
         sine_cache.install(self.net)  # position embeddings computed once per shape, not once per frame
+        hiera.install(self.net)  # the image encoder without transformers' discarded attention matrix
         self.side = int(self.net.config.image_size)
         self.capabilities = Capabilities(
             box=True, points=True, mask=True, memory=True, input_size=self.side, devices=("cpu", "cuda", "mps")
