@@ -85,6 +85,7 @@ def small_config(out: Path, recipe: str = "medsam-lite", **sections: Any) -> Fin
         "schedule": {"max_steps": 4, "warmup_steps": 1, "kind": "cosine"},
         "checkpoint": {"every_steps": 2, "keep": 5},
         "log": {"every_steps": 1, "tensorboard": False},
+        "validation": {"mode": "clips"},  # the small random models here are not the engines' 256 px
     }
     for key, value in sections.items():
         raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value

@@ -22,6 +22,8 @@ def test_shipped_recipes_hold_the_published_numbers():
     assert lite.model.source is None and lite.data.prompts.mask == 0 and lite.loss.object_score == 0
     # what slice-by-slice propagation needs: neighbour boxes, object-free end slices, a trained IoU estimate
     assert lite.data.neighbour_boxes >= 1 and lite.data.end_slices >= 1 and lite.loss.iou > 0
+    # and best/ chosen in 3D, the stock model included
+    assert lite.validation.mode == "volumes" and lite.log.validate_at_start
     assert {load_config(r).recipe for r in RECIPES} == set(RECIPES)
 
 

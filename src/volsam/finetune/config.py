@@ -30,6 +30,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "constant")
 MASK_LOSSES = ("bce", "focal")
 BACKENDS = ("auto", "gloo", "nccl")
+VALIDATION_MODES = ("clips", "volumes")
 AXES = ("i", "j", "k")
 MODALITIES = ("auto", "CT", "MR", "PET", "other")
 
@@ -154,6 +155,23 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class ValidationConfig:
+    """What validation measures, which picks the model kept as ``best/``.
+
+    ``clips``: mean Dice of the validation clips, each prompted as in training with its true box (the
+    training task itself). ``volumes``: mean 3D Dice of volsam's own propagation from the true box on the
+    middle slice of each held-out object (the ``box-middle`` protocol: what ``volsam segment`` does with the
+    model), at most ``max_objects`` objects evenly spread. A model can improve on the first and lose on the
+    second (see the medsam-lite recipe). Validation runs at the end of each epoch and of the run, at step 0
+    with ``log.validate_at_start``, and every ``every_steps`` steps when set.
+    """
+
+    mode: str = "clips"
+    max_objects: int = 16
+    every_steps: int | None = None  # also validate every N optimizer steps (None: at each epoch's end only)
+
+
+@dataclass(frozen=True)
 class DistributedConfig:
     backend: str = "auto"  # auto = nccl on CUDA, gloo on CPU
     timeout_s: int = 1800
@@ -176,6 +194,7 @@ class FinetuneConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     @property
@@ -389,5 +408,12 @@ def validate(c: FinetuneConfig) -> None:
     _check(c.checkpoint.every_steps >= 1, "checkpoint.every_steps", c.checkpoint.every_steps, "must be >= 1")
     _check(c.checkpoint.keep >= 1, "checkpoint.keep", c.checkpoint.keep, "must be >= 1")
     _check(c.log.every_steps >= 1, "log.every_steps", c.log.every_steps, "must be >= 1")
+    v = c.validation
+    _check(v.mode in VALIDATION_MODES, "validation.mode", v.mode, f"is not one of {', '.join(VALIDATION_MODES)}")
+    _check(v.max_objects >= 1, "validation.max_objects", v.max_objects, "must be >= 1")
+    _check(v.every_steps is None or v.every_steps >= 1, "validation.every_steps", v.every_steps, "must be >= 1")
+    if c.recipe == "medsam-lite" and v.mode == "volumes":
+        side = c.model.image_size
+        _check(side in (None, 256), "model.image_size", side, "must be 256 for validation.mode volumes (the engine's)")
     b = c.distributed.backend
     _check(b in BACKENDS, "distributed.backend", b, f"is not one of {', '.join(BACKENDS)}")

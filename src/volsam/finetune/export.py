@@ -41,6 +41,12 @@ _LICENCE = {
 }
 
 
+_VALIDATION_TEXT = {
+    "clips": "true box on the first slice, per clip",
+    "volumes": "3D, volsam's propagation from the true box on the middle slice, per object",
+}
+
+
 def _card(config: FinetuneConfig, facts: dict[str, Any], files: list[str]) -> str:
     from volsam import __version__
 
@@ -61,7 +67,7 @@ def _card(config: FinetuneConfig, facts: dict[str, Any], files: list[str]) -> st
         f"{len(split.get('val', []))} validation cases, clips of {config.data.clip_length} slice(s) along "
         f"{config.data.axis}) |",
         f"| steps | {facts['step']} of {facts.get('total_steps', '?')} |",
-        f"| validation Dice (box on the first slice, per clip) | {dice_text} |",
+        f"| validation Dice ({_VALIDATION_TEXT[config.validation.mode]}) | {dice_text} |",
         f"| files | {', '.join(files)} |",
         "",
         "Use:",

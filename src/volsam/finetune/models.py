@@ -20,10 +20,12 @@ and, when a frame made several candidate masks (clicks, tracked frames), ``multi
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +57,11 @@ class TrainModel(nn.Module):
     net: nn.Module
 
     def vision_prefix(self) -> str:
+        raise NotImplementedError
+
+    def inference_engine(self, device: torch.device) -> Any:
+        """A volsam engine (the one ``volsam segment`` would load for the exported model) running a copy of
+        the current weights, for validation in 3D; later training steps do not change it."""
         raise NotImplementedError
 
     def freeze(self, prefixes: tuple[str, ...]) -> None:
@@ -124,6 +131,11 @@ class LiteMedSAMTrainer(TrainModel):
 
     def vision_prefix(self) -> str:
         return "image_encoder."
+
+    def inference_engine(self, device: torch.device) -> Any:
+        from volsam.engines.medsam_lite.engine import MedSAMLiteEngine
+
+        return MedSAMLiteEngine(device=str(device), precision="fp32", net=copy.deepcopy(self.net))
 
     def train(self, mode: bool = True) -> LiteMedSAMTrainer:
         super().train(mode)
@@ -216,6 +228,11 @@ class Sam2Trainer(TrainModel):
 
     def vision_prefix(self) -> str:
         return "vision_encoder."
+
+    def inference_engine(self, device: torch.device) -> Any:
+        from volsam.engines.sam2.engine import Sam2Engine
+
+        return Sam2Engine(device=str(device), precision="fp32", net=copy.deepcopy(self.net))
 
     def _prompt(self, batch: dict[str, torch.Tensor], kind: str) -> dict[str, torch.Tensor]:
         if kind == "box":

@@ -55,6 +55,7 @@ from volsam.finetune.distributed import Dist, all_mean, barrier, comm_device, se
 from volsam.finetune.losses import compute_loss, dice_score
 from volsam.finetune.models import TrainModel, build_model
 from volsam.finetune.runlog import JsonLog
+from volsam.finetune.volume_validation import VolumeValidator
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +225,10 @@ def train(
     by_id = {c.case_id: c for c in cases}
     train_set = ClipDataset([by_id[i] for i in split.train], config.data, model.size, model.resize, config.seed,
                             train=True, prompt_kinds=model.prompt_kinds)  # fmt: skip
-    val_set = None
-    if split.val:
+    val_set, volumes = None, None
+    if split.val and config.validation.mode == "volumes":
+        volumes = VolumeValidator([by_id[i] for i in split.val], config)
+    elif split.val:
         val_set = ClipDataset([by_id[i] for i in split.val], config.data, model.size, model.resize, config.seed,
                               train=False, prompt_kinds=model.prompt_kinds)  # fmt: skip
     o = config.optim
@@ -260,20 +263,23 @@ def train(
     jlog = JsonLog(run_dir, d.main, config.log.tensorboard)
     if d.main:
         log.info(
-            "%s: %d training clips (%d cases), %d validation clips (%d cases); %d steps of %d samples, %d epochs",
-            config.recipe, len(train_set), len(split.train), len(val_set) if val_set else 0, len(split.val),
-            total, per_step, epochs,
+            "%s: %d training clips (%d cases), %d validation %s (%d cases); %d steps of %d samples, %d epochs",
+            config.recipe, len(train_set), len(split.train), len(volumes or val_set or ()),
+            "objects in 3D" if volumes is not None else "clips", len(split.val), total, per_step, epochs,
         )  # fmt: skip
     model_card = {"dataset": config.data.dataset, "split": split.to_json(), "total_steps": total}
 
     def run_validation() -> None:
-        if val_set is None or state.last_val_step == state.step:
+        if (val_set is None and volumes is None) or state.last_val_step == state.step:
             return
-        dice = validate(model, val_set, config, d)  # not through DDP: ranks may run different numbers of batches
+        # not through DDP: ranks may run different numbers of batches
+        dice = volumes.dice(model, d) if volumes is not None else validate(model, val_set, config, d)
         state.last_val_step = state.step
-        jlog.write({"step": state.step, "epoch": state.epoch, "val_dice": dice})
+        jlog.write({"step": state.step, "epoch": state.epoch, "val_dice": dice, "val_mode": config.validation.mode})
         if d.main:
-            log.info("epoch %d step %d: validation Dice %.4f", state.epoch, state.step, dice)
+            log.info(
+                "epoch %d step %d: validation Dice %.4f (%s)", state.epoch, state.step, dice, config.validation.mode
+            )
         if dice > state.best_dice:
             state.best_dice = dice
             if d.main:
@@ -326,6 +332,9 @@ def train(
             if on_step is not None and d.main:
                 on_step(record)
             sums = {}
+            every = config.validation.every_steps
+            if every and state.step % every == 0 and state.step < total:
+                run_validation()  # before the checkpoint, which records that this step was validated
             t0 = time.perf_counter()
             if state.step % config.checkpoint.every_steps == 0:
                 save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)

@@ -63,6 +63,8 @@ class MedSAMLiteEngine(SliceEngine):
         batch_size: frames per encoder forward (default :func:`default_batch_size`); longer inputs are
             chunked, so memory stays bounded (roughly 0.1 GB of activations per frame in fp32).
         num_threads: if given, ``torch.set_num_threads`` (process-wide) when the engine is built.
+        net: an already built LiteMedSAM module to run instead of loading ``model`` (e.g. a copy of a model
+            being fine-tuned); the engine moves it to ``device`` and puts it in eval mode.
     """
 
     name = NAME
@@ -75,6 +77,7 @@ class MedSAMLiteEngine(SliceEngine):
         precision: str = "auto",
         batch_size: int | None = None,
         num_threads: int | None = None,
+        net: torch.nn.Module | None = None,
     ) -> None:
         check_precision(precision)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
@@ -91,7 +94,7 @@ class MedSAMLiteEngine(SliceEngine):
         self.batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         if self.precision == "bf16" and not native_bf16(self.device):
             log.warning("bf16 requested on %s, which has no native bf16: expect it to be slow", self.device)
-        self.net = load_lite_medsam(model, self.device)
+        self.net = net.to(self.device).eval() if net is not None else load_lite_medsam(model, self.device)
         with torch.inference_mode():
             self._dense_pe = self.net.prompt_encoder.dense_pe()
         log.info("LiteMedSAM engine on %s, precision %s, batch %d", self.device, self.precision, self.batch_size)
