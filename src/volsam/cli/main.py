@@ -6,6 +6,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -427,16 +428,25 @@ def finetune_cmd(
     """Fine-tune SAM 2 / MedSAM2 / LiteMedSAM on your data (one process, or every rank under torchrun)."""
     from volsam.finetune.trainer import run_finetune
 
+    shown: dict[str, str] = {}
     with _progress() as progress:
         task = progress.add_task("steps", total=None)
 
         def on_step(record: dict) -> None:
-            progress.update(task, completed=record["step"], description=f"loss {record['loss']:.4f}")
+            if "val_dice" in record:
+                shown["val"] = f"validation Dice {record['val_dice']:.4f} ({record['val_mode']}, step {record['step']})"
+            else:
+                shown["loss"] = f"loss {record['loss']:.4f}"
+            progress.update(task, completed=record["step"], description=" | ".join(shown.values()))
 
         run_dir = run_finetune(
             config, resume=resume, output=output, device=device, max_steps=max_steps, stop_after=stop_after,
             on_step=on_step,
         )  # fmt: skip
+    facts = run_dir / "best" / "training.json"
+    if facts.is_file():
+        best = json.loads(facts.read_text())
+        typer.echo(f"best validation Dice {best['val_dice']:.4f} at step {best['step']} (of {best['total_steps']})")
     typer.echo(f"run: {run_dir} (models in {run_dir / 'best'} and {run_dir / 'last'})")
 
 

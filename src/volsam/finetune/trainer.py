@@ -208,7 +208,8 @@ def train(
         device: overrides ``config.device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
         stop_after: stop after this optimizer step as if interrupted (no final checkpoint or export): for
             time-boxed jobs that ``--resume`` later, and for tests of resuming.
-        on_step: called on rank 0 with each step's log record.
+        on_step: called on rank 0 with each log record: a step's (``step``, ``loss``, ...) and a validation's
+            (``step``, ``val_dice``, ``val_mode``).
     """
     from volsam.finetune.export import export_model
 
@@ -275,7 +276,10 @@ def train(
         # not through DDP: ranks may run different numbers of batches
         dice = volumes.dice(model, d) if volumes is not None else validate(model, val_set, config, d)
         state.last_val_step = state.step
-        jlog.write({"step": state.step, "epoch": state.epoch, "val_dice": dice, "val_mode": config.validation.mode})
+        record = {"step": state.step, "epoch": state.epoch, "val_dice": dice, "val_mode": config.validation.mode}
+        jlog.write(record)
+        if on_step is not None and d.main:
+            on_step(record)
         if d.main:
             log.info(
                 "epoch %d step %d: validation Dice %.4f (%s)", state.epoch, state.step, dice, config.validation.mode
