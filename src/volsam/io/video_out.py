@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -31,18 +30,13 @@ from PIL import Image
 from scipy import ndimage
 
 from volsam.core.errors import InputError, OutputError
+from volsam.io.atomic import atomic_target, temp_path
 from volsam.io.overlay import colour_of
 
 log = logging.getLogger(__name__)
 
 _FRAME_PNG = re.compile(r"^frame_(\d{6,})\.png$")
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".avi": "avi"}
-
-
-def _temp_in(folder: Path, name: str, suffix: str) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=suffix)
-    os.close(fd)
-    return Path(tmp)
 
 
 def _mkdir(folder: Path) -> None:
@@ -53,13 +47,8 @@ def _mkdir(folder: Path) -> None:
 
 
 def _save_png(array: np.ndarray, path: Path) -> None:
-    tmp = _temp_in(path.parent, path.name, ".png")
-    try:
+    with atomic_target(path, ".png") as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None
 
 
 class PngMaskFolder:
@@ -117,7 +106,7 @@ class NpzMasks:
             raise OutputError(f"{self.path} is a folder; give a .npz file name")
         _mkdir(self.path.parent)
         self.fps = fps
-        self._npy = _temp_in(self.path.parent, self.path.name, ".npy")
+        self._npy = temp_path(self.path, ".npy")
         try:
             self._map = np.lib.format.open_memmap(self._npy, mode="w+", dtype=dtype, shape=(count, *shape))
         except OSError as exc:
@@ -138,16 +127,12 @@ class NpzMasks:
         """Zip the memory map (streamed, deflated) and ``fps`` into the ``.npz``; atomically."""
         self._map.flush()
         del self._map
-        tmp = _temp_in(self.path.parent, self.path.name, ".npz")
         try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
-                zf.write(self._npy, arcname="masks.npy")
-                with zf.open("fps.npy", "w") as fh:
-                    np.lib.format.write_array(fh, np.asarray(float(self.fps)))
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {self.path}: {exc}") from None
+            with atomic_target(self.path, ".npz") as tmp:
+                with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+                    zf.write(self._npy, arcname="masks.npy")
+                    with zf.open("fps.npy", "w") as fh:
+                        np.lib.format.write_array(fh, np.asarray(float(self.fps)))
         finally:
             self._npy.unlink(missing_ok=True)
         return self.path
@@ -179,13 +164,8 @@ def sidecar_path(output: Path) -> Path:
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     path = Path(path)
-    tmp = _temp_in(path.parent, path.name, ".json")
-    try:
+    with atomic_target(path, ".json") as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from None
     return path
 
 
@@ -254,7 +234,7 @@ class OverlayVideoWriter:
         _mkdir(self.path.parent)
         self.codec = pick_codec(_CONTAINERS[suffix])
         width, height = size
-        self._tmp = _temp_in(self.path.parent, self.path.name, suffix)
+        self._tmp = temp_path(self.path, suffix)
         self._container = av.open(str(self._tmp), mode="w", format=_CONTAINERS[suffix])
         self.fps = Fraction(fps)
         self.frame_indexed = time_base is None or suffix == ".avi"  # AVI counts frames: 1/fps ticks only
