@@ -226,7 +226,10 @@ def _ijk(axis: int, u: int, v: int, s: int) -> tuple[int, int, int]:
     return (out[0], out[1], out[2])
 
 
-def session_factory(volume: Volume, engine: object, modality: str) -> Callable[[], Session]:
-    """Sessions on ``volume`` sharing ``engine`` (wrap it in a cache to share slice embeddings)."""
+def session_factory(
+    volume: Volume, engine: object, modality: str, *, window: str | None = None, axis: str | int = "k"
+) -> Callable[[], Session]:
+    """Sessions on ``volume`` sharing ``engine`` (wrap it in a cache to share slice embeddings); ``modality``
+    other than CT / MR / PET means ``auto``; ``window`` and ``axis`` as :class:`Session` takes them."""
     mod = modality.upper() if modality.upper() in ("CT", "MR", "PET") else "auto"
-    return lambda: Session(volume, engine=engine, modality=mod)
+    return lambda: Session(volume, engine=engine, modality=mod, window=window, axis=axis)

@@ -87,3 +87,12 @@ def all_mean(d: Dist, values: dict[str, float]) -> dict[str, float]:
 
 def comm_device(d: Dist) -> torch.device:
     return d.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def mean_over_ranks(d: Dist, total: float, count: int) -> float:
+    """``sum(total) / sum(count)`` over every rank (NaN when the counts sum to 0); every rank must call it."""
+    sums = torch.tensor([total, float(count)], dtype=torch.float64)
+    if d.world > 1:
+        sums = sums.to(comm_device(d))
+        dist.all_reduce(sums)
+    return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")

@@ -51,7 +51,7 @@ from volsam.finetune.data import (
     select_cases,
     write_split,
 )
-from volsam.finetune.distributed import Dist, all_mean, barrier, comm_device, setup_distributed
+from volsam.finetune.distributed import Dist, all_mean, barrier, mean_over_ranks, setup_distributed
 from volsam.finetune.losses import compute_loss, dice_score
 from volsam.finetune.models import TrainModel, build_model
 from volsam.finetune.runlog import JsonLog
@@ -186,11 +186,7 @@ def validate(model: torch.nn.Module, dataset: ClipDataset, config: FinetuneConfi
             total += float(dice_score(out["logits"][b, :, :h, :w].float(), batch["masks"][b, :, :h, :w]))
             seen += 1
     model.train(was_training)
-    sums = torch.tensor([total, float(seen)], dtype=torch.float64)
-    if d.world > 1:
-        sums = sums.to(comm_device(d))
-        dist.all_reduce(sums)
-    return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
+    return mean_over_ranks(d, total, seen)
 
 
 def train(

@@ -19,15 +19,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.distributed as dist
 
 from volsam.bench.datasets import Case, LoadedCase, Target
-from volsam.bench.protocols import run_protocol
+from volsam.bench.protocols import run_protocol, session_factory
 from volsam.finetune.config import FinetuneConfig
-from volsam.finetune.distributed import Dist, comm_device
+from volsam.finetune.distributed import Dist, mean_over_ranks
 from volsam.finetune.models import TrainModel
-from volsam.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +69,7 @@ class VolumeValidator:
             for obj in mine:
                 case = self._load(obj.case)
                 modality = data.modality if data.modality != "auto" else case.modality
-                mod = modality.upper() if modality.upper() in ("CT", "MR", "PET") else "auto"
-
-                def factory(case: LoadedCase = case, mod: str = mod) -> Session:
-                    return Session(case.image, engine=engine, modality=mod, window=data.window, axis=data.axis)
-
+                factory = session_factory(case.image, engine, modality, window=data.window, axis=data.axis)
                 truth = case.truth(obj.target)
                 if not truth.any():  # listed by the dataset but empty in this case
                     continue
@@ -85,11 +78,7 @@ class VolumeValidator:
                 seen += 1
             del engine
             self._last = None
-        sums = torch.tensor([total, float(seen)], dtype=torch.float64)
-        if d.world > 1:
-            sums = sums.to(comm_device(d))
-            dist.all_reduce(sums)
-        return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
+        return mean_over_ranks(d, total, seen)
 
 
 __all__ = ["VolumeValidator"]
