@@ -38,9 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +52,7 @@ from scipy import ndimage
 from volsam.bench.datasets import Case, Dataset, open_dataset
 from volsam.core.errors import InputError
 from volsam.finetune.config import DataConfig
+from volsam.io.atomic import atomic_target
 from volsam.preprocess import fit_normalizer
 
 log = logging.getLogger(__name__)
@@ -117,16 +116,10 @@ def read_split(path: Path) -> Split:
 
 
 def atomic_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and os.replace."""
+    """Write ``text`` to ``path`` atomically (:func:`volsam.io.atomic.atomic_target`), creating its folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
 
 
 def open_training_dataset(data: DataConfig) -> Dataset:

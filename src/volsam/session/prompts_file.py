@@ -23,8 +23,6 @@ prediction). Unknown keys and wrong types are refused with the path of the offen
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ import numpy as np
 from volsam.core.errors import InputError, PromptError
 from volsam.core.prompts import AXIS_NAMES, Box2D, Box3D, MaskPrompt, Point, Prompt
 from volsam.core.volume import Volume
+from volsam.io.atomic import atomic_target
 
 VERSION = 1
 _PROMPT_KEYS = {
@@ -196,12 +195,6 @@ def save_prompts(path: str | Path, objects: list[tuple[int, str, list[Prompt]]],
         return name
 
     doc = prompts_document(objects, axis, mask_name)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path, ".json") as tmp:
+        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return path
