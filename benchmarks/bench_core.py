@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from volsam.bench.lesions import lesion_cases
+from volsam.data.lesions import lesion_cases
 from volsam.engines import get as get_engine
 from volsam.metrics import dice, surface_dice
 from volsam.propagate import PropagationSettings

@@ -6,7 +6,7 @@ per frame (the machine may be shared; the median is also given); it times the pr
 decoder per box (fastest of 20), and compares the
 masks with our own fp32 path by Dice on two prompt sets: three boxes per MNI slice (whole brain, a fixed
 central box, a seeded random box -- prompts where the model is unsure, so masks are fragile) and the tight
-boxes of synthetic lesions from :mod:`volsam.bench.lesions` on their middle slices (what users draw).
+boxes of synthetic lesions from :mod:`volsam.data.lesions` on their middle slices (what users draw).
 
     .venv/bin/python benchmarks/bench_engine_speed.py --out results/engine-speed.json
     .venv/bin/python benchmarks/bench_engine_speed.py --variants ref fp32 bf16 --frames 4
@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.engines.reference import reference_model  # noqa: E402
 
-from volsam.bench.lesions import iter_lesion_cases  # noqa: E402
+from volsam.data.lesions import iter_lesion_cases  # noqa: E402
 from volsam.engines import checkpoints  # noqa: E402
 from volsam.engines.base import SliceEmbedding  # noqa: E402
 from volsam.engines.medsam_lite import fused_ops, tinyvit  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tune_propagation import MemoEngine  # noqa: E402
 
 from volsam.bench.clicks import next_click  # noqa: E402
-from volsam.bench.lesions import lesion_cases  # noqa: E402
+from volsam.data.lesions import lesion_cases  # noqa: E402
 from volsam.engines import get as get_engine  # noqa: E402
 from volsam.metrics import dice  # noqa: E402
 from volsam.preprocess import fit_normalizer  # noqa: E402

@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from volsam.bench.lesions import lesion_cases
+from volsam.data.lesions import lesion_cases
 from volsam.engines import get as get_engine
 from volsam.metrics import dice
 from volsam.propagate import PropagationSettings

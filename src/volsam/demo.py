@@ -1,7 +1,7 @@
 """``volsam demo``: the main job on real anatomy that ships with a dependency, fully offline.
 
 The MNI152 2009 T1 (in the nilearn wheel) with one textured dark lesion inserted (the first case of the
-benchmark set, :mod:`volsam.bench.lesions`, so its 3D ground truth is known). The demo writes that image,
+benchmark set, :mod:`volsam.data.lesions`, so its 3D ground truth is known). The demo writes that image,
 draws the box a user would draw on the lesion's middle slice, segments the whole lesion from it, writes the
 label map and overlay PNGs, and scores the result against the ground truth.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from volsam.bench.lesions import LesionCase, iter_lesion_cases
+from volsam.data.lesions import LesionCase, iter_lesion_cases
 from volsam.io import write_volume
 from volsam.metrics import dice
 from volsam.propagate import SliceResult

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from volsam.bench.datasets import Target
-from volsam.bench.lesions import lesion_case
 from volsam.bench.protocols import CHALLENGE_NSD_RULE, Scorer, run_protocol, session_factory, slab, tight_box3d
 from volsam.core.errors import InputError
 from volsam.core.prompts import Box3D
+from volsam.data.lesions import lesion_case
 from volsam.engines import get as get_engine
 from volsam.engines.cache import CachedEngine
 

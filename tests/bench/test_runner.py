@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from volsam.bench.lesions import lesion_case
 from volsam.bench.runner import BenchConfig, iter_shard, parse_shard, read_results, run_bench, shard_from_env
 from volsam.core.errors import InputError
+from volsam.data.lesions import lesion_case
 
 CASES = ["small-00", "small-01", "small-02"]
 

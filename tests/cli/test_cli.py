@@ -10,9 +10,9 @@ import pytest
 import SimpleITK as sitk
 
 from tests.support.dicom import write_series
-from volsam.bench.lesions import lesion_cases
 from volsam.cli.main import run
 from volsam.core import Volume
+from volsam.data.lesions import lesion_cases
 from volsam.io import read_volume, write_volume
 from volsam.metrics import dice
 

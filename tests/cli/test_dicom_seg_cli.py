@@ -12,9 +12,9 @@ import pytest
 from tests.session.test_session import _volume
 from tests.support.dicom import write_series
 from tests.support.toy_engine import ToyEngine
-from volsam.bench.lesions import lesion_cases
 from volsam.cli.main import run
 from volsam.core import Volume
+from volsam.data.lesions import lesion_cases
 from volsam.io import read_volume, write_volume
 from volsam.io.dicom_seg import read_dicom_seg
 from volsam.metrics import dice

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from volsam.bench.lesions import lesion_case
+from volsam.data.lesions import lesion_case
 from volsam.engines import get as get_engine
 from volsam.io import read_volume, write_volume
 from volsam.server.app import create_app

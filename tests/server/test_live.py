@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from volsam.bench.lesions import lesion_case
+from volsam.data.lesions import lesion_case
 from volsam.engines import get as get_engine
 from volsam.io import write_volume
 from volsam.session import Session

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from volsam.bench.clicks import next_click
-from volsam.bench.lesions import lesion_cases
+from volsam.data.lesions import lesion_cases
 from volsam.metrics import dice
 from volsam.session import Session
 

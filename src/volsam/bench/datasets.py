@@ -20,7 +20,7 @@ Layouts (:func:`open_dataset` detects them; ``layout=`` forces one):
     ``images/`` and ``labels/`` with the same file names (an nnU-Net channel suffix ``_0000`` on the image is
     allowed); one target per label value found.
 ``lesions``
-    volsam's built-in synthetic lesion set (:mod:`volsam.bench.lesions`, MNI152 T1 with inserted lesions);
+    volsam's built-in synthetic lesion set (:mod:`volsam.data.lesions`, MNI152 T1 with inserted lesions);
     opened with the path ``builtin:lesions`` (full volumes) or ``builtin:lesions-crop``.
 
 Nothing here trusts the folder: entries of ``dataset.json`` must stay inside the task folder, a case whose
@@ -312,7 +312,7 @@ def _pairs(root: Path) -> Dataset:
 
 # -- built-in lesions -------------------------------------------------------------------------------------
 def _lesions(crop: bool) -> Dataset:
-    from volsam.bench.lesions import lesion_case, lesion_case_names
+    from volsam.data.lesions import lesion_case, lesion_case_names
 
     cases = []
     for case_id in lesion_case_names():

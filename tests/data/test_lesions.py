@@ -7,7 +7,9 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from volsam.bench.lesions import (
+from volsam.core.errors import InputError
+from volsam.core.volume import Volume
+from volsam.data.lesions import (
     KINDS,
     NOISE_SIGMA,
     LesionCase,
@@ -16,8 +18,6 @@ from volsam.bench.lesions import (
     middle_slice_box,
     tight_box3d,
 )
-from volsam.core.errors import InputError
-from volsam.core.volume import Volume
 from volsam.io.samples import mni152_path
 
 N_PER_KIND = 3
