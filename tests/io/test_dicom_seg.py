@@ -14,7 +14,7 @@ from pydicom.uid import SegmentationStorage
 
 from tests.io.conftest import DIRECTIONS, SPACING
 from tests.support.dicom import write_series
-from volsam.core.errors import InputError, OutputError
+from volsam.core.errors import InputError, NoDicomSource, OutputError
 from volsam.core.volume import Volume
 from volsam.io import read_volume, write_volume
 from volsam.io.dicom_seg import display_colour, is_dicom_seg, read_dicom_seg, write_dicom_seg
@@ -189,7 +189,7 @@ def test_empty_objects_are_legal_but_nothing_at_all_is_refused(tmp_path, series)
 def test_refusals_name_the_problem(tmp_path, series, mni_volume):
     image, labelmap, _ = series
     target = tmp_path / "seg.dcm"
-    with pytest.raises(OutputError, match="needs a DICOM series as input"):
+    with pytest.raises(NoDicomSource, match="needs a DICOM series as input"):  # an OutputError (HTTP 409)
         write_dicom_seg(mni_volume.with_array(labelmap.array), mni_volume, target)
     shifted = Volume(labelmap.array, labelmap.spacing, (0.0, 0.0, 0.0), labelmap.direction)
     with pytest.raises(OutputError, match="not on the source grid"):
@@ -200,8 +200,9 @@ def test_refusals_name_the_problem(tmp_path, series, mni_volume):
         write_dicom_seg(labelmap, moved, target)
     multi = headers[0].copy()
     multi.NumberOfFrames = image.shape[0]
-    with pytest.raises(OutputError, match="multi-frame"):
+    with pytest.raises(OutputError, match="multi-frame") as caught:
         write_dicom_seg(labelmap, image.with_array(image.array, dicom_headers=(multi,)), target)
+    assert type(caught.value) is OutputError  # a DICOM source that cannot be used is not NoDicomSource
     with pytest.raises(OutputError, match="label ids must be >= 0"):
         write_dicom_seg(labelmap.with_array(labelmap.array.astype(np.int16) - 1), image, target)
     assert not target.exists()

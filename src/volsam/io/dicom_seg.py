@@ -6,15 +6,17 @@ Writing (:func:`write_dicom_seg`, highdicom):
   ``meta["dicom_headers"]`` (one single-frame header per k slice, in k order; see :mod:`volsam.io.dicom`) are
   the referenced images, so the SEG carries their study, series and frame-of-reference UIDs, and each frame
   names its source slice and its ImagePositionPatient. The label map must lie on exactly the source grid
-  (size, spacing, origin, direction). Refused with :class:`OutputError`: an image not read from DICOM, a
-  multi-frame (enhanced) source, headers that do not lie on the grid (a quarter voxel of tolerance: the SEG's
-  frames take the headers' own positions, the grid only has to pair each slice with its file).
+  (size, spacing, origin, direction). Refused with :class:`OutputError`: an image not read from DICOM (its
+  subclass :class:`~volsam.core.errors.NoDicomSource`, HTTP 409 on the server), a multi-frame (enhanced)
+  source, headers that do not lie on the grid (a quarter voxel of tolerance: the SEG's frames take the
+  headers' own positions, the grid only has to pair each slice with its file).
 * One segment per object, type BINARY: segment numbers 1..n follow the label ids in increasing order;
   SegmentLabel is the object's name, SegmentDescription ``volsam label N`` keeps the label id (so labels
-  such as 1, 5 come back as 1, 5), a recommended display colour (CIELab) from the web page's palette, the
-  segmented property category / type codes (default SCT "Tissue" / "Lesion", overridable per label) and
-  the algorithm identification (family "Artificial Intelligence", name volsam, version, parameters engine
-  and model). SegmentAlgorithmType is SEMIAUTOMATIC (a user's prompts started it).
+  such as 1, 5 come back as 1, 5), a recommended display colour (CIELab) from the web page's palette
+  (:data:`volsam.io.labels.PALETTE`), the segmented property category / type codes (default SCT "Tissue" /
+  "Lesion", overridable per label) and the algorithm identification (family "Artificial Intelligence", name
+  volsam, version, parameters engine and model). SegmentAlgorithmType is SEMIAUTOMATIC (a user's prompts
+  started it).
 * Frames: empty frames are left out (highdicom's default; readers fill them with zeros). When every frame
   is empty but objects are named, highdicom stores all frames: a legal SEG whose segments are empty. A
   label map with no voxels and no named object is refused: a SEG needs at least one segment.
@@ -36,10 +38,24 @@ from typing import Any
 import numpy as np
 import pydicom
 
-from volsam.core.errors import InputError, OutputError
+from volsam.core.errors import InputError, NoDicomSource, OutputError
 from volsam.core.volume import Volume
 from volsam.io.atomic import atomic_target
-from volsam.io.writers import label_array
+from volsam.io.labels import PALETTE, colour_of, label_array
+
+__all__ = [  # PALETTE lives in volsam.io.labels (one palette for the web page, overlays and SEGs)
+    "LESION",
+    "PALETTE",
+    "SEG_SOP_CLASSES",
+    "TISSUE",
+    "build_dicom_seg",
+    "check_source",
+    "dicom_headers",
+    "display_colour",
+    "is_dicom_seg",
+    "read_dicom_seg",
+    "write_dicom_seg",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +63,6 @@ SEG_SOP_CLASSES = ("1.2.840.10008.5.1.4.1.1.66.4", "1.2.840.10008.5.1.4.1.1.66.7
 Code = tuple[str, str, str]  # (code value, coding scheme designator, code meaning)
 TISSUE: Code = ("85756007", "SCT", "Tissue")
 LESION: Code = ("52988006", "SCT", "Lesion")
-PALETTE = (  # sRGB, the web page's label colours (label 1 first)
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (250, 190, 212),
-)
 _TYPE2 = (
     "PatientName",
     "PatientID",
@@ -89,13 +93,14 @@ def dicom_headers(image: Volume) -> tuple[pydicom.Dataset, ...] | None:
 
 
 def check_source(image: Volume, path: str | Path) -> tuple[pydicom.Dataset, ...]:
-    """The source headers of ``image`` if a DICOM-SEG can reference them; OutputError otherwise.
+    """The source headers of ``image`` if a DICOM-SEG can reference them; :class:`NoDicomSource` (an
+    OutputError) when the image was not read from a DICOM series, OutputError for the other refusals.
 
     Call it before a long run: it needs no label map."""
     headers = dicom_headers(image)
     fmt = image.meta.get("format") or "an array"
     if headers is None:
-        raise OutputError(
+        raise NoDicomSource(
             f"{path}: a DICOM-SEG output needs a DICOM series as input (a folder or .zip); this image is {fmt}. "
             "Write .nii.gz, .nrrd or .mha instead"
         )
@@ -141,7 +146,7 @@ def _rgb_to_lab(rgb: Sequence[int]) -> tuple[float, float, float]:
 
 def display_colour(label: int) -> tuple[float, float, float]:
     """The recommended display colour of ``label`` as CIE L*a*b* (the web page shows it in sRGB)."""
-    return _rgb_to_lab(PALETTE[(label - 1) % len(PALETTE)])
+    return _rgb_to_lab(colour_of(label))
 
 
 def _objects(array: np.ndarray, names: Mapping[int, str] | None, path: Path) -> dict[int, str]:

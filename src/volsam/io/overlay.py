@@ -1,7 +1,8 @@
 """Overlay PNGs: slices of the (normalised) image with the label map's outline and a light fill.
 
 Images are written with rows = j and columns = i for k-slices (the array's own layout, no flipping), so a
-pixel (x, y) of ``slice_0042.png`` is voxel (i=x, j=y, k=42).
+pixel (x, y) of ``slice_0042.png`` is voxel (i=x, j=y, k=42). Labels take the web page's colours
+(:data:`volsam.io.labels.PALETTE`).
 """
 
 from __future__ import annotations
@@ -14,28 +15,13 @@ from PIL import Image
 from scipy import ndimage
 
 from volsam.core.errors import OutputError
+from volsam.io.labels import PALETTE, colour_of
 
 log = logging.getLogger(__name__)
 
-# distinct colours for label ids 1, 2, 3, ... (cycled)
-_COLOURS = np.array(
-    [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-    ],
-    dtype=np.float32,
-)
+_COLOURS = np.array(PALETTE, dtype=np.float32)  # label id n -> row (n - 1) % len(PALETTE)
 
-
-def colour_of(label: int) -> tuple[int, int, int]:
-    c = _COLOURS[(int(label) - 1) % len(_COLOURS)]
-    return (int(c[0]), int(c[1]), int(c[2]))
+__all__ = ["colour_of", "render_overlay", "write_overlays"]  # colour_of lives in volsam.io.labels
 
 
 def render_overlay(image_u8: np.ndarray, labels: np.ndarray, alpha: float = 0.3) -> np.ndarray:

@@ -31,7 +31,7 @@ from scipy import ndimage
 
 from volsam.core.errors import InputError, OutputError
 from volsam.io.atomic import atomic_target, temp_path
-from volsam.io.overlay import colour_of
+from volsam.io.labels import colour_of
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def read_frame_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
 
 def render_contours(picture: np.ndarray, labels: np.ndarray, thickness: int = 1) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` of ``picture`` (grey ``(H, W)`` or RGB) with each label's outline,
-    ``thickness`` pixels wide inside the object, in the label's colour (:func:`volsam.io.overlay.colour_of`)."""
+    ``thickness`` pixels wide inside the object, in the label's colour (:func:`volsam.io.labels.colour_of`)."""
     rgb = np.repeat(picture[..., None], 3, axis=2) if picture.ndim == 2 else picture.copy()
     for lab in np.unique(labels):
         if lab == 0:

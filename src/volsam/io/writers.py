@@ -11,7 +11,8 @@
 * A missing parent folder is created; anything that cannot be written raises :class:`OutputError`.
 
 ``write_labels`` is the entry point for label maps: the image formats above, or a DICOM-SEG (``.dcm`` or
-``fmt="dicom-seg"``), which needs the source image read from DICOM (:mod:`volsam.io.dicom_seg`).
+``fmt="dicom-seg"``), which needs the source image read from DICOM (:mod:`volsam.io.dicom_seg`). Output
+formats and label arrays are resolved by :mod:`volsam.io.labels` (re-exported here).
 """
 
 from __future__ import annotations
@@ -28,50 +29,20 @@ from volsam.core.errors import OutputError
 from volsam.core.volume import Volume
 from volsam.io.atomic import atomic_target
 from volsam.io.itk import WRITABLE_DTYPES, itk_reason, volume_to_image
+from volsam.io.labels import DICOM_SEG, LABEL_FORMATS, label_array, label_output_format, output_format
 from volsam.io.npz import save_npz
 
 log = logging.getLogger(__name__)
 
-# output suffix -> format; longest first
-_SUFFIXES = {".nii.gz": "nifti", ".nii": "nifti", ".nrrd": "nrrd", ".mha": "metaimage", ".npz": "npz"}
-DICOM_SEG = "dicom-seg"
-LABEL_FORMATS = ("auto", DICOM_SEG)
-
-
-def output_format(path: Path) -> tuple[str, str]:
-    """(format, suffix) of an output path; OutputError for anything else."""
-    name = path.name.lower()
-    for suffix, fmt in _SUFFIXES.items():
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return fmt, path.name[-len(suffix) :]
-    if name.endswith(".dcm"):
-        raise OutputError(
-            f"{path}: images go to .nii.gz, .nii, .nrrd, .mha or .npz; .dcm is a DICOM-SEG of a label map, "
-            "written by write_labels with the DICOM source image"
-        )
-    raise OutputError(f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz")
-
-
-def label_output_format(path: str | Path, fmt: str | None = None) -> str:
-    """The format a label map goes to: ``dicom-seg`` (a ``.dcm`` name, or ``fmt="dicom-seg"``) or the
-    image format of the extension (:func:`output_format`); ``fmt`` may also name that image format (as this
-    function returns it). OutputError for unknown or conflicting ones."""
-    path = Path(path)
-    fmt = fmt or "auto"
-    if fmt not in LABEL_FORMATS and fmt not in _SUFFIXES.values():
-        raise OutputError(f"unknown output format {fmt!r}; use one of {', '.join(LABEL_FORMATS)}")
-    if path.name.lower().endswith(".dcm"):
-        return DICOM_SEG
-    if fmt == DICOM_SEG:
-        if any(path.name.lower().endswith(s) for s in _SUFFIXES):
-            raise OutputError(
-                f"{path}: --format {DICOM_SEG} writes a DICOM file; name it .dcm (or leave the suffix out)"
-            )
-        return DICOM_SEG
-    found = output_format(path)[0]
-    if fmt not in ("auto", found):
-        raise OutputError(f"{path}: the name says {found}, the format asked is {fmt}")
-    return found
+__all__ = [  # label_array and the format names live in volsam.io.labels; kept importable from here
+    "DICOM_SEG",
+    "LABEL_FORMATS",
+    "label_array",
+    "label_output_format",
+    "output_format",
+    "write_labels",
+    "write_volume",
+]
 
 
 def write_labels(
@@ -93,24 +64,6 @@ def write_labels(
     if source is None:
         raise OutputError(f"{path}: a DICOM-SEG needs the DICOM image the label map was made from")
     return write_dicom_seg(labelmap, source, path, names=names, **seg_options)
-
-
-def label_array(array: np.ndarray, path: Path) -> np.ndarray:
-    """``array`` as the smallest unsigned label type (uint8 / uint16), or OutputError."""
-    if array.dtype == bool:
-        return array.astype(np.uint8)
-    if array.dtype.kind not in "iuf":
-        raise OutputError(f"{path}: a label map needs integer values, got dtype {array.dtype}")
-    if array.size == 0:
-        return array.astype(np.uint8)
-    if array.dtype.kind == "f" and (not np.all(np.isfinite(array)) or np.any(array != np.round(array))):
-        raise OutputError(f"{path}: a label map needs integer values; this float array has fractions or NaN")
-    low, high = array.min(), array.max()
-    if low < 0:
-        raise OutputError(f"{path}: label ids must be >= 0, found {low}")
-    if high > 65535:
-        raise OutputError(f"{path}: label ids must be <= 65535 (uint16), found {high}")
-    return array.astype(np.uint8 if high <= 255 else np.uint16)
 
 
 def _image_array(array: np.ndarray, path: Path) -> np.ndarray:
