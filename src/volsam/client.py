@@ -8,8 +8,13 @@
         volsam.write_volume(s.labelmap(), "seg.nii.gz")
 
 Coordinates and return values are those of :class:`volsam.Session` (voxel indices of the image as read,
-masks bool ``[k, j, i]``, :class:`~volsam.session.state.Change` per edit). Server errors are raised as the
-same volsam error types with the server's one-line message.
+masks bool ``[k, j, i]``, :class:`~volsam.core.changes.Change` per edit). A refusal is raised as the very
+volsam error type the server named (:func:`volsam.core.errors.error_class`: e.g. PromptError for a slice
+outside the image, as a local Session raises; LeaseRefused, SessionNotFound, Unauthorized, ServerFull -- all
+RemoteError -- for the server's own refusals), with the server's one-line message and `` (HTTP nnn)``.
+
+Only numpy, httpx and volsam's numpy-only core (plus, for NIfTI, :mod:`volsam.io.readers` /
+:mod:`volsam.io.writers`, imported when used) are imported: no torch, no session or engine code.
 """
 
 from __future__ import annotations
@@ -25,39 +30,26 @@ from typing import Any
 import httpx
 import numpy as np
 
-from volsam.core.errors import EngineError, InputError, PromptError, VolsamError
+from volsam.core.changes import Change
+from volsam.core.errors import EngineError, InputError, PromptError, RemoteError, error_class
 from volsam.core.volume import Volume
-from volsam.session.state import Change
 
-
-class RemoteError(VolsamError):
-    """The server refused a request for a reason other than the input (auth, lease, full, internal)."""
+__all__ = ["RemoteError", "RemoteSession"]  # RemoteError lives in volsam.core.errors; kept importable here
 
 
 def _raise_for(response: httpx.Response) -> None:
+    """Raise the error the server named in its JSON body (``error``; RemoteError when it names none we know)."""
     if response.is_success:
         return
     try:
-        detail = response.json().get("detail")
+        body = response.json()
     except ValueError:
-        detail = response.text[:200]
-    if isinstance(detail, list):  # FastAPI's validation errors
-        detail = "; ".join(f"{'.'.join(str(x) for x in d.get('loc', []))}: {d.get('msg')}" for d in detail)
-    message = f"{detail} (HTTP {response.status_code})"
-    if response.status_code in (400, 413, 422):
-        raise (PromptError if "prompt" in str(detail).lower() else InputError)(message)
-    raise RemoteError(message)
-
-
-def _change(data: dict) -> Change:
-    return Change(
-        labels=tuple(data["labels"]),
-        frames=tuple(data["frames"]) if data["frames"] is not None else None,
-        box=tuple(data["box"]) if data["box"] is not None else None,
-        frames_encoded=data["frames_encoded"],
-        seconds=data["seconds"],
-        first_frame_seconds=data["first_frame_seconds"],
-    )
+        body = None
+    if isinstance(body, dict):
+        detail, name = body.get("detail"), body.get("error")
+    else:
+        detail, name = response.text[:200], None
+    raise error_class(name if isinstance(name, str) else None)(f"{detail} (HTTP {response.status_code})")
 
 
 def _volume_from_nifti(blob: bytes) -> Volume:
@@ -140,7 +132,7 @@ class RemoteSession:
         return response
 
     def _prompt(self, body: dict) -> Change:
-        return _change(self._call("POST", "/prompts", json=body).json())
+        return Change.from_dict(self._call("POST", "/prompts", json=body).json())
 
     # -- the Session interface ----------------------------------------------------------------------------
     @property
@@ -151,10 +143,10 @@ class RemoteSession:
         return int(self._call("POST", "/objects", json={"label": label, "name": name}).json()["label"])
 
     def remove_object(self, obj: int) -> Change:
-        return _change(self._call("DELETE", f"/objects/{int(obj)}").json())
+        return Change.from_dict(self._call("DELETE", f"/objects/{int(obj)}").json())
 
     def reset_object(self, obj: int) -> Change:
-        return _change(self._call("POST", f"/objects/{int(obj)}/reset").json())
+        return Change.from_dict(self._call("POST", f"/objects/{int(obj)}/reset").json())
 
     def add_box(self, obj: int, slice: int, box: Sequence[int], run: bool = True) -> Change:
         return self._prompt(
@@ -181,13 +173,13 @@ class RemoteSession:
         return self._prompt({"object": obj, "type": "mask", "box": box, "data": data, "run": run})
 
     def run(self) -> Change:
-        return _change(self._call("POST", "/run").json())
+        return Change.from_dict(self._call("POST", "/run").json())
 
     def undo(self) -> Change:
-        return _change(self._call("POST", "/undo").json())
+        return Change.from_dict(self._call("POST", "/undo").json())
 
     def redo(self) -> Change:
-        return _change(self._call("POST", "/redo").json())
+        return Change.from_dict(self._call("POST", "/redo").json())
 
     def labelmap(self) -> Volume:
         """Every object on the image grid, as :meth:`volsam.Session.labelmap`."""

@@ -18,6 +18,7 @@ from volsam.engines import get as get_engine
 from volsam.io import read_volume, write_volume
 from volsam.server.app import create_app
 from volsam.server.config import ServerConfig
+from volsam.server.store import SessionStore
 from volsam.session import Session
 
 TOKEN = "t" * 32
@@ -154,7 +155,9 @@ def test_refusals(case, tmp_path):
     with open(bad, "rb") as fh:
         r = client.post("/api/sessions", files={"file": ("notes.txt", fh)})
     assert r.status_code == 400 and "unsupported upload" in r.json()["detail"]
-    assert _open(client, path).status_code == 413  # the crop is ~0.1 MB compressed
+    assert r.json()["error"] == "InputError"
+    r = _open(client, path)  # the crop is ~0.1 MB compressed
+    assert r.status_code == 413 and r.json()["error"] == "UploadTooLarge"
 
     def chunked():  # no Content-Length: the limit must hold while the body streams in
         boundary = b"--xyz\r\n"
@@ -164,7 +167,7 @@ def test_refusals(case, tmp_path):
         yield b"\r\n--xyz--\r\n"
 
     r = client.post("/api/sessions", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=xyz"})
-    assert r.status_code == 413 and "limit" in r.json()["detail"]
+    assert r.status_code == 413 and "limit" in r.json()["detail"] and r.json()["error"] == "UploadTooLarge"
 
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as zf:
@@ -182,31 +185,39 @@ def test_refusals(case, tmp_path):
 def test_token_lease_limits_and_expiry(case, monkeypatch):
     lesion, path = case
     client = _client(token=TOKEN, max_sessions=1)
-    assert client.get("/api/health").status_code == 401
+    r = client.get("/api/health")
+    assert r.status_code == 401 and r.json()["error"] == "Unauthorized"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/api/health", headers=auth).status_code == 200
     assert client.get("/api/health", params={"access_token": TOKEN}).status_code == 200
     created = _open(client, path, headers=auth).json()
     sid = created["id"]
-    assert _open(client, path, headers=auth).status_code == 503  # one session at most
-    assert client.get(f"/api/sessions/{sid}", headers=auth).status_code == 403  # no lease
+    r = _open(client, path, headers=auth)
+    assert r.status_code == 503 and r.json()["error"] == "ServerFull"  # one session at most
+    r = client.get(f"/api/sessions/{sid}", headers=auth)
+    assert r.status_code == 403 and r.json()["error"] == "LeaseRefused"  # no lease
     wrong = auth | {"X-Session-Lease": "x" * 32}
     assert client.get(f"/api/sessions/{sid}", headers=wrong).status_code == 403
     h = auth | {"X-Session-Lease": created["lease"]}
     r = client.post(f"/api/sessions/{sid}/prompts", json={"object": 9, "type": "point", "point": [1, 1, 1]}, headers=h)
-    assert r.status_code == 400 and "9" in r.json()["detail"]
+    assert r.status_code == 400 and "9" in r.json()["detail"] and r.json()["error"] == "PromptError"
     r = client.post(f"/api/sessions/{sid}/prompts", json={"object": 1, "type": "blob"}, headers=h)
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["error"] == "InputError"
+    assert r.json()["detail"].startswith("body.type: Input should be 'box'") and "\n" not in r.json()["detail"]
+    r = client.post(f"/api/sessions/{sid}/prompts", json={"type": "point"}, headers=h)
+    assert r.status_code == 422 and r.json()["detail"] == "body.object: Field required"
     r = client.get(f"/api/sessions/{sid}/labelmap/region", params={"box": "0,0,0,999,1,1"}, headers=h)
-    assert r.status_code == 400 and "not inside" in r.json()["detail"]
+    assert r.status_code == 400 and "not inside" in r.json()["detail"] and r.json()["error"] == "InputError"
 
     entry = client.app.state.store.get(sid, created["lease"])
     monkeypatch.setattr(entry.session, "undo", lambda: 1 / 0)
     r = client.post(f"/api/sessions/{sid}/undo", headers=h)
     assert r.status_code == 500 and "Traceback" not in r.text and "ZeroDivisionError" in r.text
+    assert r.json() == {"detail": "internal error (ZeroDivisionError); see the server log", "error": "internal"}
 
     client.app.state.store.idle_timeout_s = 0.0  # everything idle is now expired
-    assert client.get(f"/api/sessions/{sid}", headers=h).status_code == 404
+    r = client.get(f"/api/sessions/{sid}", headers=h)
+    assert r.status_code == 404 and r.json()["error"] == "SessionNotFound"
     assert _open(client, path, headers=auth).status_code == 201  # the slot was freed
     assert json.loads(client.get("/api/health", headers=auth).text)["sessions"] == 1
 
@@ -259,7 +270,7 @@ def test_dicom_seg_download_for_a_dicom_upload(case, tmp_path):
     sid, h = created["id"], {"X-Session-Lease": created["lease"]}
     url = f"/api/sessions/{sid}/labelmap"
     r = client.get(url, params={"format": "dicom-seg"}, headers=h)
-    assert r.status_code == 409 and "no object yet" in r.json()["detail"]
+    assert r.status_code == 409 and "no object yet" in r.json()["detail"] and r.json()["error"] == "NoDicomSource"
     label = client.post(f"/api/sessions/{sid}/objects", json={"name": "lesion"}, headers=h).json()["label"]
     box = {"object": label, "type": "box", "slice": 1, "box": [b.u0, b.v0, b.u1, b.v1]}
     client.post(f"/api/sessions/{sid}/prompts", json=box, headers=h).raise_for_status()
@@ -281,4 +292,11 @@ def test_dicom_seg_download_for_a_dicom_upload(case, tmp_path):
         params={"format": "dicom-seg"},
         headers={"X-Session-Lease": r.json()["lease"]},
     )
-    assert other.status_code == 409 and "not uploaded as a DICOM series" in other.json()["detail"]
+    assert other.status_code == 409 and other.json()["error"] == "NoDicomSource"  # raised by io's check_source
+    assert other.json()["detail"].startswith("labelmap.dcm: a DICOM-SEG output needs a DICOM series as input")
+    assert "this image is nifti" in other.json()["detail"]
+
+
+def test_a_store_brought_by_a_test_is_used_even_when_empty():
+    store = SessionStore(max_sessions=1, idle_timeout_s=1.0)
+    assert len(store) == 0 and create_app(ServerConfig(device="cpu"), store).state.store is store

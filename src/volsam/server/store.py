@@ -19,24 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from volsam.core.errors import VolsamError
+from volsam.core.errors import LeaseRefused, ServerFull, SessionNotFound
 from volsam.core.volume import Volume
 
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 10_000  # progress events kept per session (older ones are dropped)
 
-
-class SessionNotFound(VolsamError):
-    """No open session has this id (closed, expired or never created) -> HTTP 404."""
-
-
-class LeaseRefused(VolsamError):
-    """The request did not show the session's lease token -> HTTP 403."""
-
-
-class ServerFull(VolsamError):
-    """The server holds its maximum number of sessions -> HTTP 503."""
+# the refusals (HTTP 404, 403, 503) live in volsam.core.errors, so that the client raises them too
+__all__ = ["MAX_EVENTS", "Entry", "LeaseRefused", "ServerFull", "SessionNotFound", "SessionStore"]
 
 
 @dataclass

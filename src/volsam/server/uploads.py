@@ -1,4 +1,5 @@
-"""Uploaded volumes: stored under a name the server chooses, size-limited, unpacked safely, read.
+"""Uploaded volumes: stored under a name the server chooses, size-limited (also while the body streams in:
+:class:`BodyLimit`), unpacked safely, read.
 
 The client's file name is used for one thing only: its extension, from a fixed list. Zip archives (DICOM
 series) are unpacked by :func:`volsam.io.archive.unpacked_zip` (no absolute or ``..`` entries, no links,
@@ -11,17 +12,51 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from volsam.core.errors import InputError, VolsamError
+from volsam.core.errors import InputError, UploadTooLarge
 from volsam.core.volume import Volume
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".zip", ".npz")
 ZIP_INFLATION = 4  # a zip may unpack to this many times the upload limit
 MAX_ZIP_FILES = 5000
+CHUNK = 1 << 20  # bytes read at a time; also the room left for the multipart framing around a file
+
+__all__ = [  # UploadTooLarge lives in volsam.core.errors; kept importable from here
+    "CHUNK",
+    "BodyLimit",
+    "UploadTooLarge",
+    "discard",
+    "read_upload",
+    "save_upload",
+    "scratch",
+    "suffix_of",
+]
 
 
-class UploadTooLarge(VolsamError):
-    """The upload is larger than the server accepts (HTTP 413)."""
+class BodyLimit:
+    """ASGI middleware: a request body larger than ``limit`` bytes stops with :class:`UploadTooLarge` (413)
+    while it streams in, whether or not the client declared its length (chunked uploads too)."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise UploadTooLarge(f"the upload is larger than this server's limit of {self.limit // 2**20} MB")
+            return message
+
+        await self.app(scope, limited, send)
 
 
 def suffix_of(filename: str | None) -> str:
