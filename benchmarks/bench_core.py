@@ -25,7 +25,7 @@ import torch
 from volsam.data.lesions import lesion_cases
 from volsam.engines import get as get_engine
 from volsam.metrics import dice, surface_dice
-from volsam.propagate import PropagationSettings
+from volsam.propagation import PropagationSettings
 from volsam.segmentation import segment
 
 

@@ -32,7 +32,7 @@ from volsam.data.lesions import lesion_cases  # noqa: E402
 from volsam.engines import get as get_engine  # noqa: E402
 from volsam.metrics import dice  # noqa: E402
 from volsam.preprocess import fit_normalizer  # noqa: E402
-from volsam.propagate import FrameStack, mask_box  # noqa: E402
+from volsam.propagation import FrameStack, mask_box  # noqa: E402
 from volsam.session import Session  # noqa: E402
 
 

@@ -76,7 +76,7 @@ def run_one(impl: str, size: int, n_frames: int, device: str) -> dict:
     from volsam.engines.base import FramePrompt
     from volsam.engines.sam2.convert import load_meta_checkpoint
     from volsam.engines.sam2.engine import Sam2Engine
-    from volsam.propagate import FrameStack
+    from volsam.propagation import FrameStack
 
     frames = _frames(n_frames)
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,7 +26,7 @@ from volsam.engines.base import FramePrompt  # noqa: E402
 from volsam.engines.sam2.convert import build_model  # noqa: E402
 from volsam.engines.sam2.engine import Sam2Engine  # noqa: E402
 from volsam.engines.sam2.variants import named_variant  # noqa: E402
-from volsam.propagate import FrameStack  # noqa: E402
+from volsam.propagation import FrameStack  # noqa: E402
 
 
 def _net(size: int):

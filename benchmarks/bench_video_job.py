@@ -1,4 +1,4 @@
-"""Peak memory of a whole video job (volsam.video_job.segment_video) against the video's length.
+"""Peak memory of a whole video job (volsam.jobs.video.segment_video) against the video's length.
 
     .venv/bin/python benchmarks/bench_video_job.py [--frames 30 150] [--side 128] [--size 240x320]
 
@@ -30,7 +30,7 @@ def job(folder: str, n: int, side: int, size: str, output: str) -> dict:
     from volsam.engines.sam2.convert import build_model
     from volsam.engines.sam2.engine import Sam2Engine
     from volsam.engines.sam2.variants import SIZES, Variant
-    from volsam.video_job import segment_video
+    from volsam.jobs.video import segment_video
 
     h, w = (int(v) for v in size.split("x"))
     frames, truth = disc_frames(n=min(n, 40), size=(h, w))

@@ -23,7 +23,7 @@ from volsam.data.lesions import lesion_cases
 from volsam.engines import get as get_engine
 from volsam.engines.base import SliceEmbedding, SliceEngine
 from volsam.metrics import dice
-from volsam.propagate import PropagationSettings
+from volsam.propagation import PropagationSettings
 from volsam.segmentation import segment
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.support.toy_engine import ToyEngine
 from volsam.core import Box2D, Box3D, Point, PromptError, Volume
-from volsam.propagate import PropagationSettings, focus_window
+from volsam.propagation import PropagationSettings, focus_window
 from volsam.segmentation import resolve_axis, segment
 
 WINDOW = "400,800"  # CT level,width: the toy engine (>= 128) sees the object only

@@ -25,7 +25,7 @@ _LAZY = {
     "write_volume": "volsam.io",
     "segment": "volsam.segmentation",
     "Session": "volsam.session",
-    "PropagationSettings": "volsam.propagate",
+    "PropagationSettings": "volsam.propagation",
 }
 
 __all__ = [

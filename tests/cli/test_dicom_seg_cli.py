@@ -17,9 +17,10 @@ from volsam.core import Volume
 from volsam.data.lesions import lesion_cases
 from volsam.io import read_volume, write_volume
 from volsam.io.dicom_seg import read_dicom_seg
+from volsam.jobs.request import SegmentRequest
+from volsam.jobs.volume import load_mask_prompt, segment_file_with_prompts
 from volsam.metrics import dice
-from volsam.propagate import PropagationSettings
-from volsam.workflow import load_mask_prompt, segment_file_with_prompts
+from volsam.propagation import PropagationSettings
 
 HALF = 1  # slices kept on each side of the lesion's middle slice (3 slices: one LiteMedSAM run of a few seconds)
 
@@ -90,7 +91,12 @@ def test_prompts_file_writes_one_segment_per_named_object(tmp_path):
     settings = PropagationSettings(appearance_stop=False, regrowth_after=0.0, roi_context=0.0)
     out = tmp_path / "seg"  # no suffix: --format dicom-seg names the format
     result = segment_file_with_prompts(
-        folder, tmp_path / "prompts.json", out, engine=ToyEngine(), settings=settings, output_format="dicom-seg"
+        folder,
+        tmp_path / "prompts.json",
+        out,
+        SegmentRequest(output_format="dicom-seg"),
+        engine=ToyEngine(),
+        settings=settings,
     )
     ds = pydicom.dcmread(result.output)
     assert [(s.SegmentNumber, s.SegmentLabel) for s in ds.SegmentSequence] == [(1, "upper block"), (2, "lower block")]

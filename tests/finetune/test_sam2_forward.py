@@ -18,7 +18,7 @@ from volsam.core.errors import InputError, PromptError
 from volsam.engines.base import FramePrompt
 from volsam.engines.sam2.engine import Sam2Engine
 from volsam.finetune.sam2_forward import UNUSED, clip_forward, frame_forward, trainable_groups
-from volsam.propagate import FrameStack
+from volsam.propagation import FrameStack
 
 S, T = 64, 5  # model input side (px) and clip length
 BOX = (15.0, 20.0, 36.0, 40.0)  # x0, y0, x1, y1 in pixels of the S x S input

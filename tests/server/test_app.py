@@ -300,3 +300,20 @@ def test_dicom_seg_download_for_a_dicom_upload(case, tmp_path):
 def test_a_store_brought_by_a_test_is_used_even_when_empty():
     store = SessionStore(max_sessions=1, idle_timeout_s=1.0)
     assert len(store) == 0 and create_app(ServerConfig(device="cpu"), store).state.store is store
+
+
+@pytest.mark.parametrize(
+    ("form", "line", "error"),
+    [
+        ({"axis": "q"}, "axis 'q' is not one of i, j, k, axial, coronal, sagittal", "SettingsError"),
+        ({"modality": "XR"}, "modality 'XR' is not one of auto, CT, MR, PET, other", "SettingsError"),
+        ({"engine": "nope"}, "unknown engine 'nope'", "EngineError"),
+    ],
+)
+def test_session_options_are_refused_like_the_command_line_before_the_upload_is_read(case, form, line, error):
+    _, path = case
+    store = SessionStore(max_sessions=2, idle_timeout_s=60.0)
+    client = TestClient(create_app(ServerConfig(device="cpu"), store), raise_server_exceptions=False)
+    r = _open(client, path, **form)
+    assert r.status_code == 400 and r.json()["error"] == error and r.json()["detail"].startswith(line), r.text
+    assert len(store) == 0

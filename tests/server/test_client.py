@@ -34,8 +34,8 @@ from volsam.session import Session
 TOKEN = "s" * 32
 
 
-def _toy_session(volume, engine, model, device, **options):
-    return Session(volume, engine=ToyEngine(), **options)
+def _toy_session(volume, request):
+    return request.session(volume, ToyEngine())
 
 
 def _volume() -> Volume:

@@ -28,7 +28,7 @@ def _volume() -> Volume:
 def _session(**kw) -> tuple[Session, ToyEngine]:
     toy = ToyEngine()
     settings = kw.pop("settings", None)
-    from volsam.propagate import PropagationSettings
+    from volsam.propagation import PropagationSettings
 
     kw.setdefault("click_prompts", True)  # the toy removes the bright region under a background click
     s = Session(

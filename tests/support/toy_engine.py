@@ -57,10 +57,10 @@ class ToyTracker(TrackerEngine):
     def __init__(self):
         self.calls: list[dict] = []
 
-    def track(self, frames, prompts, *, limit=None, absent_patience=3):
-        self.calls.append({"prompts": prompts, "limit": limit, "absent_patience": absent_patience})
+    def track(self, frames, prompts, *, limit=None, absent_patience=3, start=None):
+        self.calls.append({"prompts": prompts, "limit": limit, "absent_patience": absent_patience, "start": start})
         lo, hi = limit if limit is not None else (0, len(frames) - 1)
-        first = min(prompts)
+        first = min(prompts) if start is None else start  # the frame it tracks from
         ids = sorted({o for per in prompts.values() for o in per})
 
         def bright(s: int) -> np.ndarray:

@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from volsam.core.errors import EngineError
+
+PRECISIONS = ("auto", "fp32", "bf16")  # numeric precision of forward passes (see volsam.engines.precision)
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`; an :class:`EngineError` otherwise."""
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,7 @@ class SlicePrediction:
 
 
 class SliceEngine(ABC):
-    """A 2D promptable model; 3D comes from :mod:`volsam.propagate`."""
+    """A 2D promptable model; 3D comes from :mod:`volsam.propagation`."""
 
     name: str
     capabilities: Capabilities
@@ -89,13 +100,66 @@ class SliceEngine(ABC):
 class FramePrompt:
     """Prompts of one object on one frame (frame pixels, see the module docstring).
 
-    ``mask`` (bool (H, W)) replaces the other prompts on that frame when given.
+    ``box`` ``(x0, y0, x1, y1)`` inclusive; ``points`` ``(n, 2)`` float32 ``(x, y)`` with ``point_labels``
+    ``(n,)`` int64 (1 = object, 0 = background); ``mask`` bool ``(H, W)``. Tracker engines take a frame's
+    ``mask`` alone when it is given (it replaces the box and clicks there); the slice walk adds the mask to
+    what the box and clicks give.
     """
 
     box: tuple[float, float, float, float] | None = None
     points: np.ndarray | None = None  # (n, 2) float (x, y)
     point_labels: np.ndarray | None = None  # (n,) 1 = object, 0 = background
     mask: np.ndarray | None = None
+
+    @property
+    def clicked(self) -> bool:
+        """True when the frame has a box or clicks (what an engine predicts from, as opposed to a mask)."""
+        return self.box is not None or self.points is not None
+
+    @property
+    def can_start(self) -> bool:
+        """True when the box or clicks can start an object here: a box or at least one object click."""
+        return self.box is not None or (self.point_labels is not None and bool(np.any(self.point_labels == 1)))
+
+    def shifted(self, dx: float, dy: float) -> FramePrompt:
+        """The box and clicks moved by ``(dx, dy)`` pixels (integer coordinates stay integers); the mask as it is."""
+        box = None if self.box is None else (self.box[0] + dx, self.box[1] + dy, self.box[2] + dx, self.box[3] + dy)
+        points = None if self.points is None else self.points + np.asarray([dx, dy], dtype=self.points.dtype)
+        return replace(self, box=box, points=points)
+
+    def in_window(self, roi: tuple[int, int, int, int]) -> FramePrompt:
+        """This prompt in the coordinates of the window ``roi = (y0, y1, x0, x1)`` (half-open frame pixels):
+        box and clicks shifted by ``(-x0, -y0)``, the mask cut to the window."""
+        y0, y1, x0, x1 = roi
+        moved = self.shifted(-x0, -y0)
+        return moved if self.mask is None else replace(moved, mask=self.mask[y0:y1, x0:x1])
+
+    def scaled(self, sx: float, sy: float) -> FramePrompt:
+        """Box and clicks on a grid ``sx`` x ``sy`` times as fine (``x * sx``, ``y * sy``, float32, how SAM 2 maps
+        frame pixels to its square input); the mask stays as it is (engines resize masks their own way)."""
+        scale = np.asarray([sx, sy], dtype=np.float32)
+        box = None
+        if self.box is not None:
+            corners = np.asarray(self.box, dtype=np.float32).reshape(2, 2) * scale
+            box = tuple(float(v) for v in corners.reshape(-1))
+        points = None if self.points is None else np.asarray(self.points, dtype=np.float32).reshape(-1, 2) * scale
+        return replace(self, box=box, points=points)
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """What the slice walk and the trackers read: ``len()`` frames of ``frame_shape`` (H, W), delivered as
+    uint8 arrays ``(n, H, W)`` (or ``(n, H, W, 3)`` RGB for trackers that take colour) by ``frames(indices)``.
+
+    Implemented by :class:`volsam.propagation.FrameStack` (a volume's slices) and
+    :class:`volsam.io.video.VideoFrames` (a video, streamed)."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def frame_shape(self) -> tuple[int, int]: ...
+
+    def frames(self, indices: list[int]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -119,7 +183,7 @@ class TrackerEngine(ABC):
     @abstractmethod
     def track(
         self,
-        frames: Any,
+        frames: FrameSource,
         prompts: dict[int, dict[int, FramePrompt]],
         *,
         limit: tuple[int, int] | None = None,
@@ -130,8 +194,7 @@ class TrackerEngine(ABC):
         (or from ``start``).
 
         Args:
-            frames: a frame source with ``len()``, ``frame_shape`` and ``frames(indices)`` returning uint8
-                ``(n, H, W)`` (:class:`volsam.propagate.FrameStack`); frames are read one at a time.
+            frames: the frames (:class:`FrameSource`), read one at a time.
             prompts: frame index -> object id -> prompt.
             limit: (first, last) frame, inclusive.
             absent_patience: stop a direction after this many consecutive frames where no object is present

@@ -6,9 +6,9 @@ import contextlib
 
 import torch
 
-from volsam.core.errors import EngineError
+from volsam.engines.base import PRECISIONS, check_precision
 
-PRECISIONS = ("auto", "fp32", "bf16")
+__all__ = ["PRECISIONS", "autocast", "check_precision", "native_bf16"]
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -19,13 +19,6 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return bool(torch.cuda.is_bf16_supported())
     return False
-
-
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of :data:`PRECISIONS`; an :class:`EngineError` otherwise."""
-    if precision not in PRECISIONS:
-        raise EngineError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return precision
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[object]:

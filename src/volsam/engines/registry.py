@@ -129,6 +129,16 @@ def get(
     return engine
 
 
+def resolve(
+    engine: str | SliceEngine | TrackerEngine, model: str | None = None, device: str = "auto", **options: Any
+) -> SliceEngine | TrackerEngine:
+    """``engine`` itself when it is an engine instance (``model``, ``device`` and ``options`` are then not used),
+    else the engine it names, from :func:`get`. The one place where a name or an instance becomes an engine."""
+    if isinstance(engine, (SliceEngine, TrackerEngine)):
+        return engine
+    return get(engine, model=model, device=device, **options)
+
+
 def clear_cache() -> None:
     """Forget every built engine (frees their weights once nothing else refers to them)."""
     with _LOCK:

@@ -23,10 +23,10 @@ from typing import Any
 import yaml
 
 from volsam.core.errors import InputError
+from volsam.engines.base import PRECISIONS
 
 RECIPES = ("seed-2024", "medsam2-2025", "medsam-lite")
 SAM2_RECIPES = ("seed-2024", "medsam2-2025")
-PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("cosine", "constant")
 MASK_LOSSES = ("bce", "focal")
 BACKENDS = ("auto", "gloo", "nccl")

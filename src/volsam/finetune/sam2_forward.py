@@ -47,13 +47,20 @@ stepped as ``SAM2Train`` steps it, to 2e-7.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from volsam.core.errors import InputError, PromptError
+from volsam.finetune.sam2_memory import (
+    FrameOutputs,
+    Step,
+    condition_on_memory,
+    encode_memory,
+    flat,
+    unflat,
+)
 
 NO_OBJECT_LOGIT = -1024.0  # SAM 2's mask logit where the object score says "absent"
 MASK_OUT_SCALE, MASK_OUT_BIAS = 20.0, -10.0  # a mask prompt used as output: 1 -> +10, 0 -> -10
@@ -62,36 +69,6 @@ RECIPES = ("seed-2024", "medsam2-2025")
 # Parameters that SAM 2.1's forward never uses (Meta's no_mem_pos_enc only serves when the "no memory"
 # embedding is not added directly): kept frozen so that DDP finds no parameter without a gradient.
 UNUSED = ("no_memory_positional_encoding",)
-
-
-@dataclass
-class FrameOutputs:
-    """One frame's prediction for a batch of ``B`` samples (``S`` = ``config.image_size``).
-
-    Attributes:
-        logits: (B, 1, S/4, S/4) mask logits of the chosen mask (> 0 = object).
-        iou: (B, 1) predicted IoU of that mask (ones on a frame whose mask prompt is its output).
-        object_score: (B, 1) object-presence logit (> 0 = present).
-        multi_logits: (B, M, S/4, S/4) every candidate mask the decoder made (M = 3 with multimask, else 1).
-        multi_iou: (B, M) their predicted IoUs.
-    """
-
-    logits: torch.Tensor
-    iou: torch.Tensor
-    object_score: torch.Tensor
-    multi_logits: torch.Tensor | None = None
-    multi_iou: torch.Tensor | None = None
-
-
-@dataclass
-class _Step:
-    """A frame's outputs plus what later frames need (object pointer, memory)."""
-
-    out: FrameOutputs
-    high_res: torch.Tensor  # (B, 1, S, S) logits of the chosen mask
-    pointer: torch.Tensor  # (B, C)
-    memory: torch.Tensor | None = None  # (HW, B, mem_dim)
-    memory_pos: torch.Tensor | None = None  # (HW, B, mem_dim)
 
 
 # -- inputs ---------------------------------------------------------------------------------------------------
@@ -163,16 +140,6 @@ def _image_features(model: Any, pixels: torch.Tensor) -> tuple[list[torch.Tensor
     return levels, out.fpn_position_encoding[-1]
 
 
-def _flat(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (HW, B, C)."""
-    return x.flatten(2).permute(2, 0, 1)
-
-
-def _unflat(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(HW, B, C) -> the (B, C, H, W) shape of ``like``."""
-    return x.permute(1, 2, 0).reshape(like.shape)
-
-
 # -- prompt encoder + mask decoder ----------------------------------------------------------------------------
 def _decode(
     model: Any,
@@ -181,7 +148,7 @@ def _decode(
     prompt: tuple[torch.Tensor, torch.Tensor] | None,
     dense_mask: torch.Tensor | None,
     multimask: bool,
-) -> _Step:
+) -> Step:
     """SAM heads on ``image`` (B, C, h, w) with the two high-resolution ``levels``: gated masks, the chosen
     one, its IoU, the object score and the object pointer (SAM 2's ``_forward_sam_heads``)."""
     batch = image.shape[0]
@@ -220,10 +187,10 @@ def _decode(
     side = _side(model)
     high_res = F.interpolate(chosen.float(), size=(side, side), mode="bilinear", align_corners=False)
     out = FrameOutputs(chosen, chosen_iou, score, masks, iou)
-    return _Step(out, high_res.to(chosen.dtype), pointer)
+    return Step(out, high_res.to(chosen.dtype), pointer)
 
 
-def _mask_as_output(model: Any, levels: list[torch.Tensor], mask: torch.Tensor) -> _Step:
+def _mask_as_output(model: Any, levels: list[torch.Tensor], mask: torch.Tensor) -> Step:
     """A mask prompt (B, 1, h, w), ``> 0`` = object, becomes the frame's output; the decoder, fed the
     downsampled mask, only makes the object pointer (SAM 2's ``_use_mask_as_output``)."""
     side = _side(model)
@@ -245,114 +212,9 @@ def _mask_as_output(model: Any, levels: list[torch.Tensor], mask: torch.Tensor) 
     pointer = present * pointer + (1 - present) * model.no_object_pointer
     score = MASK_OUT_SCALE * present + MASK_OUT_BIAS
     ones = present.new_ones(present.shape)
-    return _Step(FrameOutputs(low, ones, score, low, ones), high_res, pointer)
+    return Step(FrameOutputs(low, ones, score, low, ones), high_res, pointer)
 
 
-# -- memory ---------------------------------------------------------------------------------------------------
-def _encode_memory(model: Any, step: _Step, raw: torch.Tensor, prompted: bool) -> None:
-    """The memory encoder on the frame's raw top-level features (B, C, h, w) and its chosen mask."""
-    cfg = model.config
-    if prompted and not model.training:
-        mask = (step.high_res > 0).to(step.high_res.dtype)  # inference binarises prompted frames
-    else:
-        mask = torch.sigmoid(step.high_res)
-    mask = mask * cfg.sigmoid_scale_for_mem_enc + cfg.sigmoid_bias_for_mem_enc
-    features, pos = model.memory_encoder(raw, mask)
-    occlusion = model.occlusion_spatial_embedding_parameter
-    if occlusion is not None:
-        absent = (step.out.object_score <= 0).to(features.dtype)[:, :, None, None]  # (B, 1, 1, 1)
-        features = features + absent * occlusion[:, :, None, None]
-    step.memory, step.memory_pos = _flat(features), _flat(pos)
-
-
-def _closest_conditioning(frame: int, cond: dict[int, _Step], limit: int) -> tuple[dict[int, _Step], dict[int, _Step]]:
-    """At most ``limit`` conditioning frames (-1 = all): the nearest before, the nearest after, then the
-    nearest others (SAM 2's ``select_closest_cond_frames``); returns (selected, the rest)."""
-    if limit == -1 or len(cond) <= limit:
-        return cond, {}
-    picked = [max((t for t in cond if t < frame), default=None), min((t for t in cond if t >= frame), default=None)]
-    chosen = [t for t in picked if t is not None]
-    rest = sorted((t for t in cond if t not in chosen), key=lambda t: abs(t - frame))
-    chosen += rest[: max(limit - len(chosen), 0)]
-    return {t: cond[t] for t in chosen}, {t: s for t, s in cond.items() if t not in chosen}
-
-
-def _sine(positions: torch.Tensor, dim: int, temperature: float = 10000.0) -> torch.Tensor:
-    """1D sine/cosine encoding of (N,) positions -> (N, dim)."""
-    half = dim // 2
-    freq = torch.arange(half, dtype=torch.float32, device=positions.device)
-    freq = temperature ** (2 * (freq // 2) / half)
-    angle = positions[:, None] / freq
-    return torch.cat([angle.sin(), angle.cos()], dim=-1)
-
-
-def _condition_on_memory(
-    model: Any,
-    frame: int,
-    feat: torch.Tensor,
-    feat_pos: torch.Tensor,
-    cond: dict[int, _Step],
-    tracked: dict[int, _Step],
-    span: int,
-    memory_dtype: torch.dtype | None,
-) -> torch.Tensor:
-    """Memory attention of the frame's top-level features (HW, B, C) to the memory bank -> (HW, B, C)."""
-    cfg = model.config
-    batch, channels = feat.shape[1], feat.shape[2]
-    selected, unselected = _closest_conditioning(frame, cond, cfg.max_cond_frame_num)
-    bank: list[tuple[int, _Step | None]] = [(0, s) for s in selected.values()]
-    for offset in range(model.num_maskmem - 1, 0, -1):  # oldest first; offset = frames before this one
-        bank.append((offset, tracked.get(frame - offset, unselected.get(frame - offset))))
-    tokens, pos = [], []
-    tpos = model.memory_temporal_positional_encoding  # (num_maskmem, 1, 1, mem_dim); [-1] = conditioning
-    for offset, step in bank:
-        if step is None or step.memory is None:
-            continue
-        memory = step.memory if memory_dtype is None else step.memory.to(memory_dtype).to(step.memory.dtype)
-        tokens.append(memory)
-        pos.append(step.memory_pos + tpos[offset - 1])
-
-    # object pointers: conditioning frames (only past ones at inference), then up to span - 1 tracked frames
-    max_pointers = min(span, cfg.max_object_pointers_in_encoder)
-    eligible = selected if model.training else {t: s for t, s in selected.items() if t <= frame}
-    offsets = [frame - t for t in eligible]
-    pointers = [s.pointer for s in eligible.values()]
-    for back in range(1, max_pointers):
-        t = frame - back
-        if t < 0:
-            break
-        step = tracked.get(t, unselected.get(t))
-        if step is not None:
-            offsets.append(back)
-            pointers.append(step.pointer)
-    n_pointer_tokens = 0
-    if pointers:
-        ptr = torch.stack(pointers, dim=0)  # (P, B, C)
-        mem_dim = model.mem_dim
-        if cfg.enable_temporal_pos_encoding_for_object_pointers:
-            rel = torch.tensor(offsets, dtype=torch.float32, device=feat.device) / float(max(max_pointers - 1, 1))
-            ptr_pos = model.temporal_positional_encoding_projection_layer(_sine(rel, channels).to(ptr.dtype))
-            ptr_pos = ptr_pos[:, None].expand(-1, batch, mem_dim)
-        else:
-            ptr_pos = ptr.new_zeros(len(pointers), batch, mem_dim)
-        if mem_dim < channels:  # each pointer becomes channels / mem_dim tokens
-            split = channels // mem_dim
-            ptr = ptr.reshape(-1, batch, split, mem_dim).permute(0, 2, 1, 3).flatten(0, 1)
-            ptr_pos = ptr_pos.repeat_interleave(split, dim=0)
-        tokens.append(ptr)
-        pos.append(ptr_pos)
-        n_pointer_tokens = ptr.shape[0]
-    out = model.memory_attention(
-        current_vision_features=feat,
-        memory=torch.cat(tokens, dim=0),
-        current_vision_position_embeddings=feat_pos,
-        memory_posision_embeddings=torch.cat(pos, dim=0),
-        num_object_pointer_tokens=n_pointer_tokens,
-    )  # (1, B, HW, C)
-    return out.reshape(batch, -1, channels).transpose(0, 1)
-
-
-# -- public ---------------------------------------------------------------------------------------------------
 def frame_forward(
     model: Any,
     pixels: torch.Tensor,
@@ -389,7 +251,7 @@ def frame_forward(
                 f"got {tuple(mask_inputs.shape)}"
             )
     levels, _ = _image_features(model, pixels)
-    image = _unflat(_flat(levels[-1]) + model.no_memory_embedding, levels[-1])
+    image = unflat(flat(levels[-1]) + model.no_memory_embedding, levels[-1])
     return _decode(model, levels, image, prompt, mask_inputs, multimask).out
 
 
@@ -450,8 +312,8 @@ def clip_forward(
 
     all_pos = pos.unflatten(1, (batch, length))  # (HW, B, T, C)
     order = sorted(parsed) + [t for t in range(length) if t not in parsed]
-    cond: dict[int, _Step] = {}
-    tracked: dict[int, _Step] = {}
+    cond: dict[int, Step] = {}
+    tracked: dict[int, Step] = {}
     span = length if num_frames is None else int(num_frames)
     for n, t in enumerate(order):
         lv = frame_levels(t)
@@ -461,16 +323,16 @@ def clip_forward(
             if mask is not None:
                 step = _mask_as_output(model, lv, mask.to(raw.dtype))
             else:
-                image = _unflat(_flat(raw) + model.no_memory_embedding, raw)
+                image = unflat(flat(raw) + model.no_memory_embedding, raw)
                 multimask = _use_multimask(model, True, points[1].shape[1])
                 step = _decode(model, lv, image, points, None, multimask)
             cond[t] = step
         else:
-            fused = _condition_on_memory(model, t, _flat(raw), all_pos[:, :, t], cond, tracked, span, memory_dtype)
-            step = _decode(model, lv, _unflat(fused, raw), None, None, _use_multimask(model, False, 0))
+            fused = condition_on_memory(model, t, flat(raw), all_pos[:, :, t], cond, tracked, span, memory_dtype)
+            step = _decode(model, lv, unflat(fused, raw), None, None, _use_multimask(model, False, 0))
             tracked[t] = step
         if n + 1 < len(order):  # the last frame's memory would feed nothing
-            _encode_memory(model, step, raw, prompted=t in parsed)
+            encode_memory(model, step, raw, prompted=t in parsed)
     return [(cond.get(t) or tracked[t]).out for t in range(length)]
 
 

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from volsam import __version__
 from volsam.core.errors import InputError, NoDicomSource, Unauthorized, UploadTooLarge
+from volsam.jobs.request import SegmentRequest
 from volsam.server.access import Leased, authorised
 from volsam.server.bodies import ObjectIn, PromptIn, apply_prompt, parse_box
 from volsam.server.config import ServerConfig
@@ -107,6 +108,9 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             raise UploadTooLarge(f"the upload is larger than this server's limit of {config.max_upload_mb:g} MB")
         if model is not None and ("/" in model or "\\" in model or model.startswith(".")):
             raise InputError("model must be a name from the catalogue (GET /api/capabilities), not a path")
+        options = SegmentRequest(
+            engine=engine, model=model, device=config.device, modality=modality, window=window, axis=axis
+        )  # refused here, before the upload is read, like the command line's flags
         folder = scratch()
         try:
 
@@ -121,8 +125,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             volume = await run_in_threadpool(read_upload, path, config.max_upload_bytes)
         finally:
             discard(folder)
-        options = {"modality": modality, "window": window, "axis": axis}
-        entry = await run_in_threadpool(store.create, volume, engine, model, config.device, **options)
+        entry = await run_in_threadpool(store.create, volume, options)
         return {"id": entry.id, "lease": entry.lease, "geometry": geometry(volume, entry.session.axis)}
 
     @app.get("/api/sessions/{sid}", dependencies=auth)

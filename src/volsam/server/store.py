@@ -21,6 +21,7 @@ from typing import Any
 
 from volsam.core.errors import LeaseRefused, ServerFull, SessionNotFound
 from volsam.core.volume import Volume
+from volsam.jobs.request import SegmentRequest
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class SessionStore:
         max_sessions: more than this at once -> :class:`ServerFull`.
         idle_timeout_s: sessions unused this long are closed by :meth:`expire` (run on every request).
         device_slots: model runs at once per device.
-        make_session: builds a Session from (volume, engine, model, device, options) -- the real
+        make_session: builds a Session from (volume, :class:`~volsam.jobs.request.SegmentRequest`) -- the real
             :class:`volsam.Session` unless a test swaps it.
     """
 
@@ -92,8 +93,10 @@ class SessionStore:
         with self._lock:
             return len(self._entries)
 
-    def create(self, volume: Volume, engine: str, model: str | None, device: str, **options: Any) -> Entry:
-        """Open a session on ``volume``; raises :class:`ServerFull` at the limit (after expiring idle ones)."""
+    def create(self, volume: Volume, request: SegmentRequest) -> Entry:
+        """Open a session on ``volume`` with the options of ``request``; raises :class:`ServerFull` at the
+        limit (after expiring idle ones)."""
+        engine, model, device = request.engine, request.model, request.device
         self.expire()
         with self._lock:
             if len(self._entries) >= self.max_sessions:
@@ -103,7 +106,7 @@ class SessionStore:
             self._entries[sid] = placeholder  # reserve the slot while the engine loads
         try:
             with self.device_slot(device):
-                placeholder.session = self._make(volume, engine, model, device, **options)
+                placeholder.session = self._make(volume, request)
         except BaseException:
             with self._lock:
                 self._entries.pop(sid, None)
@@ -203,8 +206,5 @@ def _trim_heap() -> None:
         pass
 
 
-def _volsam_session(volume: Volume, engine: str, model: str | None, device: str, **options: Any) -> Any:
-    from volsam.engines import get as get_engine
-    from volsam.session import Session
-
-    return Session(volume, engine=get_engine(engine, model, device), **options)
+def _volsam_session(volume: Volume, request: SegmentRequest) -> Any:
+    return request.session(volume)

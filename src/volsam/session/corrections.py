@@ -2,25 +2,47 @@
 re-propagate from it only until the result agrees with what was there, or the next frame the user
 prompted, or the object ends.
 
-Masks here are frame stacks ``(n_frames, H, W)`` in the window of a :class:`~volsam.propagate.FrameStack`
-(frame pixels: x = column, y = row).
+Masks here are frame stacks ``(n_frames, H, W)`` in the window of a :class:`~volsam.propagation.FrameStack`
+(frame pixels: x = column, y = row). The thresholds are fields of
+:class:`~volsam.propagation.settings.CorrectionSettings`.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from scipy import ndimage
 
-from volsam.core.errors import PromptError
-from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, mask_box, predict_seed, propagate
+from volsam.core.errors import PromptError, SettingsError
+from volsam.engines.base import FrameSource
+from volsam.propagation import EmbeddingCache, PropagationSettings, mask_box, predict_seed, propagate
+from volsam.propagation.settings import CorrectionSettings
 
 log = logging.getLogger(__name__)
 
-UNCHANGED_DICE = 0.9  # a re-propagated frame this close to the old mask ends the walk in that direction
-NEIGHBOUR_GROWTH = 1.25  # an ``add`` correction may grow a re-propagated neighbour to this times its old area
+BoxXY = tuple[float, float, float, float]
+
+
+class EditMode(str, Enum):
+    """How a corrected frame combines the model's new mask with the current one (:func:`combine`)."""
+
+    REPLACE = "replace"  # take the new mask (a box, or the first prompt on a frame without the object)
+    ADD = "add"  # the latest click was on the object: only add the piece under it
+    REMOVE = "remove"  # the latest click was on background: only take voxels away
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def of(cls, value: EditMode | str) -> EditMode:
+        """``value`` as an EditMode; SettingsError for anything else."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise SettingsError(f"edit mode {value!r} is not one of replace, add, remove") from None
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> float:
@@ -32,18 +54,21 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
 def correction_box(
     mask: np.ndarray,
     positives: np.ndarray,
-    user_box: tuple[float, float, float, float] | None,
-    template: tuple[float, float, float, float] | None = None,
-) -> tuple[float, float, float, float] | None:
+    user_box: BoxXY | None,
+    template: BoxXY | None = None,
+    corrections: CorrectionSettings | None = None,
+) -> BoxXY | None:
     """The box to prompt a corrected frame with.
 
     The user's box on the frame if there is one. Otherwise the box of the current mask and the positive
-    clicks ``(n, 2)`` (x, y), grown by a tenth of its side (at least 2 px) so that the object can grow
-    towards a click. On a frame without the object, ``template`` (the box of the object on the nearest frame
-    that has it) moved to centre on the clicks when they lie outside it. None when there is nothing to go on.
+    clicks ``(n, 2)`` (x, y), grown by ``corrections.box_pad_fraction`` of its side (at least
+    ``box_pad_min`` px) so that the object can grow towards a click. On a frame without the object,
+    ``template`` (the box of the object on the nearest frame that has it) moved to centre on the clicks when
+    they lie outside it. None when there is nothing to go on.
     """
     if user_box is not None:
         return user_box
+    corrections = corrections or CorrectionSettings()
     h, w = mask.shape
     pos = np.asarray(positives, dtype=float).reshape(-1, 2)
     current = mask_box(mask)
@@ -59,7 +84,8 @@ def correction_box(
         ys = ([current[1], current[3]] if current is not None else []) + list(pos[:, 1])
     if not xs:
         return None
-    pad = max(2.0, 0.1 * max(max(xs) - min(xs) + 1, max(ys) - min(ys) + 1))
+    side = max(max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)
+    pad = max(corrections.box_pad_min, corrections.box_pad_fraction * side)
     return (max(0.0, min(xs) - pad), max(0.0, min(ys) - pad), min(w - 1.0, max(xs) + pad), min(h - 1.0, max(ys) + pad))
 
 
@@ -87,10 +113,10 @@ class FrameEdit:
     frame that has it (see :func:`correction_box`); ``clicks_to_model`` whether the clicks also go to the
     model's prompt encoder with the box."""
 
-    user_box: tuple[float, float, float, float] | None
+    user_box: BoxXY | None
     points: np.ndarray
     labels: np.ndarray
-    template: tuple[float, float, float, float] | None = None
+    template: BoxXY | None = None
     clicks_to_model: bool = True  # False: the model gets the box only; clicks act through the add/remove rules
 
 
@@ -115,8 +141,9 @@ def resegment_frame(
     current: np.ndarray,
     edit: FrameEdit,
     settings: PropagationSettings,
-    mode: str = "replace",
+    mode: EditMode | str = EditMode.REPLACE,
     area_cap: float | None = None,
+    corrections: CorrectionSettings | None = None,
 ) -> np.ndarray:
     """Frame ``s`` segmented again from the user's box there (or the box of :func:`correction_box`)
     together with every click on it; returns the new bool mask ``(H, W)``.
@@ -133,8 +160,10 @@ def resegment_frame(
     model's piece under the object clicks; ``remove`` (a background click) only takes voxels away;
     ``replace`` takes the model's mask as it is.
     """
-    new = _resegment(cache, s, current, edit, settings)
-    return combine(current, new, edit.points, edit.labels, mode, area_cap)
+    mode = EditMode.of(mode)
+    corrections = corrections or CorrectionSettings()
+    new = _resegment(cache, s, current, edit, settings, corrections)
+    return combine(current, new, edit.points, edit.labels, mode, area_cap, corrections)
 
 
 def _nearest(current: np.ndarray, added: np.ndarray, clicks: np.ndarray, cap: float) -> np.ndarray:
@@ -175,15 +204,19 @@ def combine(
     new: np.ndarray,
     points: np.ndarray,
     labels: np.ndarray,
-    mode: str,
+    mode: EditMode | str,
     area_cap: float | None = None,
+    corrections: CorrectionSettings | None = None,
 ) -> np.ndarray:
     """The corrected frame from the current mask, the model's new one and the clicks (``(n, 2)`` (x, y),
     labels 1/0): ``add`` keeps the current mask and adds the new pieces under the object clicks (no further
-    from the mask than about twice the click's distance, at most ``area_cap`` pixels in all, nearest the
-    clicks first); ``remove`` keeps only what both masks have; ``replace`` takes the new mask."""
+    from the mask than ``corrections.add_reach`` times the click's distance plus ``add_reach_px``, at most
+    ``area_cap`` pixels in all, nearest the clicks first); ``remove`` keeps only what both masks have;
+    ``replace`` takes the new mask."""
+    mode = EditMode.of(mode)
+    corrections = corrections or CorrectionSettings()
     points = np.asarray(points, dtype=float).reshape(-1, 2)
-    if mode == "add":
+    if mode is EditMode.ADD:
         positives = points[np.asarray(labels) == 1]
         pieces, _ = ndimage.label(new)
         keep = {int(pieces[int(round(y)), int(round(x))]) for x, y in positives} - {0}
@@ -191,18 +224,23 @@ def combine(
         if current.any():  # no further from the mask than about twice the click's distance to it
             gap = ndimage.distance_transform_edt(~current)
             reach = max([float(gap[int(round(y)), int(round(x))]) for x, y in positives] + [1.0])
-            added &= gap <= 2 * reach + 1
+            added &= gap <= corrections.add_reach * reach + corrections.add_reach_px
         grown = _fill_clicks(current | added, positives)
         if area_cap is not None and current.any() and len(positives) and grown.sum() > area_cap:
             grown = _nearest(current, grown, positives, area_cap)
         return grown
-    if mode == "remove":
+    if mode is EditMode.REMOVE:
         return current & new
     return new
 
 
 def _resegment(
-    cache: EmbeddingCache, s: int, current: np.ndarray, edit: FrameEdit, settings: PropagationSettings
+    cache: EmbeddingCache,
+    s: int,
+    current: np.ndarray,
+    edit: FrameEdit,
+    settings: PropagationSettings,
+    corrections: CorrectionSettings,
 ) -> np.ndarray:
     user_box, template = edit.user_box, edit.template
     points = np.asarray(edit.points, dtype=np.float32).reshape(-1, 2)
@@ -218,11 +256,11 @@ def _resegment(
         # at an object's end), the neighbour's box when they give nothing that covers them
         mask, _ = predict_seed(cache, s, points=points, point_labels=labels, settings=settings)
         if not covers(mask):
-            box = correction_box(current, positives, None, template)
+            box = correction_box(current, positives, None, template, corrections)
             if box is not None:
                 mask, _ = predict_seed(cache, s, box=box, points=points, point_labels=labels, settings=settings)
         return mask if not any(mask[int(round(y)), int(round(x))] for x, y in negatives) else _carve(mask, negatives)
-    box = correction_box(current, positives, user_box, template)
+    box = correction_box(current, positives, user_box, template, corrections)
     if box is None:  # only background clicks on a frame without the object: nothing to take away
         return current.copy()
     with_clicks = edit.clicks_to_model and len(points) > 0
@@ -253,7 +291,7 @@ def _resegment(
     return mask
 
 
-def trim_box(box: tuple[float, float, float, float], negatives: np.ndarray) -> tuple[float, float, float, float] | None:
+def trim_box(box: BoxXY, negatives: np.ndarray) -> BoxXY | None:
     """``box`` (x0, y0, x1, y1) with, for each background click inside it, the edge nearest the click moved
     just past it (the click marks the middle of a wrongly included band along that side); None when that
     leaves no box."""
@@ -275,7 +313,7 @@ def trim_box(box: tuple[float, float, float, float], negatives: np.ndarray) -> t
 
 
 def repropagate(
-    stack: FrameStack,
+    stack: FrameSource,
     masks: np.ndarray,
     start: int,
     *,
@@ -284,20 +322,24 @@ def repropagate(
     settings: PropagationSettings,
     toward: int = 0,
     grow: bool = True,
-    mode: str = "replace",
+    mode: EditMode | str = EditMode.REPLACE,
+    corrections: CorrectionSettings | None = None,
 ) -> set[int]:
     """Carry the corrected frame ``start`` (its mask in ``masks`` is already the new one) to its neighbours
     within ``bounds`` = (first, last) frame, inclusive; returns the frames written.
 
     ``toward`` (-1 / +1) is the side of the object's nearest prompted frame: the masks there came from a
     stronger prompt, so on that side the walk only fills frames that have no mask yet (a gap before the
-    object). On the other side it re-propagates until a frame comes out within :data:`UNCHANGED_DICE` of
+    object). On the other side it re-propagates until a frame comes out within ``corrections.unchanged_dice`` of
     its old mask; when the object ends first, the old masks beyond, up to the bound, are cleared (they
     continued what the correction removed). Without ``grow`` (a correction that only took voxels away) the
     walk does not carry the object into frames that had none. An empty corrected frame ends the object
     there. ``mode`` ``add`` only adds to old masks (and never clears), growing each
-    by at most :data:`NEIGHBOUR_GROWTH` times its old area (:func:`grow_capped`), ``remove`` only takes away.
+    by at most ``corrections.neighbour_growth`` times its old area (:func:`grow_capped`), ``remove`` only takes
+    away.
     """
+    mode = EditMode.of(mode)
+    corrections = corrections or CorrectionSettings()
     lo, hi = bounds
     if not lo <= start <= hi:
         raise PromptError(f"frame {start} is outside the correction range {lo}..{hi}")
@@ -312,7 +354,7 @@ def repropagate(
                 written.add(u)
 
     if not masks[start].any():
-        if mode != "add":
+        if mode is not EditMode.ADD:
             clear_beyond(start, away)
         return written
     for step in (away, -away):
@@ -336,17 +378,17 @@ def repropagate(
             old = masks[res.index]
             if step != away and old.any():
                 break  # towards the prompt: the frames that have the object keep it
-            if step == away and res.mask.any() and agreement(res.mask, old) >= UNCHANGED_DICE:
+            if step == away and res.mask.any() and agreement(res.mask, old) >= corrections.unchanged_dice:
                 break
             if step == away and not old.any() and (not grow or res.mask.sum() > prev_area):
                 break  # a removal does not extend the object; an extension only while it narrows
-            if mode == "add" and not res.mask.any():
+            if mode is EditMode.ADD and not res.mask.any():
                 break  # adding never clears
-            if mode == "add":  # a neighbour grows by at most NEIGHBOUR_GROWTH (a small object's answer can balloon)
-                new = grow_capped(old, res.mask, NEIGHBOUR_GROWTH * old.sum()) if old.any() else res.mask
+            if mode is EditMode.ADD:  # a neighbour grows by a bounded factor (a small object's answer can balloon)
+                new = grow_capped(old, res.mask, corrections.neighbour_growth * old.sum()) if old.any() else res.mask
             else:
-                new = old & res.mask if mode == "remove" and old.any() else res.mask
-            if mode == "add" and np.array_equal(new, old):
+                new = old & res.mask if mode is EditMode.REMOVE and old.any() else res.mask
+            if mode is EditMode.ADD and np.array_equal(new, old):
                 break
             masks[res.index] = new
             written.add(res.index)

@@ -9,13 +9,10 @@ How an edit is computed:
 
 * the first prompts of an object, and any 3D box, segment it from all its prompts (as
   :func:`volsam.segment` does);
-* later prompts are corrections. With a slice engine (LiteMedSAM) each corrected slice is segmented again
-  from the object's box there (or its current mask's box) together with every click on it, and the walk
-  re-propagates from that slice only until the result agrees with the old one, the next slice the user
-  prompted, or the object's end (:mod:`volsam.session.corrections`). A mask prompt replaces the object on
-  its slices. With a tracker engine (SAM 2) the new prompts go on their slice, every prompted slice
-  conditions the memory, and tracking resumes from the corrected slice in both directions until the result
-  stops changing or reaches the next prompted slice.
+* later prompts are corrections, computed by the corrector of the engine's kind
+  (:mod:`volsam.session.correctors`): with a slice engine (LiteMedSAM) each corrected slice is segmented
+  again and the walk re-propagates from it only until the result agrees with the old one; with a tracker
+  engine (SAM 2) tracking resumes from the corrected slice.
 
 Slice embeddings are kept per session within ``cache_mb`` (LRU): a correction on a slice seen before
 does not run the image encoder again.
@@ -28,26 +25,27 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from volsam.core.errors import PromptError
-from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt, in_plane_axes
+from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt
 from volsam.core.volume import Volume
-from volsam.engines import get as get_engine
+from volsam.engines import resolve as resolve_engine
 from volsam.engines.base import SliceEngine, TrackerEngine
-from volsam.engines.cache import CachedEngine
 from volsam.preprocess import fit_normalizer
-from volsam.propagate import EmbeddingCache, FrameStack, PropagationSettings, focus_window, mask_box
-from volsam.segmentation import frame_prompts, prompt_extent, resolve_axis, segment, tracker_prompts
-from volsam.session.corrections import UNCHANGED_DICE, FrameEdit, agreement, repropagate, resegment_frame
+from volsam.propagation import PropagationSettings
+from volsam.propagation.prompts import validate_prompt
+from volsam.propagation.settings import CorrectionSettings
+from volsam.segmentation import resolve_axis
+from volsam.session.correctors import corrector_for
 from volsam.session.prompts_file import ObjectSpec
 from volsam.session.state import Change, Edit, History, ObjectRecord, SessionObject, bounding_region
 
 log = logging.getLogger(__name__)
 
 OVERLAP_POLICIES = ("later", "keep")
-RETRACK_SETTLED = 2  # tracker corrections stop a direction after this many slices that did not change
 
 
 class Session:
@@ -59,16 +57,15 @@ class Session:
             and device (see :func:`volsam.engines.get`).
         axis: the slice axis (``i``, ``j``, ``k`` or ``axial`` / ``coronal`` / ``sagittal``).
         modality, window: intensity normalisation (see :func:`volsam.preprocess.fit_normalizer`), fitted once.
-        settings: the slice-engine walk (:class:`~volsam.propagate.PropagationSettings`).
+        settings: the slice-engine walk (:class:`~volsam.propagation.PropagationSettings`).
         overlap: ``later`` (default: where objects overlap, the one added later wins) or ``keep`` (an object
             never overwrites voxels of one added before it).
         history: how many steps :meth:`undo` can go back.
         cache_mb: memory for kept slice embeddings (MB).
         absent_patience: tracker engines stop a direction after this many slices without the object.
         click_prompts: slice engines: also give the clicks to the model's prompt encoder with the box when a
-            slice is corrected. Off by default: with LiteMedSAM, box-only edits (the clicks acting through the
-            add / remove rules) measured better, mean Dice after 5 simulated clicks 0.863 vs 0.850, worst case
-            -0.10 vs -0.32 (benchmarks/bench_interactive.py [--click-prompts], cropped lesion set).
+            slice is corrected (``CorrectionSettings.click_prompts``; off by default, see there why).
+        corrections: the thresholds of corrections (:class:`~volsam.propagation.settings.CorrectionSettings`).
     """
 
     def __init__(
@@ -87,20 +84,21 @@ class Session:
         cache_mb: float = 1024.0,
         absent_patience: int | None = 3,
         click_prompts: bool = False,
+        corrections: CorrectionSettings | None = None,
     ):
         if overlap not in OVERLAP_POLICIES:
             raise PromptError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
         self.volume = volume
         self.axis = resolve_axis(volume, axis)
-        eng = engine if isinstance(engine, (SliceEngine, TrackerEngine)) else get_engine(engine, model, device)
-        self.engine: CachedEngine | TrackerEngine = (
-            eng if isinstance(eng, (TrackerEngine, CachedEngine)) else CachedEngine(eng, cache_mb)
-        )
         self.normalizer = fit_normalizer(volume, modality, window)
         self.settings = settings or PropagationSettings()
+        self.corrections = corrections or CorrectionSettings()
+        if click_prompts:
+            self.corrections = replace(self.corrections, click_prompts=True)
         self.overlap = overlap
         self.absent_patience = absent_patience
-        self.click_prompts = click_prompts
+        self._corrector = corrector_for(resolve_engine(engine, model, device), self, cache_mb)
+        self.engine = self._corrector.engine
         self._objects: dict[int, SessionObject] = {}
         self._pending: list[tuple[int, Prompt]] = []
         self._history = History(history)
@@ -191,7 +189,7 @@ class Session:
     def add(self, obj: int, prompt: Prompt, run: bool = True) -> Change:
         """Add any prompt to an object; with ``run`` False it waits for :meth:`run`."""
         self._object(obj)
-        _validate(prompt, self.volume.size, self.axis)
+        validate_prompt(prompt, self.volume.size, self.axis)
         self._pending.append((obj, prompt))
         return self.run() if run else Change()
 
@@ -268,19 +266,22 @@ class Session:
         return self.volume.with_array(out, labels=names)
 
     # -- computing ------------------------------------------------------------------------------------------------
+    def mark_first_frame(self) -> None:
+        """Correctors call this when the corrected slice's new mask is ready (``Change.first_frame_seconds``)."""
+        if self._first_frame_at is None:
+            self._first_frame_at = time.perf_counter()
+
     def _apply(self, o: SessionObject, new: list[Prompt]) -> tuple[Edit, Change]:
         record_before = _record(o)
         old = o.mask.copy() if o.mask is not None else np.zeros(self.volume.array.shape, bool)
         o.mask = o.mask.copy() if o.mask is not None else None  # edits write into a new array (rollback keeps the old)
         o.prompts = _merged(o.prompts, new)
-        encoded_before = self._encoded()
+        encoded_before = self._corrector.frames_encoded
         fresh = o.mask is None or not o.mask.any() or any(isinstance(p, Box3D) for p in new)
         if fresh:
-            self._segment_all(o)
-        elif isinstance(self.engine, TrackerEngine):
-            self._retrack(o, new)
+            self._corrector.segment(o)
         else:
-            self._correct(o, new)
+            self._corrector.correct(o, new)
         diff = old ^ o.mask
         region = bounding_region(diff)
         edit = Edit(
@@ -291,132 +292,7 @@ class Session:
             old[region] if region is not None else None,
             o.mask[region].copy() if region is not None else None,
         )
-        return edit, Change.of(diff, (o.label,), self.axis, self._encoded() - encoded_before)
-
-    def _encoded(self) -> int:
-        return self.engine.frames_encoded if isinstance(self.engine, CachedEngine) else 0
-
-    def _segment_all(self, o: SessionObject) -> None:
-        """Segment the object from all its prompts (its first prompts, a 3D box, or any tracker-engine edit)."""
-        prompts = list(o.prompts)
-        if not any(_can_start(p) for p in prompts):
-            raise PromptError(
-                f"object {o.label}: give a box, a positive point or a mask first (only background clicks)"
-            )
-        seg = segment(
-            self.volume,
-            prompts,
-            engine=self.engine,
-            axis=self.axis,
-            label=1,
-            settings=self.settings,
-            absent_patience=self.absent_patience,
-            normalizer=self.normalizer,
-            on_frame=(lambda r: self.on_frame(r.index)) if self.on_frame is not None else None,
-        )
-        o.mask = seg.array > 0
-        o.window = seg.meta["report"].window
-
-    def _correct(self, o: SessionObject, new: list[Prompt]) -> None:
-        """Slice-engine corrections: each slice the new prompts touch is segmented again and re-propagated."""
-        if o.mask is None:  # _apply segments fresh objects; here the object has voxels
-            raise PromptError(f"object {o.label} has nothing to correct yet")
-        per_frame, seed_masks, box3d = frame_prompts(o.prompts, self.volume.size, self.axis)
-        touched = sorted({s for s in _frames_of(new, self.axis)})
-        stack = self._stack_for(o, [per_frame.get(s, {}) for s in touched], seed_masks)
-        y0, y1, x0, x1 = stack.roi
-        frames = np.moveaxis(o.mask, 2 - self.axis, 0)[:, y0:y1, x0:x1]  # a view: writes land in o.mask
-        cache = EmbeddingCache(self.engine, stack, self.settings.batch_size, self.settings.cache_size)
-        prompted = sorted(set(per_frame) | set(seed_masks))
-        lo_limit, hi_limit = (0, len(stack) - 1)
-        if box3d is not None:
-            lo_limit, hi_limit = box3d.lower()[self.axis], box3d.upper()[self.axis]
-        for s in touched:
-            was_empty = not frames[s].any()
-            clicks = [p for p in new if isinstance(p, Point) and p.ijk()[self.axis] == s]
-            mode = "replace" if not clicks or was_empty else "add" if clicks[-1].positive else "remove"
-            if s in seed_masks and any(isinstance(p, MaskPrompt) for p in new):
-                frames[s] = seed_masks[s][y0:y1, x0:x1]
-            else:
-                entry = per_frame.get(s, {})
-                pts = np.asarray(entry.get("points", []), dtype=np.float32).reshape(-1, 2) - [x0, y0]
-                lbl = np.asarray(entry.get("labels", []), dtype=np.int64)
-                box = entry.get("box")
-                local_box = (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0) if box is not None else None
-                edit = FrameEdit(local_box, pts, lbl, _nearest_box(frames, s), self.click_prompts)
-                cap = _area_cap(frames, s) if mode == "add" else None
-                frames[s] = resegment_frame(cache, s, frames[s], edit, self.settings, mode, cap)
-            if self._first_frame_at is None:
-                self._first_frame_at = time.perf_counter()
-            before = [t for t in prompted if t < s]
-            after = [t for t in prompted if t > s]
-            bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))
-            anchors = sorted({t for t, e in per_frame.items() if "box" in e} | set(seed_masks))
-            toward = _toward(s, [t for t in anchors if t < s], [t for t in anchors if t > s], frames)
-            # the object may reach new frames only from a frame where the user showed it anew (a click on a
-            # frame without it, or a drawn mask)
-            grow = bool(frames[s].any()) and (was_empty or s in seed_masks)
-            repropagate(
-                stack,
-                frames,
-                s,
-                cache=cache,
-                bounds=bounds,
-                settings=self.settings,
-                toward=toward,
-                grow=grow,
-                mode=mode,
-            )
-
-    def _retrack(self, o: SessionObject, new: list[Prompt]) -> None:
-        """Tracker-engine corrections: the new prompts go on their slice, which becomes a conditioning frame
-        like every slice the user prompted, and tracking resumes from it in both directions until the result
-        agrees with the old one again (:data:`RETRACK_SETTLED` slices in a row) or the next prompted slice.
-        Prompts on several slices at once re-track the whole object."""
-        touched = sorted(set(_frames_of(new, self.axis)))
-        if len(touched) != 1:
-            self._segment_all(o)
-            return
-        k = touched[0]
-        per_frame, seed_masks, box3d = frame_prompts(o.prompts, self.volume.size, self.axis)
-        prompted = sorted(set(per_frame) | set(seed_masks))
-        stack = FrameStack(self.volume.array, self.axis, self.normalizer.apply)
-        lo, hi = (0, len(stack) - 1) if box3d is None else (box3d.lower()[self.axis], box3d.upper()[self.axis])
-        lo = max([lo, *(t + 1 for t in prompted if t < k)])
-        hi = min([hi, *(t - 1 for t in prompted if t > k)])
-        prompts = tracker_prompts(per_frame, seed_masks, 1)
-        frames = np.moveaxis(o.mask, 2 - self.axis, 0)  # a view: writes land in o.mask
-        clip = _box3d_clip(box3d, self.axis, frames.shape[1:])
-        for limit in ((k, hi), (lo, k)):  # forward, then backward (the corrected slice is run by both)
-            settled = 0
-            for res in self.engine.track(stack, prompts, limit=limit, start=k, absent_patience=self.absent_patience):
-                mask = res.masks[0] & clip if clip is not None else res.masks[0]
-                if self.on_frame is not None:
-                    self.on_frame(res.index)
-                if res.index == k and self._first_frame_at is None:
-                    self._first_frame_at = time.perf_counter()
-                agree = res.index != k and agreement(frames[res.index], mask) >= UNCHANGED_DICE
-                frames[res.index] = mask
-                settled = settled + 1 if agree else 0
-                if settled >= RETRACK_SETTLED:
-                    break
-
-    def _stack_for(self, o: SessionObject, entries: list[dict], seed_masks: dict[int, np.ndarray]) -> FrameStack:
-        """The frames in the object's window, widened first when a new prompt lies outside it."""
-        if o.window is not None and self.settings.strategy == "volsam":
-            y0, y1, x0, x1 = o.window
-            extent = prompt_extent(dict(enumerate(entries)), seed_masks, None, self.axis)
-            if extent is not None and not (x0 <= extent[0] and extent[2] < x1 and y0 <= extent[1] and extent[3] < y1):
-                px0, py0, px1, py1 = extent
-                frames = np.moveaxis(o.mask, 2 - self.axis, 0) if o.mask is not None else None
-                current = mask_box(frames.any(axis=0)) if frames is not None else None
-                if current is not None:
-                    px0, py0 = min(px0, current[0]), min(py0, current[1])
-                    px1, py1 = max(px1, current[2]), max(py1, current[3])
-                shape = np.moveaxis(self.volume.array, 2 - self.axis, 0).shape[1:]
-                o.window = focus_window((px0, py0, px1, py1), shape, self.settings.roi_context, self.settings.roi_min)
-                log.info("object %d: a prompt lies outside its window; widened to %s", o.label, o.window)
-        return FrameStack(self.volume.array, self.axis, self.normalizer.apply, o.window)
+        return edit, Change.of(diff, (o.label,), self.axis, self._corrector.frames_encoded - encoded_before)
 
     # -- prompts files --------------------------------------------------------------------------------------------
     def save_prompts(self, path: str | Path) -> Path:
@@ -444,7 +320,7 @@ class Session:
     # -- resume ---------------------------------------------------------------------------------------------------
     @classmethod
     def from_labelmap(
-        cls, volume: Volume, labelmap: Volume | str | Path, names: dict[int, str] | None = None, **options: object
+        cls, volume: Volume, labelmap: Volume | str | Path, names: dict[int, str] | None = None, **options: Any
     ) -> Session:
         """A session whose objects are the labels of ``labelmap`` (a Volume or a file on ``volume``'s grid);
         each object starts with its voxels as a mask prompt, so corrections can follow."""
@@ -455,7 +331,7 @@ class Session:
             raise PromptError(
                 f"the label map (size {lab.size}) is not on the image grid (size {volume.size}); nothing is resampled"
             )
-        session = cls(volume, **options)  # type: ignore[arg-type]
+        session = cls(volume, **options)
         values = np.asarray(lab.array)
         for value in (int(v) for v in np.unique(values) if v != 0):
             label = session.add_object(value, (names or {}).get(value))
@@ -466,68 +342,12 @@ class Session:
         return session
 
 
-def _nearest_box(frames: np.ndarray, s: int) -> tuple[float, float, float, float] | None:
-    """The mask box on the frame nearest to ``s`` (other than ``s``) that has the object; None if none does."""
-    present = [t for t in np.flatnonzero(frames.any(axis=(1, 2))) if t != s]
-    if not present:
-        return None
-    return mask_box(frames[min(present, key=lambda t: (abs(t - s), t))])
-
-
-def _toward(s: int, before: list[int], after: list[int], frames: np.ndarray) -> int:
-    """-1 / +1: the side of frame ``s`` where the object's nearest other prompted frame lies (else its bulk)."""
-    near_before = s - before[-1] if before else None
-    near_after = after[0] - s if after else None
-    if near_before is not None and (near_after is None or near_before <= near_after):
-        return -1
-    if near_after is not None:
-        return 1
-    present = np.flatnonzero(frames.any(axis=(1, 2)))
-    return -1 if present.size and present.mean() < s else 1
-
-
-def _box3d_clip(box3d: Box3D | None, axis: int, shape: tuple[int, int]) -> np.ndarray | None:
-    """The in-plane footprint ``(H, W)`` of an object's 3D box (None without one): tracked masks stay in it,
-    as :func:`volsam.segment` clips them."""
-    if box3d is None:
-        return None
-    u, v = in_plane_axes(axis)
-    lo, hi = box3d.lower(), box3d.upper()
-    clip = np.zeros(shape, dtype=bool)
-    clip[lo[v] : hi[v] + 1, lo[u] : hi[u] + 1] = True
-    return clip
-
-
-AREA_GROWTH = 1.25  # a click may grow a slice's object to this times the larger of it and its neighbours
-
-
-def _area_cap(frames: np.ndarray, s: int) -> float | None:
-    """The most pixels a positive click may give slice ``s``: :data:`AREA_GROWTH` times the largest of its
-    own and its two neighbours' areas (None when all are empty)."""
-    areas = [int(frames[t].sum()) for t in (s - 1, s, s + 1) if 0 <= t < len(frames)]
-    top = max(areas, default=0)
-    return AREA_GROWTH * top if top > 0 else None
-
-
 def _record(o: SessionObject) -> ObjectRecord:
     return ObjectRecord(o.name, tuple(o.prompts), o.window, o.order)
 
 
 def _zeros(like: np.ndarray, region: tuple[slice, slice, slice] | None) -> np.ndarray | None:
     return np.zeros_like(like[region]) if region is not None else None
-
-
-def _validate(prompt: Prompt, size: tuple[int, int, int], axis: int) -> None:
-    if isinstance(prompt, Box2D):
-        prompt.validate(size, axis)
-    elif isinstance(prompt, (Box3D, Point, MaskPrompt)):
-        prompt.validate(size)
-    else:
-        raise PromptError(f"unsupported prompt {prompt!r}")
-
-
-def _can_start(p: Prompt) -> bool:
-    return not (isinstance(p, Point) and not p.positive)
 
 
 def _merged(old: list[Prompt], new: list[Prompt]) -> list[Prompt]:
@@ -540,20 +360,6 @@ def _merged(old: list[Prompt], new: list[Prompt]) -> list[Prompt]:
             out = [q for q in out if not isinstance(q, Box3D)]
         out.append(p)
     return out
-
-
-def _frames_of(prompts: list[Prompt], axis: int) -> list[int]:
-    """The slices (along ``axis``) that ``prompts`` touch."""
-    frames: list[int] = []
-    for p in prompts:
-        if isinstance(p, Box2D):
-            frames.append(p.slice)
-        elif isinstance(p, Point):
-            frames.append(p.ijk()[axis])
-        elif isinstance(p, MaskPrompt):
-            stack = np.moveaxis(p.binary(), 2 - axis, 0)
-            frames += [int(s) for s in np.flatnonzero(stack.any(axis=(1, 2)))]
-    return frames
 
 
 __all__ = ["OVERLAP_POLICIES", "Session"]

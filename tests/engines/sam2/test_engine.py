@@ -14,7 +14,7 @@ from volsam.core.errors import ModelNotFound, PromptError
 from volsam.engines.base import FramePrompt
 from volsam.engines.sam2.convert import load_meta_checkpoint
 from volsam.engines.sam2.engine import Sam2Engine
-from volsam.propagate import FrameStack
+from volsam.propagation import FrameStack
 
 N_FRAMES, H, W = 18, 60, 72  # >= 16 frames: both sides then use 16 object pointers
 PROMPT_FRAME, BOX = 8, (20.0, 15.0, 45.0, 40.0)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from volsam.core.errors import ModelNotFound, PromptError
-from volsam.engines.base import Capabilities, FramePrompt, TrackedFrame, TrackerEngine
+from volsam.engines.base import Capabilities, FramePrompt, FrameSource, TrackedFrame, TrackerEngine
 from volsam.engines.precision import autocast, check_precision, native_bf16
 from volsam.engines.sam2 import hiera, rope, sine_cache
 
@@ -144,21 +144,20 @@ class Sam2Engine(TrackerEngine):
             session.add_mask_inputs(obj_idx, frame_idx, (mask >= 0.5).float())
             session.remove_point_inputs(obj_idx, frame_idx)
             return
+        scaled = prompt.scaled(self.side / w, self.side / h)  # frame pixels -> the model's square
         coords: list[list[float]] = []
         labels: list[int] = []
-        if prompt.box is not None:
-            x0, y0, x1, y1 = prompt.box
+        if scaled.box is not None:
+            x0, y0, x1, y1 = scaled.box
             coords += [[x0, y0], [x1, y1]]
             labels += [2, 3]  # SAM 2 encodes a box as its two corners with these labels
-        if prompt.points is not None:
-            pts = np.asarray(prompt.points, dtype=np.float64).reshape(-1, 2)
-            lab = np.ones(len(pts), int) if prompt.point_labels is None else np.asarray(prompt.point_labels)
-            coords += pts.tolist()
+        if scaled.points is not None:
+            lab = np.ones(len(scaled.points), int) if prompt.point_labels is None else np.asarray(prompt.point_labels)
+            coords += scaled.points.tolist()
             labels += [int(v) for v in lab]
         if not coords:
             raise PromptError(f"frame {frame_idx}: object {obj_id} has no box, point or mask")
-        scale = torch.tensor([self.side / w, self.side / h], dtype=torch.float32)
-        point_coords = torch.tensor(coords, dtype=torch.float32) * scale
+        point_coords = torch.tensor(coords, dtype=torch.float32)
         session.add_point_inputs(
             obj_idx,
             frame_idx,
@@ -172,7 +171,7 @@ class Sam2Engine(TrackerEngine):
     # -- tracking -------------------------------------------------------------------------------------------
     def track(
         self,
-        frames: Any,
+        frames: FrameSource,
         prompts: dict[int, dict[int, FramePrompt]],
         *,
         limit: tuple[int, int] | None = None,

@@ -12,8 +12,14 @@ ring-enhancing objects, whose inside mixes dark and bright tissue.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from scipy import ndimage
+
+from volsam.propagation.settings import PropagationSettings
+
+log = logging.getLogger(__name__)
 
 BINS = 32  # grey-level bins over 0..255 (8 levels each)
 SMOOTH_BINS = 1.0  # Gaussian smoothing of the histograms, in bins
@@ -76,3 +82,17 @@ class AppearanceModel:
     @staticmethod
     def _bins(frame: np.ndarray) -> np.ndarray:
         return np.clip(np.asarray(frame, dtype=np.int32) * BINS // 256, 0, BINS - 1)
+
+
+def appearance_model(frame: np.ndarray, mask: np.ndarray, settings: PropagationSettings) -> AppearanceModel | None:
+    """The prompted frame's appearance model for the walk, None when the settings do not use one or when it
+    cannot separate the object from its surroundings (``settings.min_separability``)."""
+    if not settings.volsam or not (settings.appearance_stop or len(settings.proposal_ratios) > 1):
+        return None
+    model = AppearanceModel(settings.ring_width)
+    model.update(frame, mask)
+    separability = model.separability()
+    if separability < settings.min_separability:
+        log.info("object and surroundings look alike (separability %.2f): appearance rules off", separability)
+        return None
+    return model

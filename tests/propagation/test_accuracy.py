@@ -14,7 +14,7 @@ import pytest
 from volsam.data.lesions import lesion_cases
 from volsam.engines import get as get_engine
 from volsam.metrics import dice
-from volsam.propagate import PropagationSettings
+from volsam.propagation import PropagationSettings
 from volsam.segmentation import segment
 
 CASES = ("dark-00", "ring-00", "small-00", "flat-00", "dark-00-flip-ik", "dark-00-aniso")

@@ -3,10 +3,12 @@ import pytest
 
 from tests.support.toy_engine import ToyEngine
 from volsam.core import PromptError
-from volsam.propagate import (
+from volsam.core.errors import SettingsError
+from volsam.propagation import (
     EmbeddingCache,
     FrameStack,
     PropagationSettings,
+    StopReason,
     mask_box,
     propagate,
     segment_stack,
@@ -53,7 +55,7 @@ def test_score_rule_stops_and_baseline_ignores_it():
     stack = _stack(obj)
     low = ToyEngine(score=0.2)
     res = list(propagate(low, stack, 20, seed_mask=obj[20], settings=PropagationSettings(min_score=0.5)))
-    assert [r.index for r in res] == [20, 21, 19] and res[1].stop_reason.startswith("score")
+    assert [r.index for r in res] == [20, 21, 19] and res[1].stop_reason is StopReason.LOW_SCORE
     assert not res[1].mask.any()
     base = list(propagate(low, stack, 20, seed_mask=obj[20], settings=PropagationSettings.baseline()))
     assert len(base) == 19
@@ -106,7 +108,7 @@ def test_appearance_rule_stops_where_the_object_ends_and_baseline_runs_on():
     stack = FrameStack(image, 2, lambda f: f)
     res = list(propagate(ToyEngine(), stack, 20, seed_mask=ball[20]))
     forward = [r for r in res if r.index > 20]
-    assert forward[-1].index == 29 and "looks like the object" in forward[-1].stop_reason
+    assert forward[-1].index == 29 and forward[-1].stop_reason is StopReason.NOT_OBJECT
     assert not forward[-1].mask.any()
     base = list(propagate(ToyEngine(), stack, 20, seed_mask=ball[20], settings=PropagationSettings.baseline()))
     assert max(r.index for r in base if r.mask.any()) == 39
@@ -117,11 +119,11 @@ def test_appearance_rules_are_off_when_object_and_surroundings_look_alike():
     flat = np.full(ball.shape, 150, np.uint8)  # the toy engine segments everything in the box; no contrast
     stack = FrameStack(flat, 2, lambda f: f)
     res = list(propagate(ToyEngine(), stack, 20, seed_mask=ball[20], settings=PropagationSettings(growth_limit=0)))
-    assert all(r.stop_reason is None or "looks like" not in r.stop_reason for r in res)
+    assert all(r.stop_reason is not StopReason.NOT_OBJECT for r in res)
 
 
 def test_area_regrowth_after_shrinking_stops_the_walk():
-    from volsam.propagate import _AreaTrend
+    from volsam.propagation.stops import AreaTrend as _AreaTrend
 
     trend = _AreaTrend(after=0.7, rise=0.2, peak=100, low=100)
     assert [trend.regrew(a) for a in (120, 80, 60, 50, 55)] == [False] * 5  # 55 <= 1.2 x 50
@@ -133,9 +135,9 @@ def test_area_regrowth_after_shrinking_stops_the_walk():
 
 
 def test_settings_refuse_nonsense():
-    with pytest.raises(ValueError, match="strategy"):
+    with pytest.raises(SettingsError, match="strategy"):
         PropagationSettings(strategy="magic")
-    with pytest.raises(ValueError, match="proposal_ratios"):
+    with pytest.raises(SettingsError, match="proposal_ratios"):
         PropagationSettings(proposal_ratios=())
-    with pytest.raises(ValueError, match="ring_width"):
+    with pytest.raises(SettingsError, match="ring_width"):
         PropagationSettings(ring_width=0)

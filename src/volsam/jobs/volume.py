@@ -1,13 +1,18 @@
-"""File-level jobs that the CLI (and later the server) call: read, segment, write, render.
+"""Volume jobs: read an image, segment it, write the label map on its grid (and overlay PNGs).
 
-Each job is one function: the interfaces parse arguments and call it; nothing here parses text.
+* :func:`segment_file` -- one object from prompts (``volsam segment IMAGE --box ...``).
+* :func:`segment_file_with_prompts` -- a prompts file: several objects, corrections in order, in a
+  :class:`~volsam.session.Session` (``volsam segment IMAGE --prompts FILE``).
+
+Each job is one function that takes a validated :class:`~volsam.jobs.request.SegmentRequest`; the
+interfaces map their arguments onto it and call the job; nothing here parses text.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,14 +21,15 @@ import numpy as np
 from volsam.core.errors import InputError, OutputError, PromptError
 from volsam.core.prompts import MaskPrompt, Prompt
 from volsam.core.volume import Volume
+from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.io import read_volume, write_labels
 from volsam.io.dicom_seg import check_source, is_dicom_seg, read_dicom_seg
 from volsam.io.overlay import write_overlays
 from volsam.io.writers import DICOM_SEG, label_output_format
+from volsam.jobs.request import SegmentRequest
 from volsam.preprocess import fit_normalizer
-from volsam.propagate import SliceResult
+from volsam.propagation import PropagationSettings, SliceResult
 from volsam.segmentation import SegmentationReport, resolve_axis, segment
-from volsam.session import Session
 from volsam.session.prompts_file import load_prompts
 
 log = logging.getLogger(__name__)
@@ -59,31 +65,48 @@ def segment_file(
     image_path: str | Path,
     prompts: Sequence[Prompt],
     output: str | Path,
+    request: SegmentRequest | None = None,
     *,
+    engine: SliceEngine | TrackerEngine | None = None,
+    settings: PropagationSettings | None = None,
     mask_path: str | Path | None = None,
     overlay_dir: str | Path | None = None,
     series: str | None = None,
     channel: int | None = None,
     on_frame: Callable[[SliceResult], None] | None = None,
-    output_format: str | None = None,
-    **options: object,
 ) -> SegmentJobResult:
-    """Read ``image_path``, segment from ``prompts`` (and a mask file), write the label map to ``output``
-    on the image's grid, and optionally overlay PNGs. ``options`` go to :func:`volsam.segmentation.segment`.
-    ``output_format``: None / ``auto`` (from the extension) or ``dicom-seg`` (also for a ``.dcm`` output; the
-    image must be a DICOM series)."""
+    """Read ``image_path``, segment one object from ``prompts`` (and a mask file) as ``request`` says, write
+    the label map to ``output`` on the image's grid, and optionally overlay PNGs.
+
+    ``engine``: an already loaded engine (None: ``request.load_engine()``); ``settings``: the slice walk
+    (None: ``request.settings()``). ``request.output_format``:
+    ``auto`` (from the extension) or ``dicom-seg`` (also for a ``.dcm`` output; the image must be a DICOM
+    series)."""
+    request = request or SegmentRequest()
     image = read_volume(image_path, series=series, channel=channel)
-    fmt = _check_output(output, output_format, image)
+    fmt = _check_output(output, request.output_format, image)
     all_prompts = list(prompts)
     if mask_path is not None:
         all_prompts.append(load_mask_prompt(mask_path, image))
-    labelmap = segment(image, all_prompts, on_frame=on_frame, **options)  # type: ignore[arg-type]
-    label = int(options.get("label", 1))  # type: ignore[call-overload]
-    out = write_labels(labelmap, output, source=image, fmt=fmt, names={label: f"object {label}"}, **_algorithm(options))
+    eng = engine if engine is not None else request.load_engine()
+    labelmap = segment(
+        image,
+        all_prompts,
+        engine=eng,
+        axis=request.axis or "k",
+        modality=request.modality,
+        window=request.window,
+        label=request.label,
+        settings=settings or request.settings(),
+        absent_patience=request.absent_patience(),
+        on_frame=on_frame,
+    )
+    names = {request.label: f"object {request.label}"}
+    out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
     voxels = int(np.count_nonzero(labelmap.array))
     result = SegmentJobResult(out, labelmap.meta["report"], voxels, voxels * float(np.prod(image.spacing)) / 1000.0)
     if overlay_dir is not None:
-        norm = fit_normalizer(image, str(options.get("modality", "auto")), options.get("window"))  # type: ignore[arg-type]
+        norm = fit_normalizer(image, request.modality, request.window)
         result.overlays = write_overlays(norm.apply(image.array), labelmap.array, overlay_dir)
     return result
 
@@ -102,31 +125,35 @@ def segment_file_with_prompts(
     image_path: str | Path,
     prompts_path: str | Path,
     output: str | Path,
+    request: SegmentRequest | None = None,
     *,
+    engine: SliceEngine | TrackerEngine | None = None,
+    settings: PropagationSettings | None = None,
     overlay_dir: str | Path | None = None,
     series: str | None = None,
     channel: int | None = None,
-    axis: str | None = None,
     on_prompt: Callable[[int, Prompt], None] | None = None,
-    output_format: str | None = None,
-    **options: object,
 ) -> SessionJobResult:
     """Run a prompts JSON (several objects, corrections in order; see :mod:`volsam.session.prompts_file`)
-    on ``image_path`` in a :class:`~volsam.session.Session` and write the label map to ``output``.
+    on ``image_path`` in a :class:`~volsam.session.Session` made from ``request`` and write the label map to
+    ``output``.
 
-    ``axis``: None takes the file's; another axis than the file's is refused (its boxes would mean other
-    voxels). ``options`` go to the Session (engine, model, device, modality, window, settings, ...)."""
+    ``request.axis``: None takes the file's; another axis than the file's is refused (its boxes would mean
+    other voxels). ``request.label`` is not used: the file gives each object its label. ``engine``,
+    ``settings``: as for :func:`segment_file`."""
     t0 = time.perf_counter()
+    request = request or SegmentRequest()
     image = read_volume(image_path, series=series, channel=channel)
-    fmt = _check_output(output, output_format, image)
+    fmt = _check_output(output, request.output_format, image)
     file_axis, specs = load_prompts(prompts_path, image)
-    if axis is not None and resolve_axis(image, axis) != resolve_axis(image, file_axis):
-        raise PromptError(f"--axis {axis} differs from the prompts file's axis {file_axis!r}")
-    session = Session(image, axis=file_axis, **options)  # type: ignore[arg-type]
+    if request.axis is not None and resolve_axis(image, request.axis) != resolve_axis(image, file_axis):
+        raise PromptError(f"--axis {request.axis} differs from the prompts file's axis {file_axis!r}")
+    eng = engine if engine is not None else request.load_engine()
+    session = request.session(image, eng, axis=file_axis, settings=settings)
     session.apply(specs, on_prompt=on_prompt)
     labelmap = session.labelmap()
     names = dict(session.objects)
-    out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(options))
+    out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
     objects = [(label, name, int(np.count_nonzero(session.mask(label)))) for label, name in session.objects]
     result = SessionJobResult(out, objects, time.perf_counter() - t0)
     if overlay_dir is not None:
@@ -145,12 +172,9 @@ def _check_output(output: str | Path, fmt: str | None = None, image: Volume | No
     return fmt
 
 
-def _algorithm(options: Mapping[str, object]) -> dict[str, str | None]:
-    """The engine and model names a DICOM-SEG records (the engine may be a name or a loaded engine)."""
-    engine = options.get("engine", "medsam-lite")
-    name = engine if isinstance(engine, str) else getattr(engine, "name", type(engine).__name__)
-    model = options.get("model")
-    return {"engine": str(name), "model": None if model is None else str(model)}
+def _algorithm(request: SegmentRequest, engine: SliceEngine | TrackerEngine) -> dict[str, str | None]:
+    """The engine and model names a DICOM-SEG records."""
+    return {"engine": engine.name, "model": request.model}
 
 
 __all__ = ["SegmentJobResult", "SessionJobResult", "load_mask_prompt", "segment_file", "segment_file_with_prompts"]

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from volsam.data.lesions import LesionCase, iter_lesion_cases
 from volsam.io import write_volume
+from volsam.jobs.request import SegmentRequest
+from volsam.jobs.volume import SegmentJobResult, segment_file
 from volsam.metrics import dice
-from volsam.propagate import SliceResult
-from volsam.workflow import SegmentJobResult, segment_file
+from volsam.propagation import SliceResult
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ def run_demo(
         image_path,
         [case.middle_box],
         out / "lesion_seg.nii.gz",
+        SegmentRequest(device=device),
         overlay_dir=out / "overlays",
-        device=device,
         on_frame=on_frame,
     )
     from volsam.io import read_volume

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from tests.support.toy_engine import ToyEngine
-from volsam.propagate import FrameStack, PropagationSettings, propagate
+from volsam.propagation import FrameStack, PropagationSettings, propagate
 
 N, H, W, STEP = 10, 40, 120, 7  # a 12 px square moving 7 px a frame to the right (more than box margin + growth)
 

@@ -15,7 +15,7 @@ Engines:
   turns), and SAM 2's memory bank keeps the prompted frame, so it can find the object again; stopping after a
   few empty frames would lose it for the rest of the video. Give ``absent_patience`` to stop a direction
   after that many frames without the object.
-* **LiteMedSAM** (slice engine, no memory): frame by frame with :func:`volsam.propagate.propagate`, each
+* **LiteMedSAM** (slice engine, no memory): frame by frame with :func:`volsam.propagation.walk.propagate`, each
   frame prompted with the box of the previous frame's mask (plus margin) and with that box moved by the
   object's last shift (objects move in a video: on a fast, accelerating ellipse this took the per-frame
   Dice from 0.71 at worst to 0.99), forward then backward. Its stop
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,7 @@ import numpy as np
 
 from volsam.core.errors import OutputError, PromptError
 from volsam.core.prompts import Box2D, Point, Prompt
-from volsam.engines import get as get_engine
-from volsam.engines.base import FramePrompt, SliceEngine, TrackerEngine
+from volsam.engines.base import FramePrompt, FrameSource, SliceEngine, TrackerEngine
 from volsam.io.video import VideoInfo, iter_frames, open_frames, probe_video
 from volsam.io.video_out import (
     OverlayVideoWriter,
@@ -54,17 +53,14 @@ from volsam.io.video_out import (
     sidecar_path,
     write_json,
 )
-from volsam.propagate import PropagationSettings, propagate
+from volsam.jobs.request import SegmentRequest
+from volsam.propagation import PropagationSettings, propagate
+from volsam.propagation.prompts import frame_prompts, label_image_objects, tracker_prompts
+from volsam.propagation.tracking import check_first_frame, track_labels
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # (stage, frames done, frames in total)
-
-
-def video_settings() -> PropagationSettings:
-    """LiteMedSAM walk settings for videos (see the module notes): boxes also proposed where the object's
-    last motion takes them, no regrowth stop, 8 px growth per frame."""
-    return PropagationSettings(regrowth_after=0.0, growth_limit=8, roi_context=0.0, motion=True)
 
 
 @dataclass
@@ -95,16 +91,16 @@ class _Prompts:
 def _frame_prompts(
     prompts: Sequence[Prompt], mask: np.ndarray | None, mask_frame: int | None, info: VideoInfo, label: int
 ) -> _Prompts:
-    """Validate prompts against the video and group them by frame (box and clicks of ``label``; a label
-    image's values become objects of their own)."""
+    """Check prompts against the video (with messages in its terms: frames, x / y pixels), then group them
+    by frame as for volumes (:func:`volsam.propagation.prompts.frame_prompts`, frames along k): box and clicks
+    of ``label``; a label image's values become objects of their own."""
     n, w, h = info.frame_count, info.width, info.height
 
     def check_frame(frame: int, what: str) -> None:
         if not 0 <= frame < n:
             raise PromptError(f"{what}: frame {frame} is outside the video (0..{n - 1})")
 
-    boxes: dict[int, tuple[float, float, float, float]] = {}
-    points: dict[int, list[tuple[float, float, int]]] = {}
+    boxed: set[int] = set()
     described: list[dict[str, Any]] = []
     for p in prompts:
         if isinstance(p, Box2D):
@@ -112,45 +108,36 @@ def _frame_prompts(
             check_frame(p.slice, text)
             if not (0 <= p.u0 <= p.u1 < w and 0 <= p.v0 <= p.v1 < h):
                 raise PromptError(f"{text} is outside the {w}x{h} (WxH) frames (x: 0..{w - 1}, y: 0..{h - 1})")
-            if p.slice in boxes:
+            if p.slice in boxed:
                 raise PromptError(f"two boxes on frame {p.slice}: give one box per frame")
-            boxes[p.slice] = (p.u0, p.v0, p.u1, p.v1)
+            boxed.add(p.slice)
             described.append({"box": [p.u0, p.v0, p.u1, p.v1], "frame": p.slice, "label": label})
         elif isinstance(p, Point):
             text = f"point {p.i},{p.j}"
             check_frame(p.k, text)
             if not (0 <= p.i < w and 0 <= p.j < h):
                 raise PromptError(f"{text} is outside the {w}x{h} (WxH) frames")
-            points.setdefault(p.k, []).append((p.i, p.j, 1 if p.positive else 0))
             described.append({"point": [p.i, p.j], "frame": p.k, "positive": p.positive, "label": label})
         else:
             raise PromptError(f"{type(p).__name__} prompts do not apply to a video: give a box, points or a mask image")
-    by_frame: dict[int, dict[int, FramePrompt]] = {}
-    for s in sorted(set(boxes) | set(points)):
-        pts = np.asarray([(x, y) for x, y, _ in points[s]], np.float32) if s in points else None
-        lbl = np.asarray([v for _, _, v in points[s]], np.int64) if s in points else None
-        by_frame.setdefault(s, {})[label] = FramePrompt(box=boxes.get(s), points=pts, point_labels=lbl)
+    objects: dict[int, dict[int, np.ndarray]] = {}
     if mask is not None:
         if mask_frame is None:
             raise PromptError("a mask prompt needs the frame it was drawn on (--frame)")
         check_frame(mask_frame, "mask")
-        values = [int(v) for v in np.unique(mask) if v != 0]
-        if not values:
+        if not np.any(mask):
             raise PromptError(f"the mask on frame {mask_frame} is empty")
-        if any(not 1 <= v <= 65535 for v in values):
-            raise PromptError(f"mask labels must be integers in 1..65535, found {values}")
-        objects = {label: mask != 0} if len(values) == 1 else {v: mask == v for v in values}
-        for obj, m in objects.items():
-            by_frame.setdefault(mask_frame, {})[obj] = FramePrompt(mask=m)
+        objects = label_image_objects({mask_frame: mask}, label)
         described.append({"mask": True, "frame": mask_frame, "labels": sorted(objects)})
+    by_frame = tracker_prompts(frame_prompts(list(prompts), (w, h, n), axis=2), label, objects)
     if not by_frame:
         raise PromptError("no prompt given: a box with its frame, points or a mask image")
     return _Prompts(by_frame, described)
 
 
 def _slice_walk(
-    eng: SliceEngine, source: Any, prompts: _Prompts, settings: PropagationSettings, label: int
-) -> tuple[list[int], Any]:
+    eng: SliceEngine, source: FrameSource, prompts: _Prompts, settings: PropagationSettings, label: int
+) -> tuple[list[int], Iterator[tuple[int, np.ndarray]]]:
     """The LiteMedSAM walk's results as (object ids, iterator of (frame, labels (H, W))): one object,
     ``label``; a mask (a label image's union) replaces the box and clicks on its frame."""
     if len(prompts.by_frame) > 1:
@@ -173,30 +160,22 @@ def _slice_walk(
         settings=settings,
     )
 
-    def results():
+    def results() -> Iterator[tuple[int, np.ndarray]]:
         for res in walker:
             yield res.index, res.mask.astype(np.int32) * label
 
     return [label], results()
 
 
-def _tracking(eng: TrackerEngine, source: Any, prompts: _Prompts, absent_patience: int | None) -> tuple[list[int], Any]:
+def _tracking(
+    eng: TrackerEngine, source: FrameSource, prompts: _Prompts, absent_patience: int | None
+) -> tuple[list[int], Iterator[tuple[int, np.ndarray]]]:
     """SAM 2 tracking results as (object ids, iterator of (frame, labels (H, W)))."""
-    ids = sorted({o for per in prompts.by_frame.values() for o in per})
-    first = min(prompts.by_frame)
-    late = [o for o in ids if o not in prompts.by_frame[first]]
-    if late:  # transformers' Sam2VideoModel needs every object's conditioning on the first frame it runs
-        raise PromptError(
-            f"objects {late} are not prompted on frame {first}, the first prompted frame: with several objects, "
-            "prompt each one on that frame (more prompts on later frames are fine)"
-        )
+    ids = check_first_frame(prompts.by_frame)  # refused here, before any output is opened
 
-    def results():
-        for res in eng.track(source, prompts.by_frame, absent_patience=absent_patience):
-            labels = np.zeros(source.frame_shape, np.int32)
-            for obj, m in zip(ids, res.masks):  # ascending ids: where objects overlap the higher id wins
-                labels[m] = obj
-            yield res.index, labels
+    def results() -> Iterator[tuple[int, np.ndarray]]:
+        for res in track_labels(eng, source, prompts.by_frame, absent_patience=absent_patience):
+            yield res.index, res.labels
 
     return ids, results()
 
@@ -205,15 +184,12 @@ def segment_video(
     video: str | Path,
     prompts: Sequence[Prompt],
     output: str | Path,
+    request: SegmentRequest | None = None,
     *,
+    engine: SliceEngine | TrackerEngine | None = None,
     mask_path: str | Path | None = None,
     mask_frame: int | None = None,
-    engine: str | SliceEngine | TrackerEngine = "medsam-lite",
-    model: str | None = None,
-    device: str = "auto",
-    label: int = 1,
     overlay: str | Path | None = None,
-    absent_patience: int | None = None,
     settings: PropagationSettings | None = None,
     progress: Progress | None = None,
     cache_mb: float = 256.0,
@@ -224,15 +200,15 @@ def segment_video(
     Args:
         video: a video file or a DICOM multi-frame cine ``.dcm``.
         prompts: :class:`Box2D` (``u`` = x column, ``v`` = y row, inclusive pixels; ``slice`` = frame) and
-            :class:`Point` (``i`` = x, ``j`` = y, ``k`` = frame), all for object ``label``.
+            :class:`Point` (``i`` = x, ``j`` = y, ``k`` = frame), all for object ``request.label``.
         output: a folder for ``frame_NNNNNN.png`` label masks, or a ``.npz`` file.
+        request: engine, model, device, precision, label, strategy and absent frames (tracker engines stop a
+            direction after that many frames without any object; default: never, see the module notes).
+        engine: an already loaded engine (None: ``request.load_engine()``).
         mask_path, mask_frame: a mask image (H, W) drawn on frame ``mask_frame``.
-        engine: an engine name for :func:`volsam.engines.get` or an engine instance.
-        label: the value written for the object (1..65535).
         overlay: an ``.mp4``/``.mov``/``.mkv``/``.avi`` to render with each object's contour.
-        absent_patience: tracker engines stop a direction after this many frames without any object
-            (None: the whole video; see the module notes).
-        settings: the LiteMedSAM walk (default :func:`video_settings`).
+        settings: the LiteMedSAM walk (default: ``request.settings(video=True)``,
+            :meth:`PropagationSettings.video` for the volsam strategy).
         progress: called with (stage, done, total): stage ``segmenting`` then ``rendering``.
         cache_mb: memory for decoded frames of the input stream.
         colour: tracker engines get RGB frames ``(H, W, 3)`` (SAM 2's native input) when True, BT.601 grey
@@ -242,21 +218,21 @@ def segment_video(
     Returns a :class:`VideoJobResult`; every frame has a mask in the output (empty where not segmented).
     """
     t0 = time.perf_counter()
-    if isinstance(label, bool) or not 1 <= int(label) <= 65535:
-        raise PromptError(f"label must be an integer in 1..65535, got {label!r}")
+    request = request or SegmentRequest()
+    label = request.label
     if overlay is not None and Path(overlay).resolve() == Path(video).resolve():
         raise OutputError(f"overlay {overlay} would replace the input video; give another file name")
-    eng = engine if isinstance(engine, (SliceEngine, TrackerEngine)) else get_engine(engine, model=model, device=device)
+    eng = engine if engine is not None else request.load_engine()
     rgb = isinstance(eng, TrackerEngine) and (probe_video(video).colour if colour is None else colour)
     source = open_frames(video, cache_mb=cache_mb, colour=rgb)
     try:
         info = source.info
         mask = read_frame_mask(mask_path, source.frame_shape) if mask_path is not None else None
-        vp = _frame_prompts(list(prompts), mask, mask_frame, info, int(label))
+        vp = _frame_prompts(list(prompts), mask, mask_frame, info, label)
         if isinstance(eng, TrackerEngine):
-            ids, results = _tracking(eng, source, vp, absent_patience)
+            ids, results = _tracking(eng, source, vp, request.absent_patience(video=True))
         else:
-            ids, results = _slice_walk(eng, source, vp, settings or video_settings(), int(label))
+            ids, results = _slice_walk(eng, source, vp, settings or request.settings(video=True), label)
         dtype = np.uint8 if max(ids) <= 255 else np.uint16
         sink = open_mask_sink(output, info.frame_count, source.frame_shape, info.fps, dtype)
         done = 0
@@ -283,7 +259,7 @@ def segment_video(
         {
             "video": info.to_json(),
             "engine": eng.name,
-            "model": _model_name(eng, model),
+            "model": _model_name(eng, request.model),
             "frames": "rgb" if rgb else "grey (BT.601 luma)",
             "prompts": vp.described,
             "objects": ids,
@@ -331,4 +307,4 @@ def _render(video: str | Path, sink: Any, info: VideoInfo, path: Path, progress:
     return writer.close()
 
 
-__all__ = ["VideoJobResult", "segment_video", "video_settings"]
+__all__ = ["VideoJobResult", "segment_video"]

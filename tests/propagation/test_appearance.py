@@ -1,6 +1,6 @@
 import numpy as np
 
-from volsam.appearance import AppearanceModel, surroundings
+from volsam.propagation.appearance import AppearanceModel, surroundings
 
 
 def _disc(shape=(40, 40), centre=(20, 20), radius=8) -> np.ndarray:

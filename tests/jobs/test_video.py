@@ -21,7 +21,8 @@ from volsam.engines.sam2.convert import build_model
 from volsam.engines.sam2.engine import Sam2Engine
 from volsam.engines.sam2.variants import SIZES, Variant
 from volsam.io.video import VideoFrames, probe_video
-from volsam.video_job import segment_video
+from volsam.jobs.request import SegmentRequest
+from volsam.jobs.video import segment_video
 
 # Measured 2026-11-22 (12 frames, box on frame 4): per-frame Dice 0.972..0.998, mean 0.987 (0.967..0.995 without the
 # motion proposal); on a faster, accelerating ellipse (16 frames) 0.988..1.0 (0.71..0.99 without it).
@@ -49,8 +50,8 @@ def test_litemedsam_follows_a_moving_deforming_disc_through_the_video(tmp_path, 
         tmp_path / "disc.mp4",
         [_box(truth[3], 3)],
         tmp_path / "masks",
+        SegmentRequest(label=4),
         engine=lite,
-        label=4,
         overlay=tmp_path / "overlay.mp4",
         progress=lambda *step: steps.append(step),
     )
