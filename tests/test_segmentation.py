@@ -140,10 +140,15 @@ def test_a_label_image_gives_one_tracked_object_per_label():
     assert np.array_equal(seg.array == 3, left) and np.array_equal(seg.array == 300, right)
     # a plain mask beside the label image is object `label` (1)
     middle = _blob(centre=(15, 150, 110), radius=(4, 6, 6))
+    on_15 = np.zeros_like(middle)
+    on_15[15] = middle[15]
     both = segment(
-        _volume(left | right | middle), [MaskPrompt(seeds), MaskPrompt(middle)], engine=ToyTracker(), window=WINDOW
+        _volume(left | right | middle), [MaskPrompt(seeds), MaskPrompt(on_15)], engine=ToyTracker(), window=WINDOW
     )
     assert both.meta["labels"] == [1, 3, 300] and np.array_equal(both.array == 1, middle)
+    # every object must be prompted on the first prompted slice (SAM 2 in transformers fails otherwise)
+    with pytest.raises(PromptError, match=r"objects \[3, 300\] are not prompted on frame 11"):
+        segment(_volume(left | right | middle), [MaskPrompt(seeds), MaskPrompt(middle)], engine=ToyTracker())
     # a slice engine takes the same mask as one object
     one = segment(_volume(left | right), MaskPrompt(seeds), engine=ToyEngine(), window=WINDOW)
     assert one.meta["labels"] == [1]

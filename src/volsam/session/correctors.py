@@ -57,21 +57,20 @@ class CorrectionHost(Protocol):
 
 
 class Corrector(ABC):
-    """Computes an object's mask from its prompts (:meth:`segment`) or corrects it (:meth:`correct`)."""
+    """Computes an object's mask from its prompts (:meth:`segment`) or corrects it (:meth:`correct`).
+
+    A corrector keeps no reference to its session (``host`` comes with every call): a closed session's
+    arrays and embedding cache are freed with its last reference, not later by the cycle collector."""
 
     engine: SliceEngine | TrackerEngine
-
-    def __init__(self, host: CorrectionHost):
-        self.host = host
 
     @property
     def frames_encoded(self) -> int:
         """Frames the engine has encoded so far (0 when the engine does not count them)."""
         return 0
 
-    def segment(self, o: SessionObject) -> None:
+    def segment(self, h: CorrectionHost, o: SessionObject) -> None:
         """Segment the object from all its prompts (its first prompts, a 3D box, or a re-track)."""
-        h = self.host
         if not any(not (isinstance(p, Point) and not p.positive) for p in o.prompts):
             raise PromptError(
                 f"object {o.label}: give a box, a positive point or a mask first (only background clicks)"
@@ -92,37 +91,36 @@ class Corrector(ABC):
         o.window = seg.meta["report"].window
 
     @abstractmethod
-    def correct(self, o: SessionObject, new: list[Prompt]) -> None:
+    def correct(self, h: CorrectionHost, o: SessionObject, new: list[Prompt]) -> None:
         """Correct an object that has voxels with its ``new`` prompts (``o.prompts`` already holds them)."""
 
 
-def corrector_for(engine: SliceEngine | TrackerEngine, host: CorrectionHost, cache_mb: float) -> Corrector:
+def corrector_for(engine: SliceEngine | TrackerEngine, cache_mb: float) -> Corrector:
     """The corrector of ``engine``'s kind; a slice engine gets a session-wide embedding cache of ``cache_mb``."""
     if isinstance(engine, TrackerEngine):
-        return TrackerCorrector(host, engine)
+        return TrackerCorrector(engine)
     cached = engine if isinstance(engine, CachedEngine) else CachedEngine(engine, cache_mb)
-    return SliceCorrector(host, cached)
+    return SliceCorrector(cached)
 
 
 class SliceCorrector(Corrector):
     """Corrections with a slice engine: re-segment the touched slices, re-propagate locally."""
 
-    def __init__(self, host: CorrectionHost, engine: CachedEngine):
-        super().__init__(host)
+    def __init__(self, engine: CachedEngine):
         self.engine: CachedEngine = engine
 
     @property
     def frames_encoded(self) -> int:
         return self.engine.frames_encoded
 
-    def correct(self, o: SessionObject, new: list[Prompt]) -> None:
-        h, settings, corrections = self.host, self.host.settings, self.host.corrections
+    def correct(self, h: CorrectionHost, o: SessionObject, new: list[Prompt]) -> None:
+        settings, corrections = h.settings, h.corrections
         if o.mask is None:  # the session segments fresh objects; here the object has voxels
             raise PromptError(f"object {o.label} has nothing to correct yet")
         prompts = frame_prompts(o.prompts, h.volume.size, h.axis)
         clicked, seed_masks = prompts.clicked, prompts.masks
         touched = sorted(set(frames_of(new, h.axis)))
-        stack = self._stack_for(o, touched, prompts)
+        stack = self._stack_for(h, o, touched, prompts)
         y0, y1, x0, x1 = stack.roi
         frames = frames_view(o.mask, h.axis)[:, y0:y1, x0:x1]  # a view: writes land in o.mask
         cache = EmbeddingCache(self.engine, stack, settings.batch_size, settings.cache_size)
@@ -169,9 +167,9 @@ class SliceCorrector(Corrector):
                 corrections=corrections,
             )
 
-    def _stack_for(self, o: SessionObject, touched: list[int], prompts: ObjectPrompts) -> FrameStack:
+    @staticmethod
+    def _stack_for(h: CorrectionHost, o: SessionObject, touched: list[int], prompts: ObjectPrompts) -> FrameStack:
         """The frames in the object's window, widened first when a new prompt lies outside it."""
-        h = self.host
         if o.window is not None and h.settings.volsam:
             y0, y1, x0, x1 = o.window
             new = [replace(prompts.clicked[s], mask=None) for s in touched if s in prompts.clicked]
@@ -192,19 +190,17 @@ class SliceCorrector(Corrector):
 class TrackerCorrector(Corrector):
     """Corrections with a tracker engine: the corrected slice conditions the memory; tracking resumes there."""
 
-    def __init__(self, host: CorrectionHost, engine: TrackerEngine):
-        super().__init__(host)
+    def __init__(self, engine: TrackerEngine):
         self.engine: TrackerEngine = engine
 
-    def correct(self, o: SessionObject, new: list[Prompt]) -> None:
+    def correct(self, h: CorrectionHost, o: SessionObject, new: list[Prompt]) -> None:
         """The new prompts go on their slice, which becomes a conditioning frame like every slice the user
         prompted, and tracking resumes from it in both directions until the result agrees with the old one
         again (``retrack_settled`` slices in a row) or the next prompted slice. Prompts on several slices at
         once re-track the whole object."""
-        h = self.host
         touched = sorted(set(frames_of(new, h.axis)))
         if len(touched) != 1:
-            self.segment(o)
+            self.segment(h, o)
             return
         k = touched[0]
         prompts = frame_prompts(o.prompts, h.volume.size, h.axis)

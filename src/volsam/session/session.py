@@ -97,7 +97,7 @@ class Session:
             self.corrections = replace(self.corrections, click_prompts=True)
         self.overlap = overlap
         self.absent_patience = absent_patience
-        self._corrector = corrector_for(resolve_engine(engine, model, device), self, cache_mb)
+        self._corrector = corrector_for(resolve_engine(engine, model, device), cache_mb)
         self.engine = self._corrector.engine
         self._objects: dict[int, SessionObject] = {}
         self._pending: list[tuple[int, Prompt]] = []
@@ -279,9 +279,9 @@ class Session:
         encoded_before = self._corrector.frames_encoded
         fresh = o.mask is None or not o.mask.any() or any(isinstance(p, Box3D) for p in new)
         if fresh:
-            self._corrector.segment(o)
+            self._corrector.segment(self, o)
         else:
-            self._corrector.correct(o, new)
+            self._corrector.correct(self, o, new)
         diff = old ^ o.mask
         region = bounding_region(diff)
         edit = Edit(
