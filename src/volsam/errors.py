@@ -6,6 +6,8 @@ Each carries ``exit_code`` (the CLI's exit status) and ``http_status`` (the serv
 
 from volsam.core.errors import (
     EngineError,
+    Forbidden,
+    ImageTooLarge,
     InputError,
     LeaseRefused,
     ModelNotFound,
@@ -25,6 +27,8 @@ from volsam.core.errors import (
 
 __all__ = [
     "EngineError",
+    "Forbidden",
+    "ImageTooLarge",
     "InputError",
     "LeaseRefused",
     "ModelNotFound",

@@ -9,6 +9,8 @@ import volsam.errors
 from volsam.core import errors as core_errors
 from volsam.core.errors import (
     EngineError,
+    Forbidden,
+    ImageTooLarge,
     InputError,
     LeaseRefused,
     ModelNotFound,
@@ -36,10 +38,12 @@ TABLE = [
     (OutputError, VolsamError, 6, 500),
     (SettingsError, VolsamError, 2, 400),
     (UploadTooLarge, InputError, 2, 413),
+    (ImageTooLarge, InputError, 2, 413),
     (NoDicomSource, OutputError, 6, 409),
     (RemoteError, VolsamError, 1, 500),
     (Unauthorized, RemoteError, 1, 401),
     (LeaseRefused, RemoteError, 1, 403),
+    (Forbidden, RemoteError, 1, 403),
     (SessionNotFound, RemoteError, 1, 404),
     (ServerFull, RemoteError, 1, 503),
 ]

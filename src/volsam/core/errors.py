@@ -65,6 +65,13 @@ class UploadTooLarge(InputError):
     http_status = 413
 
 
+class ImageTooLarge(InputError):
+    """An image whose decoded voxels would exceed the limit (a server's ``--max-image-mb``): refused from the
+    sizes its header declares, before anything is decompressed."""
+
+    http_status = 413
+
+
 class NoDicomSource(OutputError):
     """A DICOM-SEG asked of an image that was not read from a DICOM series (or, on the server, of a session
     with no object yet): there is nothing for the SEG to reference."""
@@ -85,6 +92,13 @@ class Unauthorized(RemoteError):
 
 class LeaseRefused(RemoteError):
     """The request did not show the session's lease token."""
+
+    http_status = 403
+
+
+class Forbidden(RemoteError):
+    """The request comes from where the server does not answer: a ``Host`` that is not one of the server's
+    own names, or a browser page of another origin changing state (DNS rebinding, cross-site requests)."""
 
     http_status = 403
 
