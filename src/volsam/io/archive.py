@@ -4,6 +4,10 @@ Refused, with :class:`InputError` naming the entry: absolute names, drive letter
 ("zip slip"), symbolic links, more than :data:`MAX_FILES` entries, more than :data:`MAX_BYTES` uncompressed
 (checked on the declared sizes first, then on the bytes actually inflated, so a lying header cannot fill
 the disk), encrypted or corrupt archives. The folder is deleted when the ``with`` block ends.
+
+:func:`check_decoded` is the one decoded-size check every reader makes from the sizes a file *declares*
+(NIfTI / NRRD / MetaImage headers, DICOM rows x columns x frames, ``.npy`` shapes inside an ``.npz``), before
+anything is decompressed: a small compressed file cannot make volsam allocate more than its limit.
 """
 
 from __future__ import annotations
@@ -17,11 +21,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from volsam.core.errors import InputError
+from volsam.core.errors import ImageTooLarge, InputError
 
 MAX_FILES = 20_000
 MAX_BYTES = 4 * 1024**3  # 4 GiB uncompressed
 _CHUNK = 1 << 20
+# what a corrupt entry raises while it inflates (ValueError: e.g. an undecodable name in its local header)
+_UNPACK_ERRORS = (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError, ValueError)
+
+
+def check_decoded(nbytes: int, max_bytes: int | None, source: object) -> None:
+    """Refuse (:class:`ImageTooLarge`) an image whose declared voxels need more than ``max_bytes`` (None: no limit)."""
+    if max_bytes is not None and nbytes > max_bytes:
+        raise ImageTooLarge(
+            f"{source}: the image would decode to {nbytes / 2**20:,.0f} MB, more than the limit of "
+            f"{max_bytes / 2**20:,.0f} MB"
+        )
 
 
 def _safe_parts(name: str, archive: Path) -> tuple[str, ...]:
@@ -40,7 +55,7 @@ def unpacked_zip(archive: Path, *, max_files: int | None = None, max_bytes: int 
     max_bytes = MAX_BYTES if max_bytes is None else max_bytes
     try:
         zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:  # ValueError: undecodable entry names
         raise InputError(f"{archive}: not a readable zip archive ({exc})") from exc
     target = Path(tempfile.mkdtemp(prefix="volsam-zip-"))
     try:
@@ -82,5 +97,5 @@ def _extract_all(zf: zipfile.ZipFile, archive: Path, target: Path, max_files: in
                     if written > max_bytes:
                         raise InputError(f"{archive}: zip unpacks to more than the limit of {max_bytes} bytes")
                     out.write(chunk)
-        except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError) as exc:
+        except _UNPACK_ERRORS as exc:
             raise InputError(f"{archive}: cannot unpack entry {info.filename!r} ({exc})") from exc

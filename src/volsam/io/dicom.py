@@ -9,6 +9,9 @@
 * DICOM Segmentation objects (Modality SEG) are not images: a folder scan skips them.
 * A series with several images at one position (time points, echoes), mixed orientations or sizes, or
   uneven gaps (a missing slice) is refused with :class:`InputError` rather than read onto a wrong grid.
+* Before any pixel is decoded, the size the headers declare (rows x columns x frames x bytes per sample x
+  samples per pixel, summed over the files) is checked against ``max_bytes`` (ImageTooLarge): a compressed
+  transfer syntax cannot make the reader allocate more than that.
 * Pixels are read by SimpleITK's GDCM reader in that order: it decodes compressed transfer syntaxes and
   applies RescaleSlope / RescaleIntercept (output type float64 when they differ between slices).
 * ``meta["dicom_headers"]`` keeps each file's header (pydicom, no pixel data, no private tags) in k order:
@@ -28,6 +31,7 @@ import SimpleITK as sitk
 
 from volsam.core.errors import InputError
 from volsam.core.volume import Volume
+from volsam.io.archive import check_decoded
 from volsam.io.itk import image_to_volume, itk_reason
 
 DICOM_SUFFIXES = ("", ".dcm", ".dicom", ".ima")
@@ -45,6 +49,7 @@ _TAGS = [
     "NumberOfFrames",
     "BitsAllocated",
     "PixelRepresentation",
+    "SamplesPerPixel",
 ]
 _SAME_POSITION_MM = 1e-3
 _GAP_TOLERANCE = 0.1  # relative deviation of a slice gap from the median gap
@@ -64,6 +69,13 @@ class DicomImage:
     intercept: float
     frames: int
     stored_type: str
+    samples: int = 1  # SamplesPerPixel (3 for colour)
+
+    @property
+    def declared_bytes(self) -> int:
+        """Bytes of the decoded pixels as the header declares them."""
+        bits = int("".join(c for c in self.stored_type if c.isdigit()) or 16)
+        return self.rows * self.columns * self.frames * self.samples * max(bits // 8, 1)
 
 
 @dataclass
@@ -105,22 +117,32 @@ def _number(ds: pydicom.Dataset, keyword: str, default: float) -> float:
 
 
 def read_header(path: Path) -> tuple[str, str, str | None, DicomImage] | None:
-    """(series uid, description, modality, image facts) of a DICOM image file, None for anything else."""
+    """(series uid, description, modality, image facts) of a DICOM image file, None for anything else
+    (a file whose header does not parse -- pydicom raises many types for corrupt ones -- is no image)."""
     marker = _has_dicm_marker(path)
     if not marker and path.suffix.lower() not in DICOM_SUFFIXES:
         return None
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=not marker, specific_tags=_TAGS)
-        uid = str(ds.get("SeriesInstanceUID", "") or "")
-        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    except Exception:  # any parse failure means "not a DICOM image"
+        return _header_facts(path, ds)
+    except Exception:  # noqa: BLE001 -- any parse failure means "not a DICOM image"
         return None
+
+
+def _header_facts(path: Path, ds: pydicom.Dataset) -> tuple[str, str, str | None, DicomImage] | None:
+    uid = str(ds.get("SeriesInstanceUID", "") or "")
+    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
     if not uid or rows <= 0 or columns <= 0:
         return None  # DICOMDIR, structured reports, presentation states...
     if str(ds.get("Modality", "") or "").strip().upper() == "SEG":
         return None  # a segmentation (e.g. volsam's seg.dcm beside its series) is no image of the series
     bits = int(ds.get("BitsAllocated", 16) or 16)
     signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    frames = _number(ds, "NumberOfFrames", 1.0)
+    frames = int(frames) if np.isfinite(frames) and frames >= 1 else 1
+    if bits not in (1, 8, 16, 32, 64) or samples not in (1, 3, 4):
+        return None  # not pixels volsam (or GDCM) can read
     instance = ds.get("InstanceNumber")
     try:
         instance = None if instance in (None, "") else int(instance)
@@ -135,8 +157,9 @@ def read_header(path: Path) -> tuple[str, str, str | None, DicomImage] | None:
         columns=columns,
         slope=_number(ds, "RescaleSlope", 1.0),
         intercept=_number(ds, "RescaleIntercept", 0.0),
-        frames=int(_number(ds, "NumberOfFrames", 1.0)),
+        frames=frames,
         stored_type=f"{'int' if signed else 'uint'}{bits}",
+        samples=samples,
     )
     description = " ".join(str(ds.get("SeriesDescription", "") or "").split())
     modality = str(ds.get("Modality", "") or "").strip() or None
@@ -232,14 +255,21 @@ def _meta(series: DicomSeries, source: str, fmt: str, images: list[DicomImage]) 
 
 def _full_header(path: Path) -> pydicom.Dataset:
     """Every public attribute of ``path`` except the pixels (what a derived object references)."""
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    ds.remove_private_tags()
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        ds.remove_private_tags()  # walks every element: a corrupt one raises here
+    except Exception as exc:  # noqa: BLE001 -- pydicom raises many types for corrupt headers
+        raise InputError(f"{path}: corrupt DICOM header ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
     return ds
 
 
-def read_series(series: DicomSeries, source: str, fmt: str = "dicom") -> Volume:
-    """Read one series (see :func:`order_slices`) into a Volume."""
+def read_series(series: DicomSeries, source: str, fmt: str = "dicom", max_bytes: int | None = None) -> Volume:
+    """Read one series (see :func:`order_slices`) into a Volume (``max_bytes``: see the module notes)."""
     images = order_slices(series, source)
+    declared = sum(im.declared_bytes for im in images)
+    if len({(im.slope, im.intercept) for im in images}) > 1:
+        declared = sum(im.rows * im.columns * im.frames * 8 for im in images)  # read as float64
+    check_decoded(declared, max_bytes, source)
     try:
         if len(images) == 1:
             image = sitk.ReadImage(str(images[0].path), imageIO="GDCMImageIO")
@@ -258,12 +288,17 @@ def read_series(series: DicomSeries, source: str, fmt: str = "dicom") -> Volume:
 
 
 def read_dicom_folder(
-    folder: Path, *, series: str | None = None, source: str | None = None, fmt: str = "dicom"
+    folder: Path,
+    *,
+    series: str | None = None,
+    source: str | None = None,
+    fmt: str = "dicom",
+    max_bytes: int | None = None,
 ) -> Volume:
     """Read the DICOM series under ``folder`` (``series`` = SeriesInstanceUID when there are several)."""
     source = source or str(folder)
     chosen = select_series(folder, scan_folder(folder), series, source)
-    return read_series(chosen, source, fmt)
+    return read_series(chosen, source, fmt, max_bytes)
 
 
 def _seg_hint(path: Path) -> str:
@@ -274,7 +309,7 @@ def _seg_hint(path: Path) -> str:
     return "; it is a DICOM-SEG: give it as --mask together with its source series" if modality == "SEG" else ""
 
 
-def read_dicom_file(path: Path) -> Volume:
+def read_dicom_file(path: Path, max_bytes: int | None = None) -> Volume:
     """Read one DICOM file (a single slice, or a multi-frame image) into a Volume.
 
     A cine loop (several frames with FrameTime, RecommendedDisplayFrameRate or CineRate: ultrasound, XA)
@@ -287,13 +322,19 @@ def read_dicom_file(path: Path) -> Volume:
     if header is None:
         raise InputError(f"{path}: not a DICOM image file{_seg_hint(path)}")
     uid, description, modality, image = header
-    cine = image.frames > 1 and is_cine_file(path)
     try:
-        volume = read_series(DicomSeries(uid, description, modality, [image]), str(path))
+        cine = image.frames > 1 and is_cine_file(path)
+    except Exception as exc:  # noqa: BLE001 -- a corrupt header is an input problem, whatever pydicom raises
+        raise InputError(f"{path}: corrupt DICOM header ({type(exc).__name__})") from exc
+    try:
+        volume = read_series(DicomSeries(uid, description, modality, [image]), str(path), max_bytes=max_bytes)
     except InputError as exc:
         if cine and "colour pixels" in str(exc):
             raise InputError(f"{path}: a colour cine loop; segment it as a video: --box ... --frame N") from None
         raise
     if cine:
-        volume.meta["fps"] = float(cine_fps(pydicom.dcmread(path, stop_before_pixels=True)) or 0.0)
+        try:
+            volume.meta["fps"] = float(cine_fps(pydicom.dcmread(path, stop_before_pixels=True)) or 0.0)
+        except Exception:  # noqa: BLE001 -- no usable frame rate: the frames still read
+            volume.meta["fps"] = 0.0
     return volume

@@ -14,6 +14,7 @@ Header fields used (NIfTI-1, 348-byte header / NIfTI-2, 540-byte header, either 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import zlib
@@ -24,6 +25,7 @@ from typing import BinaryIO
 import numpy as np
 
 from volsam.core.errors import InputError
+from volsam.io.archive import check_decoded
 
 _CHUNK = 1 << 20
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of float32 / float64
@@ -89,6 +91,8 @@ def parse_header(header: bytes, path: Path) -> NiftiHeader:
     else:
         raise InputError(f"{path}: not a NIfTI image (header size field is neither 348 nor 540)")
     ndim = dims[0]
+    if not (math.isfinite(vox_offset) and 0 <= vox_offset < 2**62):
+        raise InputError(f"{path}: corrupt NIfTI header (vox_offset={vox_offset})")
     if not 1 <= ndim <= 7 or any(d < 1 for d in dims[1 : ndim + 1]) or bitpix <= 0 or bitpix % 8:
         raise InputError(f"{path}: corrupt NIfTI header (dim={list(dims)}, bitpix={bitpix})")
     return NiftiHeader(
@@ -116,14 +120,17 @@ def _gzip_trailer_size(path: Path) -> int | None:
         return None
 
 
-def check_nifti(path: Path) -> NiftiHeader:
-    """Raise InputError unless ``path`` (``.nii`` / ``.nii.gz``) is a complete single-file NIfTI."""
+def check_nifti(path: Path, max_bytes: int | None = None) -> NiftiHeader:
+    """Raise InputError unless ``path`` (``.nii`` / ``.nii.gz``) is a complete single-file NIfTI whose voxels
+    (as the header declares them) fit in ``max_bytes`` (ImageTooLarge otherwise, before decompressing them).
+    A ``.gz`` is inflated at most up to the bytes the header needs, in chunks, and never held whole."""
     try:
         with _open(path) as fh:
             header = fh.read(540)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: not a readable NIfTI file ({exc})") from exc
     info = parse_header(header, path)
+    check_decoded(info.data_bytes, max_bytes, path)
     expected = info.vox_offset + info.data_bytes
     if not path.name.lower().endswith(".gz"):
         size = path.stat().st_size
@@ -135,7 +142,7 @@ def check_nifti(path: Path) -> NiftiHeader:
     total = 0
     try:
         with gzip.open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
+            while total < expected and (chunk := fh.read(_CHUNK)):
                 total += len(chunk)
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{path}: truncated or corrupt gzip data ({exc})") from exc

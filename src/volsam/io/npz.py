@@ -11,6 +11,10 @@ the official scoring (``CVPR25_iter_eval.py``) passes ``spacing`` unchanged as `
 made with that script have their spacing reversed. volsam reads (z, y, x) by default; pass
 ``spacing_order="xyz"`` for such files. The order used is recorded in ``meta["spacing_order"]``.
 There is no origin or direction in these files: origin 0, identity direction; modality unknown.
+
+Before an array is inflated, the shape and dtype its ``.npy`` header declares are checked (``max_bytes``:
+ImageTooLarge; ``spacing`` must be a handful of numbers), so a small ``.npz`` cannot make volsam allocate
+gigabytes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from volsam.core.errors import InputError
 from volsam.core.volume import Volume
+from volsam.io.archive import check_decoded
 
 SPACING_ORDERS = ("zyx", "xyz")
 
@@ -42,11 +47,46 @@ def _spacing_ijk(raw: np.ndarray | None, order: str, path: Path) -> tuple[float,
     return (float(values[0]), float(values[1]), float(values[2]))
 
 
-def read_npz(path: Path, *, spacing_order: str = "zyx") -> Volume:
-    """Read ``imgs`` of a CVPR-challenge ``.npz`` as a Volume (see the module notes on spacing order)."""
+_MAX_SPACING_BYTES = 1024
+
+
+def declared_nbytes(zf: zipfile.ZipFile, key: str) -> int | None:
+    """Bytes of the array ``key`` of an open ``.npz`` as its ``.npy`` header declares them (None: no such key).
+    Reads the member's header only; ValueError for a header numpy cannot parse."""
+    name = f"{key}.npy"
+    if name not in zf.namelist():
+        return None
+    with zf.open(name) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    return count * dtype.itemsize
+
+
+def _check_sizes(path: Path, max_bytes: int | None) -> None:
+    with zipfile.ZipFile(path) as zf:
+        imgs = declared_nbytes(zf, "imgs")
+        if imgs is not None:
+            check_decoded(imgs, max_bytes, path)
+        spacing = declared_nbytes(zf, "spacing")
+        if spacing is not None and spacing > _MAX_SPACING_BYTES:
+            raise InputError(f"{path}: 'spacing' declares {spacing} bytes; it must hold 2 or 3 numbers")
+
+
+def read_npz(path: Path, *, spacing_order: str = "zyx", max_bytes: int | None = None) -> Volume:
+    """Read ``imgs`` of a CVPR-challenge ``.npz`` as a Volume (see the module notes on spacing order and on
+    ``max_bytes``, the largest ``imgs`` accepted, as declared; None: no limit)."""
     if spacing_order not in SPACING_ORDERS:
         raise InputError(f"spacing_order must be one of {SPACING_ORDERS}, got {spacing_order!r}")
     try:
+        _check_sizes(path, max_bytes)
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.keys())
             if "imgs" not in keys:
@@ -55,7 +95,7 @@ def read_npz(path: Path, *, spacing_order: str = "zyx") -> Volume:
             spacing = np.asarray(data["spacing"]) if "spacing" in keys else None
     except InputError:
         raise
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError, NotImplementedError) as exc:
         raise InputError(f"{path}: not a readable .npz file ({exc})") from exc
     if imgs.ndim == 3 and imgs.shape[-1] in (3, 4) and min(imgs.shape[:2]) > 16:
         raise InputError(f"{path}: 'imgs' {imgs.shape} looks like a 2D colour image; volsam reads 3D .npz")

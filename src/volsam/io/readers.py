@@ -10,18 +10,26 @@ The result is a :class:`~volsam.core.volume.Volume` (array ``[k, j, i]``, ITK/LP
 (nifti, nrrd, metaimage, dicom, dicom-zip, npz), ``series_uid``, ``series_description``, ``pixel_type``
 (the stored component type, e.g. "uint16" before a DICOM rescale) and, for 4D files, ``channel``.
 Voxel types are kept (integers stay integers, floats stay floats), NaN voxels are kept.
+
+Limits (for files from someone else, e.g. a server's uploads): ``max_bytes`` refuses, with
+:class:`~volsam.core.errors.ImageTooLarge`, an image whose *declared* voxels (header sizes x voxel type; DICOM
+rows x columns x frames x files; ``.npy`` shapes) exceed it, before any voxel is decompressed; ``untrusted``
+also refuses NRRD / MetaImage files whose header points at another file for its data (``data file:``,
+``ElementDataFile``), which would read a file of the machine instead of the upload.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import SimpleITK as sitk
 
 from volsam.core.errors import InputError
 from volsam.core.volume import Volume
-from volsam.io.archive import unpacked_zip
+from volsam.io.archive import check_decoded, unpacked_zip
 from volsam.io.dicom import read_dicom_file, read_dicom_folder
 from volsam.io.itk import image_to_volume, itk_reason, pixel_type_name
 from volsam.io.nifti import check_nifti, restore_non_finite
@@ -63,8 +71,41 @@ def _image_io(path: Path) -> str:
     return next(io for suffix, (_, io) in _ITK_SUFFIXES.items() if name.endswith(suffix))
 
 
-def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
-    nifti = check_nifti(path) if fmt == "nifti" else None
+_HEADER_BYTES = 1 << 16  # NRRD / MetaImage headers are text at the start of the file; this is plenty
+
+
+def _check_inline(path: Path, fmt: str) -> None:
+    """Refuse a NRRD / MetaImage whose header sends the reader to another file for the voxels."""
+    if fmt not in ("nrrd", "metaimage"):
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(_HEADER_BYTES)
+    text = head.split(b"\n\n", 1)[0] if fmt == "nrrd" else head
+    for raw in text.splitlines():
+        line = raw.decode("latin-1").strip()
+        key, _, value = line.partition("=" if fmt == "metaimage" else ":")
+        key = key.strip().lower().replace(" ", "")
+        if fmt == "nrrd" and key == "datafile":
+            raise InputError(f"{path}: a NRRD whose voxels are in another file ('{line[:60]}') is not accepted here")
+        if fmt == "metaimage" and key == "elementdatafile":
+            if value.strip().upper() != "LOCAL":
+                raise InputError(f"{path}: a MetaImage whose voxels are in another file is not accepted here")
+            return
+
+
+def _declared_bytes(reader: sitk.ImageFileReader) -> int:
+    """Bytes of the voxels the header declares (all of a 4D file's volumes; complex types count 16 bytes)."""
+    try:
+        item = np.dtype(pixel_type_name(reader.GetPixelID())).itemsize
+    except TypeError:
+        item = 16
+    return math.prod(reader.GetSize()) * max(reader.GetNumberOfComponents(), 1) * item
+
+
+def _read_itk(path: Path, fmt: str, channel: int | None, max_bytes: int | None, untrusted: bool) -> Volume:
+    nifti = check_nifti(path, max_bytes) if fmt == "nifti" else None
+    if untrusted:
+        _check_inline(path, fmt)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     reader.SetImageIO(_image_io(path))
@@ -73,6 +114,7 @@ def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
     except RuntimeError as exc:
         raise InputError(f"{path}: not a readable {fmt} image ({itk_reason(exc)})") from exc
     dim, size, components = reader.GetDimension(), reader.GetSize(), reader.GetNumberOfComponents()
+    check_decoded(_declared_bytes(reader), max_bytes, path)
     meta: dict[str, Any] = {
         "modality": None,
         "source": str(path),
@@ -116,17 +158,27 @@ def _read_itk(path: Path, fmt: str, channel: int | None) -> Volume:
     return volume
 
 
-def read_volume(path: str | Path, *, series: str | None = None, channel: int | None = None) -> Volume:
+def read_volume(
+    path: str | Path,
+    *,
+    series: str | None = None,
+    channel: int | None = None,
+    max_bytes: int | None = None,
+    untrusted: bool = False,
+) -> Volume:
     """Read an image volume (see the module notes for formats and ``meta``).
 
     Args:
         path: a NIfTI / NRRD / MetaImage / DICOM file, a DICOM series folder or ``.zip``, or a ``.npz``.
         series: SeriesInstanceUID to read when a DICOM folder or zip holds several series.
         channel: which 3D volume of a 4D file (or which component of a vector image) to read.
+        max_bytes: the largest image accepted, in decoded bytes as declared (None: no limit).
+        untrusted: the file comes from someone else: its voxels must be inside it (see the module notes).
 
     Raises:
         InputError: missing path, unsupported type, no images, corrupt or truncated data, several DICOM
             series without ``series``, a 4D file without ``channel``.
+        ImageTooLarge: the image would decode to more than ``max_bytes``.
     """
     path = Path(path)
     if not path.exists():
@@ -137,14 +189,14 @@ def read_volume(path: str | Path, *, series: str | None = None, channel: int | N
     if channel is not None and fmt in ("dicom", "dicom-zip", "dicom-file", "npz"):
         raise InputError(f"{path}: channel={channel} applies to 4D or vector NIfTI/NRRD/MetaImage files only")
     if fmt == "dicom":
-        return read_dicom_folder(path, series=series)
+        return read_dicom_folder(path, series=series, max_bytes=max_bytes)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     if fmt == "dicom-zip":
         with unpacked_zip(path) as folder:
-            return read_dicom_folder(folder, series=series, source=str(path), fmt="dicom-zip")
+            return read_dicom_folder(folder, series=series, source=str(path), fmt="dicom-zip", max_bytes=max_bytes)
     if fmt == "dicom-file":
-        return read_dicom_file(path)
+        return read_dicom_file(path, max_bytes=max_bytes)
     if fmt == "npz":
-        return read_npz(path)
-    return _read_itk(path, fmt, channel)
+        return read_npz(path, max_bytes=max_bytes)
+    return _read_itk(path, fmt, channel, max_bytes, untrusted)
