@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from tests.finetune.helpers import small_config, tiny_sam2_dir
 from volsam.core.errors import InputError
 from volsam.finetune.checkpoint import checkpoints_of
-from volsam.finetune.runlog import read_log
+from volsam.finetune.runlog import read_log, read_status
 from volsam.finetune.trainer import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,6 +92,7 @@ def test_resume_after_interruption_continues_exactly(tmp_path, sam2_dir):
     cut = train(config, stop_after=4)  # step 4 is lost: the newest checkpoint is step 3
     assert [s for s, _ in checkpoints_of(cut)] == [3]
     assert not (cut / "last").exists()
+    assert (read_status(cut)["state"], read_status(cut)["checkpoint"]) == ("stopped", 3)
     with pytest.raises(InputError, match="--resume"):
         train(config)
     train(config, resume=True)
@@ -130,7 +131,9 @@ def test_run_folder_log_checkpoints_and_split(tmp_path):
                           log={"validate_at_start": True})  # fmt: skip
     run = train(config)
     assert sorted(p.name for p in run.iterdir()) == ["best", "checkpoints", "config.yaml", "last", "log.jsonl",
-                                                     "split.json"]  # fmt: skip
+                                                     "split.json", "status.json"]  # fmt: skip
+    status = read_status(run)
+    assert (status["state"], status["step"], status["total_steps"], status["checkpoint"]) == ("done", 4, 4, 4)
     assert [s for s, _ in checkpoints_of(run)] == [4]  # keep: 1
     payload = torch.load(run / "checkpoints" / "step-4.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "rng", "step", "epoch", "micro"} <= payload.keys()

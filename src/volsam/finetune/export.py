@@ -131,21 +131,23 @@ def export_model(model: TrainModel, config: FinetuneConfig, folder: Path, facts:
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     except OSError as exc:
         raise OutputError(f"cannot write the exported model to {folder}: {exc}") from exc
+    old: Path | None = None
     try:
         files = _write_model(model, config, tmp)
         record = {"recipe": config.recipe, "name": config.name, **facts, "files": files, "config": config.to_dict()}
         (tmp / "training.json").write_text(json.dumps(record, indent=1) + "\n")
         (tmp / "README.md").write_text(_card(config, facts, files))
-        old = None
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             folder.rename(old)
         tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException:  # Ctrl-C included: the previous export stays in place
         shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and old.exists() and not folder.exists():
+            old.rename(folder)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     log.info("exported %s model (step %s) to %s", config.recipe, facts.get("step"), folder)
     return folder

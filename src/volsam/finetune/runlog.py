@@ -1,12 +1,16 @@
-"""Rank 0's metrics log of a fine-tuning run: ``log.jsonl`` (one JSON record per line) and TensorBoard
-scalars when TensorBoard is installed."""
+"""Rank 0's records of a fine-tuning run: the metrics log ``log.jsonl`` (one JSON record per line; TensorBoard
+scalars too when TensorBoard is installed) and ``status.json``, the run's state (running, done, stopped,
+interrupted, failed) with its newest complete checkpoint."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 from pathlib import Path
 from typing import Any
+
+from volsam.io.atomic import atomic_target
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +56,29 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return out
+
+
+# -- the run's state --------------------------------------------------------------------------------------
+STATUS_FILE = "status.json"
+STATES = ("running", "done", "stopped", "interrupted", "failed")
+
+
+def write_status(run_dir: Path, state: str, **facts: Any) -> None:
+    """Rank 0: ``status.json`` of the run folder, written atomically: ``state`` (``running``, ``done``,
+    ``stopped`` by ``--stop-after``, ``interrupted`` by Ctrl-C / SIGTERM, ``failed``) and ``facts`` (``step``,
+    ``total_steps``, ``checkpoint``: the newest complete checkpoint's step, ``error``, ``resume``)."""
+    if state not in STATES:  # pragma: no cover - a bug in the trainer
+        raise ValueError(f"run state {state!r} is not one of {', '.join(STATES)}")
+    date = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    with atomic_target(Path(run_dir) / STATUS_FILE) as tmp:
+        tmp.write_text(json.dumps({"state": state, **facts, "date": date}, indent=1) + "\n")
+
+
+def read_status(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``status.json`` (``None`` when there is none or it does not parse)."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None

@@ -1,13 +1,20 @@
 """The training loop, one for every recipe: single process or DDP under ``torchrun``.
 
-Run folder ``output/name``::
+Run folder ``output/name`` (``runs/NAME`` unless the config or ``-o`` says otherwise)::
 
     config.yaml              the validated config (all defaults filled in)
     split.json               the fixed train/validation split by case
-    log.jsonl                rank 0: one line per logged step (loss parts, lr, samples/s) and per validation
+    status.json              the run's state: running, done, stopped (--stop-after), interrupted, failed;
+                             the newest complete checkpoint's step
+    log.jsonl                rank 0: one line per logged step (loss parts, lr, samples/s) and per validation;
+                             an {"event": "interrupted" | "stopped" | "failed"} line where a run left early
     checkpoints/step-N.pt    resumable: model, optimizer, scheduler, RNG states of every rank, position
     best/                    the exported model with the best validation Dice (with a README.md model card)
     last/                    the exported model at the end
+
+A start is checked whole before the run folder is made -- the config, existing checkpoints (``--resume``
+or another folder), the dataset and its cases, the split, the model and its ``freeze`` entries, the
+training clips, the precision and the optimizer's parameters -- so a refused start leaves no folder behind.
 
 Distributed: ``WORLD_SIZE > 1`` (set by torchrun) starts a process group from torchrun's environment (gloo on
 the CPU, nccl on CUDA; the device is ``cuda:LOCAL_RANK``). Each optimizer step takes
@@ -19,7 +26,13 @@ steps. bf16 autocast on CUDA only. Only rank 0 writes files; every rank's RNG st
 Resume: the newest ``checkpoints/step-N.pt`` restores everything including the position inside the epoch;
 because each sample draws its randomness from ``(seed, epoch, index)``, the resumed run computes the same
 losses as an uninterrupted one. ``log.jsonl`` is appended to: steps done after the last checkpoint of an
-interrupted run appear twice (the later line is the one that counts).
+interrupted run appear twice (the later line is the one that counts). A resume whose config differs from
+the folder's ``config.yaml`` says what changed (``schedule.max_steps 4 -> 6``) and continues with the new one.
+
+Interruptions (Ctrl-C; SIGTERM, which the command line turns into the same ``KeyboardInterrupt``) are not
+swallowed: rank 0 marks the run ``interrupted`` (``status.json``, ``log.jsonl``) and the interrupt goes on
+to the caller. Checkpoints are written to a temporary file and renamed, so the newest ``step-N.pt`` is
+always complete, and ``--resume`` continues from it; an exported ``best/`` or ``last/`` is replaced whole.
 """
 
 from __future__ import annotations
@@ -27,6 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -40,7 +54,7 @@ import yaml
 
 from volsam.core.errors import InputError
 from volsam.finetune.checkpoint import State, checkpoints_of, load_checkpoint, save_checkpoint
-from volsam.finetune.config import FinetuneConfig
+from volsam.finetune.config import FinetuneConfig, config_changes
 from volsam.finetune.data import (
     ClipDataset,
     Split,
@@ -54,7 +68,7 @@ from volsam.finetune.data import (
 from volsam.finetune.distributed import Dist, all_mean, barrier, mean_over_ranks, setup_distributed
 from volsam.finetune.losses import compute_loss, dice_score
 from volsam.finetune.models import TrainModel, build_model
-from volsam.finetune.runlog import JsonLog
+from volsam.finetune.runlog import JsonLog, write_status
 from volsam.finetune.volume_validation import VolumeValidator
 
 log = logging.getLogger(__name__)
@@ -108,35 +122,75 @@ def build_optimizer(model: TrainModel, config: FinetuneConfig) -> torch.optim.Ad
 
 
 # -- the run ------------------------------------------------------------------------------------------------
-def _prepare_run_dir(config: FinetuneConfig, d: Dist, resume: bool) -> Path:
+def _refuse_existing_run(run_dir: Path, resume: bool) -> None:
+    if checkpoints_of(run_dir) and not resume:
+        raise InputError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --output/name")
+
+
+def _split(config: FinetuneConfig, run_dir: Path, case_ids: list[str]) -> tuple[Split, bool]:
+    """The run folder's ``split.json`` when it has one (checked against the dataset), else a new split;
+    and whether it is new (to be written). Every rank computes the same split."""
+    path = run_dir / "split.json"
+    if path.is_file():
+        split = read_split(path)
+        unknown = sorted(set(split.train + split.val) - set(case_ids))
+        if unknown:
+            raise InputError(f"{path} names cases the dataset no longer has: {', '.join(unknown[:3])}")
+        return split, False
+    data = config.data
+    return make_split(case_ids, data.val_fraction, data.split_seed, data.split_group), True
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet: what ``mkdir -p`` makes."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _warn_config_changes(path: Path, config: FinetuneConfig) -> None:
+    try:
+        old = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        log.warning("%s is not readable (%s): the resumed run writes its own config", path, exc)
+        return
+    if not isinstance(old, dict):
+        log.warning("%s is not a config: the resumed run writes its own", path)
+        return
+    changes = config_changes(old, config.to_dict())
+    if changes:
+        shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+        log.warning("resuming %s with a changed config: %s (the run continues with the new one)", path.parent, shown)
+
+
+def _open_run_dir(config: FinetuneConfig, d: Dist, resume: bool, split: Split, new_split: bool) -> Path:
+    """Make the run folder (rank 0) and write ``config.yaml`` and a new ``split.json``: after every check of
+    the start passed. A folder this call made is removed again if writing them fails."""
     run_dir = config.run_dir
     if d.main:
-        existing = checkpoints_of(run_dir)
-        if existing and not resume:
-            raise InputError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --output/name")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-        old = run_dir / "config.yaml"
-        if resume and old.is_file() and old.read_text() != text:
-            log.warning("%s differs from the config of this run: the run continues with the new one", old)
-        atomic_text(old, text)
+        made = _first_missing(run_dir)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            old = run_dir / "config.yaml"
+            if resume and old.is_file():
+                _warn_config_changes(old, config)
+            atomic_text(old, yaml.safe_dump(config.to_dict(), sort_keys=False))
+            if new_split:
+                write_split(split, run_dir / "split.json")
+        except BaseException:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+            raise
     barrier(d)
     return run_dir
 
 
-def _split(config: FinetuneConfig, d: Dist, run_dir: Path, case_ids: list[str]) -> Split:
-    path = run_dir / "split.json"
-    if d.main:
-        if path.is_file():
-            split = read_split(path)
-            unknown = sorted(set(split.train + split.val) - set(case_ids))
-            if unknown:
-                raise InputError(f"{path} names cases the dataset no longer has: {', '.join(unknown[:3])}")
-        else:
-            data = config.data
-            write_split(make_split(case_ids, data.val_fraction, data.split_seed, data.split_group), path)
-    barrier(d)
-    return read_split(path)
+def _newest_checkpoint(run_dir: Path) -> int | None:
+    found = checkpoints_of(run_dir)
+    return found[-1][0] if found else None
 
 
 def _autocast(config: FinetuneConfig, device: torch.device) -> AbstractContextManager[Any]:
@@ -196,6 +250,7 @@ def train(
     device: str | None = None,
     stop_after: int | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_phase: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Path:
     """Fine-tune as ``config`` says; returns the run folder.
 
@@ -206,19 +261,28 @@ def train(
             time-boxed jobs that ``--resume`` later, and for tests of resuming.
         on_step: called on rank 0 with each log record: a step's (``step``, ``loss``, ...) and a validation's
             (``step``, ``val_dice``, ``val_mode``).
+        on_phase: called on rank 0 with ``("start", {"step", "total_steps"})`` once the run folder is ready
+            (``step`` > 0 when resumed) and ``("validation", {"step"})`` as each validation begins: for
+            progress displays.
+
+    Raises:
+        InputError: a refused start (nothing is created); KeyboardInterrupt: Ctrl-C or SIGTERM, after the
+            run was marked ``interrupted`` (resumable from its newest checkpoint).
     """
     from volsam.finetune.export import export_model
 
     d = setup_distributed(config, device)
-    run_dir = _prepare_run_dir(config, d, resume)
+    run_dir = config.run_dir
+    # -- every check of the start, before anything is written ----------------------------------------------
+    _refuse_existing_run(run_dir, resume)
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     torch.manual_seed(config.seed)
 
     dataset = open_training_dataset(config.data)
     cases = select_cases(dataset, config.data)
-    split = _split(config, d, run_dir, [c.case_id for c in cases])
-    model = build_model(config).to(d.device)
+    split, new_split = _split(config, run_dir, [c.case_id for c in cases])
+    model = build_model(config).to(d.device)  # refuses unknown model.freeze entries
     by_id = {c.case_id: c for c in cases}
     train_set = ClipDataset([by_id[i] for i in split.train], config.data, model.size, model.resize, config.seed,
                             train=True, prompt_kinds=model.prompt_kinds)  # fmt: skip
@@ -236,20 +300,96 @@ def train(
             f"{len(train_set)} training clips make no full step of {per_step} samples "
             f"({d.world} processes x batch_size {o.batch_size} x grad_accum {o.grad_accum})"
         )
+    _autocast(config, d.device)  # refuses bf16 off CUDA
     sc = config.schedule
     total = sc.max_steps or sc.epochs * steps_per_epoch
     epochs = math.ceil(total / steps_per_epoch)
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config)  # refuses a model with nothing left to train
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, sc.warmup_steps, sc.kind, sc.min_lr_ratio)
     )
+    # -- the run folder -----------------------------------------------------------------------------------
+    _open_run_dir(config, d, resume, split, new_split)
+    jlog = JsonLog(run_dir, d.main, config.log.tensorboard)
     state = State()
-    found = checkpoints_of(run_dir) if resume else []
-    if found:
-        state = load_checkpoint(found[-1][1], model, optimizer, scheduler, d)
-    elif resume:
-        log.info("no checkpoint in %s: starting from step 0", run_dir)
 
+    def mark(status: str, **facts: Any) -> None:
+        if d.main:
+            write_status(run_dir, status, step=state.step, total_steps=total,
+                         checkpoint=_newest_checkpoint(run_dir), **facts)  # fmt: skip
+
+    try:
+        found = checkpoints_of(run_dir) if resume else []
+        if found:
+            state = load_checkpoint(found[-1][1], model, optimizer, scheduler, d)
+        elif resume:
+            log.info("no checkpoint in %s: starting from step 0", run_dir)
+        mark("running")
+        stopped = _run(config, d, run_dir, model, optimizer, scheduler, state, total, epochs,
+                       train_set, val_set, volumes, split, jlog, stop_after, on_step, on_phase, mark)  # fmt: skip
+        if stopped:
+            jlog.write({"event": "stopped", "step": state.step, "checkpoint": _newest_checkpoint(run_dir)})
+            mark("stopped", note=f"stopped after step {state.step} (--stop-after): --resume continues")
+        else:
+            if d.main:
+                export_model(model, config, run_dir / "last", {"dataset": config.data.dataset,
+                             "split": split.to_json(), "total_steps": total, "step": state.step,
+                             "val_dice": state.best_dice if state.best_dice >= 0 else None})  # fmt: skip
+            barrier(d)
+            mark("done", best_val_dice=state.best_dice if state.best_dice >= 0 else None)
+    except KeyboardInterrupt:
+        _left_early(jlog, mark, run_dir, state, "interrupted", "interrupted (Ctrl-C or SIGTERM)")
+        raise
+    except Exception as exc:
+        _left_early(jlog, mark, run_dir, state, "failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        jlog.close()
+    if d.world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
+    return run_dir
+
+
+def _left_early(jlog: JsonLog, mark: Callable[..., None], run_dir: Path, state: State, status: str, why: str) -> None:
+    """Record in the run folder that the run ended early (best effort: a second Ctrl-C or a full disk here
+    must not hide the first error) and where ``--resume`` continues from."""
+    checkpoint = _newest_checkpoint(run_dir)
+    where = f"checkpoints/step-{checkpoint}.pt" if checkpoint is not None else "step 0 (no checkpoint yet)"
+    note = f"{why} at step {state.step}: --resume continues from {where}"
+    try:
+        jlog.write({"event": status, "step": state.step, "checkpoint": checkpoint, "note": note})
+        mark(status, note=note)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- best effort, see above
+        log.debug("could not mark %s as %s: %s", run_dir, status, exc)
+    log.info("%s", note)
+
+
+def _run(
+    config: FinetuneConfig,
+    d: Dist,
+    run_dir: Path,
+    model: TrainModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    state: State,
+    total: int,
+    epochs: int,
+    train_set: ClipDataset,
+    val_set: ClipDataset | None,
+    volumes: VolumeValidator | None,
+    split: Split,
+    jlog: JsonLog,
+    stop_after: int | None,
+    on_step: Callable[[dict[str, Any]], None] | None,
+    on_phase: Callable[[str, dict[str, Any]], None] | None,
+    mark: Callable[..., None],
+) -> bool:
+    """The training loop from ``state`` to ``total`` steps (validations, checkpoints, ``best/``); True when
+    ``stop_after`` ended it early."""
+    from volsam.finetune.export import export_model
+
+    o = config.optim
+    per_step = d.world * o.batch_size * o.grad_accum
     net: torch.nn.Module = model
     if d.world > 1:
         ids = [d.device.index] if d.device.type == "cuda" else None
@@ -257,18 +397,21 @@ def train(
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False
         )
-    jlog = JsonLog(run_dir, d.main, config.log.tensorboard)
     if d.main:
         log.info(
             "%s: %d training clips (%d cases), %d validation %s (%d cases); %d steps of %d samples, %d epochs",
             config.recipe, len(train_set), len(split.train), len(volumes or val_set or ()),
             "objects in 3D" if volumes is not None else "clips", len(split.val), total, per_step, epochs,
         )  # fmt: skip
+        if on_phase is not None:
+            on_phase("start", {"step": state.step, "total_steps": total})
     model_card = {"dataset": config.data.dataset, "split": split.to_json(), "total_steps": total}
 
     def run_validation() -> None:
         if (val_set is None and volumes is None) or state.last_val_step == state.step:
             return
+        if on_phase is not None and d.main:
+            on_phase("validation", {"step": state.step})
         # not through DDP: ranks may run different numbers of batches
         dice = volumes.dice(model, d) if volumes is not None else validate(model, val_set, config, d)
         state.last_val_step = state.step
@@ -286,9 +429,13 @@ def train(
                 export_model(model, config, run_dir / "best", {**model_card, "step": state.step, "val_dice": dice})
         barrier(d)
 
+    def checkpoint() -> None:
+        save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
+        mark("running")
+
     if config.log.validate_at_start and state.step == 0:
         run_validation()
-    interrupted = False
+    stopped = False
     while state.epoch < epochs and state.step < total:
         batches = epoch_batches(len(train_set), d, o.batch_size, o.grad_accum, config.seed, state.epoch)
         remaining = batches[state.micro :]
@@ -337,13 +484,13 @@ def train(
                 run_validation()  # before the checkpoint, which records that this step was validated
             t0 = time.perf_counter()
             if state.step % config.checkpoint.every_steps == 0:
-                save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
+                checkpoint()
             if stop_after is not None and state.step >= stop_after:
-                interrupted = True
+                stopped = True
                 break
             if state.step >= total:
                 break
-        if interrupted:
+        if stopped:
             break
         if state.micro >= len(batches):  # the epoch is complete
             run_validation()
@@ -351,18 +498,11 @@ def train(
             state.micro = 0
         elif state.step >= total:
             break
-    if not interrupted:
+    if not stopped:
         run_validation()  # a run cut short inside an epoch is validated at its end too
         if state.saved != state.step:
-            save_checkpoint(run_dir, model, optimizer, scheduler, state, config, d)
-        if d.main:
-            export_model(model, config, run_dir / "last", {**model_card, "step": state.step,
-                         "val_dice": state.best_dice if state.best_dice >= 0 else None})  # fmt: skip
-        barrier(d)
-    jlog.close()
-    if d.world > 1 and dist.is_initialized():
-        dist.destroy_process_group()
-    return run_dir
+            checkpoint()
+    return stopped
 
 
 def run_finetune(
@@ -374,6 +514,7 @@ def run_finetune(
     max_steps: int | None = None,
     stop_after: int | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_phase: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Path:
     """``volsam finetune``: load ``config`` (a YAML file or a shipped recipe name), apply the command-line
     overrides (``output`` = the run folder itself, ``max_steps``), and :func:`train`. Returns the run folder."""
@@ -389,4 +530,6 @@ def run_finetune(
         import dataclasses
 
         cfg = cfg.replace(schedule=dataclasses.replace(cfg.schedule, max_steps=max_steps))
-    return train(cfg, resume=resume, device=device, stop_after=stop_after, on_step=on_step)
+    if stop_after is not None and stop_after < 1:
+        raise InputError(f"--stop-after {stop_after}: must be >= 1")
+    return train(cfg, resume=resume, device=device, stop_after=stop_after, on_step=on_step, on_phase=on_phase)
