@@ -22,6 +22,7 @@ from volsam.server.store import SessionStore
 from volsam.session import Session
 
 TOKEN = "t" * 32
+BASE = "http://127.0.0.1:8000"  # the server answers to its own names only (Host header)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def case(tmp_path_factory):
 
 
 def _client(**kw) -> TestClient:
-    return TestClient(create_app(ServerConfig(device="cpu", **kw)), raise_server_exceptions=False)
+    return TestClient(create_app(ServerConfig(device="cpu", **kw)), base_url=BASE, raise_server_exceptions=False)
 
 
 def _open(client, path, headers=None, **form):
@@ -132,7 +133,7 @@ def test_progress_events_stream(case):
         json={"object": label, "type": "box", "slice": b.slice, "box": [b.u0, b.v0, b.u1, b.v1]},
         headers=h,
     ).raise_for_status()
-    r = client.get(f"/api/sessions/{sid}/events", params={"lease": lease, "follow": "false"})
+    r = client.get(f"/api/sessions/{sid}/events", params={"follow": "false"}, headers=h)
     assert r.headers["content-type"].startswith("text/event-stream")
     events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
     kinds = [e["type"] for e in events]
@@ -141,7 +142,8 @@ def test_progress_events_stream(case):
     assert b.slice in frames and len(frames) > 3
     ids = [int(line[4:]) for line in r.text.splitlines() if line.startswith("id: ")]
     assert ids == list(range(len(events)))
-    later = client.get(f"/api/sessions/{sid}/events", params={"lease": lease, "follow": "false", "after": 2})
+    later = client.get(f"/api/sessions/{sid}/events", params={"follow": "false", "after": 2}, headers=h)
+    assert client.get(f"/api/sessions/{sid}/events", params={"lease": lease}).status_code == 403  # header only
     assert later.text.count("data: ") == len(events) - 2
     client.delete(f"/api/sessions/{sid}", headers=h)
     assert len(client.app.state.store) == 0
@@ -189,7 +191,8 @@ def test_token_lease_limits_and_expiry(case, monkeypatch):
     assert r.status_code == 401 and r.json()["error"] == "Unauthorized"
     auth = {"Authorization": f"Bearer {TOKEN}"}
     assert client.get("/api/health", headers=auth).status_code == 200
-    assert client.get("/api/health", params={"access_token": TOKEN}).status_code == 200
+    r = client.get("/api/health", params={"access_token": TOKEN})  # tokens never travel in URLs
+    assert r.status_code == 401 and "not accepted in URLs" in r.json()["detail"]
     created = _open(client, path, headers=auth).json()
     sid = created["id"]
     r = _open(client, path, headers=auth)
@@ -313,7 +316,7 @@ def test_a_store_brought_by_a_test_is_used_even_when_empty():
 def test_session_options_are_refused_like_the_command_line_before_the_upload_is_read(case, form, line, error):
     _, path = case
     store = SessionStore(max_sessions=2, idle_timeout_s=60.0)
-    client = TestClient(create_app(ServerConfig(device="cpu"), store), raise_server_exceptions=False)
+    client = TestClient(create_app(ServerConfig(device="cpu"), store), base_url=BASE, raise_server_exceptions=False)
     r = _open(client, path, **form)
     assert r.status_code == 400 and r.json()["error"] == error and r.json()["detail"].startswith(line), r.text
     assert len(store) == 0

@@ -1,17 +1,20 @@
 """The HTTP API (FastAPI; schema at ``/docs`` and ``/openapi.json``) and the web page at ``/``.
 
-Every call is a thin layer over one :class:`volsam.Session` method. Authentication (:mod:`.access`): when the
-server has a token, every ``/api`` request carries ``Authorization: Bearer <token>`` (or ``?access_token=``
-for plain browser GETs such as downloads and the event stream). Each session also has a lease token, returned
-when it is created, that every request for that session must show (``X-Session-Lease`` or ``?lease=``).
+Every call is a thin layer over one :class:`volsam.Session` method. Before the app sees a request,
+:class:`.guard.Guard` checks its ``Host``, its ``Origin`` (state-changing requests), the bearer token
+(``Authorization: Bearer <token>``; never in a URL) and its body size, in that order and before the body is
+read (see :mod:`.guard` and ``docs/security.md``). Each session also has a lease token, returned when it is
+created, that every request for that session must show (``X-Session-Lease`` header).
 
 Errors (:mod:`.errors`): ``{"detail": "<the CLI's one-line message>", "error": "<volsam error type>"}`` with
-the error's ``http_status``: 400 bad input, prompt or setting, 401 missing/wrong token, 403 wrong lease, 404
-unknown session, 409 a DICOM-SEG asked of an image that was not uploaded as DICOM (or of a session without
-objects), 413 upload too large, 422 malformed request (``error`` InputError), 503 server full. Anything else
-is a 500 (``error`` internal) whose body never carries a traceback (it is logged).
+the error's ``http_status``: 400 bad input, prompt or setting, 401 missing/wrong token, 403 wrong lease or a
+refused Host / Origin, 404 unknown session, 409 a DICOM-SEG asked of an image that was not uploaded as DICOM
+(or of a session without objects), 413 upload or decoded image too large, 422 malformed request (``error``
+InputError), 503 server full. Anything else is a 500 (``error`` internal) whose body never carries a traceback
+(it is logged). No answer names a folder of the server.
 
-Request bodies are in :mod:`.bodies`, downloads in :mod:`.outputs`, uploads in :mod:`.uploads`.
+Request bodies are in :mod:`.bodies`, downloads in :mod:`.outputs`, uploads in :mod:`.uploads`, model names
+in :mod:`.models`, the web page and the API docs in :mod:`.web`.
 """
 
 from __future__ import annotations
@@ -23,21 +26,23 @@ import logging
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from volsam import __version__
-from volsam.core.errors import InputError, NoDicomSource, Unauthorized, UploadTooLarge
+from volsam.core.errors import NoDicomSource, Unauthorized
 from volsam.jobs.request import SegmentRequest
 from volsam.server.access import Leased, authorised
 from volsam.server.bodies import ObjectIn, PromptIn, apply_prompt, parse_box
 from volsam.server.config import ServerConfig
-from volsam.server.errors import install_error_handlers
+from volsam.server.errors import install_error_handlers, server_folders
+from volsam.server.guard import COOKIE, Guard, cookie_value
+from volsam.server.models import local_models, resolve_model
 from volsam.server.outputs import SEG_NAME, dicom_seg_bytes, geometry, nifti_bytes, prompts_response
 from volsam.server.store import SessionStore
-from volsam.server.uploads import CHUNK, BodyLimit, discard, read_upload, save_upload, scratch
+from volsam.server.uploads import CHUNK, discard, read_upload, save_upload, scratch
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +58,11 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         title="volsam",
         version=__version__,
         description="Interactive 3D medical image segmentation sessions (SAM 2 family, LiteMedSAM).",
+        docs_url=None,  # served by volsam.server.web from a package's files (no CDN), behind the token
+        redoc_url=None,
     )
     app.state.store = store
     app.state.config = config
-    app.add_middleware(BodyLimit, limit=config.max_upload_bytes + CHUNK)  # + room for the multipart framing
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -64,8 +70,9 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             allow_methods=["*"],
             allow_headers=["Authorization", "X-Session-Lease", "Content-Type"],
         )
+    app.add_middleware(Guard, config=config)  # added last: runs first, before any body is read
 
-    install_error_handlers(app)
+    install_error_handlers(app, server_folders([config.models_dir]))
     auth = [Depends(authorised)]
 
     @app.get("/api/health", dependencies=auth)
@@ -88,28 +95,45 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                 {"name": m.name, "engine": m.engine, "installed": installed(m) is not None, "license": m.license}
                 for m in CATALOG.values()
             ],
+            "local_models": local_models(config.models_dir),
             "devices": devices,
             "default_device": config.device,
             "max_upload_mb": config.max_upload_mb,
+            "max_image_mb": config.max_image_mb,
         }
+
+    @app.post("/api/login", dependencies=auth, status_code=204)
+    def login() -> Response:
+        """For a browser: a cookie (HttpOnly, SameSite=Strict) that opens the API docs (/docs) of a server with
+        a token. The API itself takes the ``Authorization`` header only."""
+        response = Response(status_code=204)
+        if config.token is not None:
+            response.set_cookie(
+                COOKIE, cookie_value(config.token), httponly=True, samesite="strict", secure=config.tls, path="/"
+            )
+        return response
 
     @app.post("/api/sessions", dependencies=auth, status_code=201)
     async def create_session(
-        request: Request,
         file: Annotated[UploadFile, File(description="NIfTI, NRRD, MHA, CVPR .npz, or a DICOM series as .zip")],
         engine: Annotated[str, Form()] = "medsam-lite",
-        model: Annotated[str | None, Form(description="a catalogue name (never a server path)")] = None,
+        model: Annotated[
+            str | None, Form(description="a model name from GET /api/capabilities (never a path)", max_length=100)
+        ] = None,
         modality: Annotated[str, Form()] = "auto",
         window: Annotated[str | None, Form()] = None,
         axis: Annotated[str, Form()] = "k",
+        channel: Annotated[
+            int | None, Form(description="which volume of a 4D image (0-based), as `volsam segment --channel`", ge=0)
+        ] = None,
     ) -> dict:
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > config.max_upload_bytes + CHUNK:
-            raise UploadTooLarge(f"the upload is larger than this server's limit of {config.max_upload_mb:g} MB")
-        if model is not None and ("/" in model or "\\" in model or model.startswith(".")):
-            raise InputError("model must be a name from the catalogue (GET /api/capabilities), not a path")
         options = SegmentRequest(
-            engine=engine, model=model, device=config.device, modality=modality, window=window, axis=axis
+            engine=engine,
+            model=resolve_model(engine, model, config.models_dir),
+            device=config.device,
+            modality=modality,
+            window=window,
+            axis=axis,
         )  # refused here, before the upload is read, like the command line's flags
         folder = scratch()
         try:
@@ -122,11 +146,13 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                     yield block
 
             path = await run_in_threadpool(save_upload, chunks(), file.filename, config.max_upload_bytes, folder)
-            volume = await run_in_threadpool(read_upload, path, config.max_upload_bytes)
+            volume = await run_in_threadpool(
+                read_upload, path, config.max_upload_bytes, config.max_image_bytes, channel
+            )
         finally:
             discard(folder)
         entry = await run_in_threadpool(store.create, volume, options)
-        return {"id": entry.id, "lease": entry.lease, "geometry": geometry(volume, entry.session.axis)}
+        return {"id": entry.id, "lease": entry.lease, "geometry": geometry(volume, entry.session.axis, entry.session)}
 
     @app.get("/api/sessions/{sid}", dependencies=auth)
     def describe(entry: Leased) -> dict:
@@ -135,7 +161,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                 "id": entry.id,
                 "engine": entry.engine,
                 "model": entry.model,
-                "geometry": geometry(s.volume, s.axis),
+                "geometry": geometry(s.volume, s.axis, s),
                 "objects": [
                     {"label": label, "name": name, "prompts": len(s.prompts(label))} for label, name in s.objects
                 ],
@@ -252,7 +278,8 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
         return StreamingResponse(stream(), media_type="text/event-stream")
 
-    from volsam.server.web import mount_web
+    from volsam.server.web import mount_docs, mount_web
 
+    mount_docs(app)
     mount_web(app)
     return app

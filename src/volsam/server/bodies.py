@@ -1,12 +1,15 @@
 """The API's request bodies (pydantic) and how they become Session calls: prompts, mask data, region boxes.
 
-Coordinates are voxel indices of the image as uploaded (``i, j, k``); mask data are ``[k, j, i]``.
+Coordinates are voxel indices of the image as uploaded (``i, j, k``); mask data are ``[k, j, i]``. Mask data
+are inflated in a streaming way that stops one byte past the size their box needs: a small payload that would
+inflate to gigabytes is refused after a few megabytes of work.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
+import binascii
+import zlib
 from typing import Any, Literal
 
 import numpy as np
@@ -44,15 +47,38 @@ def mask_prompt(p: PromptIn, size: tuple[int, int, int]) -> np.ndarray:
     if not (0 <= i0 <= i1 < size[0] and 0 <= j0 <= j1 < size[1] and 0 <= k0 <= k1 < size[2]):
         raise PromptError(f"mask box {p.box} is not inside the image of {list(size)} voxels")
     shape = (k1 - k0 + 1, j1 - j0 + 1, i1 - i0 + 1)
+    need = shape[0] * shape[1] * shape[2]
     try:
-        raw = gzip.decompress(base64.b64decode(p.data, validate=True))
-    except (ValueError, OSError, EOFError) as exc:
+        packed = base64.b64decode(p.data, validate=True)
+    except (ValueError, binascii.Error) as exc:
         raise PromptError(f"mask data is not base64 of gzip ({exc})") from exc
-    if len(raw) != int(np.prod(shape)):
-        raise PromptError(f"mask data holds {len(raw)} bytes; the box {shape} (k, j, i) needs {int(np.prod(shape))}")
+    raw = inflate_at_most(packed, need)
+    if len(raw) != need:
+        raise PromptError(f"mask data holds {len(raw)} bytes; the box {shape} (k, j, i) needs {need}")
     full = np.zeros((size[2], size[1], size[0]), dtype=bool)
     full[k0 : k1 + 1, j0 : j1 + 1, i0 : i1 + 1] = np.frombuffer(raw, np.uint8).reshape(shape) != 0
     return full
+
+
+def inflate_at_most(packed: bytes, need: int) -> bytes:
+    """The gzip data ``packed`` inflated (all its members), refused (PromptError) as soon as it passes ``need``
+    bytes -- so it never holds more than ``need + 1`` inflated bytes."""
+    out = bytearray()
+    data = packed
+    while data:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while data and not inflater.eof:
+                out += inflater.decompress(data, need + 1 - len(out))
+                if len(out) > need:
+                    raise PromptError(f"mask data inflates to more than the {need} bytes its box needs")
+                data = inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise PromptError(f"mask data is not base64 of gzip ({exc})") from exc
+        if not inflater.eof:
+            raise PromptError("mask data is not base64 of gzip (the gzip stream is truncated)")
+        data = inflater.unused_data
+    return bytes(out)
 
 
 def apply_prompt(session: Any, p: PromptIn) -> Change:

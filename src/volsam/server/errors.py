@@ -7,11 +7,21 @@
   line, ``error`` is ``InputError``.
 * Anything else: 500, ``error`` is ``internal``; the body names the exception type, never a traceback (it is
   logged).
+
+No answer names a folder of the server: :func:`redact` replaces any path under the server's own folders (the
+temporary folder, its home and model caches, its working directory, the Python installation, ``--models-dir``)
+with ``<server path>``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +37,24 @@ def error_body(detail: str, error: str) -> dict[str, str]:
     return {"detail": " ".join(detail.splitlines()), "error": error}
 
 
+def server_folders(extra: Iterable[Path | str | None] = ()) -> list[str]:
+    """The folders of this server whose paths no answer may show (longest first)."""
+    from volsam.engines.catalog import models_dir
+
+    found = {tempfile.gettempdir(), str(Path.home()), os.getcwd(), sys.prefix, sys.base_prefix, str(models_dir())}
+    found |= {str(p) for p in extra if p is not None}
+    for folder in list(found):
+        found.add(os.path.realpath(folder))
+    return sorted((f for f in found if len(f) > 1), key=len, reverse=True)
+
+
+def redact(text: str, folders: Iterable[str]) -> str:
+    """``text`` with every path under one of ``folders`` replaced by ``<server path>``."""
+    for folder in folders:
+        text = re.sub(re.escape(folder) + r"(?:/[^\s'\",;:)\]]*|(?![\w.-]))", "<server path>", text)
+    return text
+
+
 def validation_detail(exc: RequestValidationError) -> str:
     """FastAPI's validation errors on one line, e.g. ``body.box: Field required; query.format: ...``."""
     parts = []
@@ -36,16 +64,19 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "malformed request"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Answer volsam errors, validation errors and anything unexpected as described in the module notes."""
+def install_error_handlers(app: FastAPI, folders: Iterable[str] = ()) -> None:
+    """Answer volsam errors, validation errors and anything unexpected as described in the module notes
+    (``folders``: the server's own, never shown; see :func:`server_folders`)."""
+    folders = list(folders)
 
     @app.exception_handler(VolsamError)
     async def _volsam_error(request: Request, exc: VolsamError) -> JSONResponse:
-        return JSONResponse(error_body(str(exc), error_name(exc)), status_code=exc.http_status)
+        return JSONResponse(error_body(redact(str(exc), folders), error_name(exc)), status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def _malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body(validation_detail(exc), InputError.__name__), status_code=422)
+        detail = redact(validation_detail(exc), folders)
+        return JSONResponse(error_body(detail, InputError.__name__), status_code=422)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

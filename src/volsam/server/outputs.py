@@ -19,8 +19,11 @@ from volsam.core.volume import Volume
 SEG_NAME = "labelmap.dcm"  # the DICOM-SEG download's file name (also what its refusals name)
 
 
-def geometry(volume: Volume, axis: int) -> dict:
-    """The image's grid as the web page and the client see it (``dicom_seg``: a DICOM-SEG download is possible)."""
+def geometry(volume: Volume, axis: int, session: Any = None) -> dict:
+    """The image's grid as the web page and the client see it: ``modality`` is the one the session normalises
+    with (CT, MR, PET or other, after ``auto`` was resolved), ``dicom_modality`` the DICOM tag (None for other
+    formats), ``dicom_seg`` whether a DICOM-SEG download is possible, ``channel`` the volume read of a 4D file."""
+    normalizer = getattr(session, "normalizer", None)
     return {
         "size": list(volume.size),
         "spacing": list(volume.spacing),
@@ -28,7 +31,9 @@ def geometry(volume: Volume, axis: int) -> dict:
         "direction": np.asarray(volume.direction).tolist(),
         "axis": axis,
         "axis_names": list(volume.axis_names()),
-        "modality": volume.meta.get("modality"),
+        "modality": getattr(normalizer, "modality", None),
+        "dicom_modality": volume.meta.get("modality"),
+        "channel": volume.meta.get("channel"),
         "dicom_seg": volume.meta.get("dicom_headers") is not None,
     }
 

@@ -122,7 +122,7 @@ class SessionStore:
             entry = self._entries.get(sid)
         if entry is None or entry.session is None:
             raise SessionNotFound(f"no open session {sid!r} (closed, expired after inactivity, or never created)")
-        if lease is None or not hmac.compare_digest(lease, entry.lease):
+        if lease is None or not hmac.compare_digest(lease.encode(), entry.lease.encode()):  # bytes: any header
             raise LeaseRefused("this session belongs to another client: send its lease token (X-Session-Lease)")
         entry.last_used = time.monotonic()
         return entry

@@ -1,9 +1,11 @@
 """Uploaded volumes: stored under a name the server chooses, size-limited (also while the body streams in:
-:class:`BodyLimit`), unpacked safely, read.
+:class:`volsam.server.guard.Guard`), unpacked safely, read within the decoded-size limit.
 
 The client's file name is used for one thing only: its extension, from a fixed list. Zip archives (DICOM
 series) are unpacked by :func:`volsam.io.archive.unpacked_zip` (no absolute or ``..`` entries, no links,
-limited file count and inflated size).
+limited file count and inflated size). Images are read with ``max_bytes`` (``--max-image-mb``: refused from
+their headers before anything is decompressed) and ``untrusted`` (no NRRD / MetaImage data in another file).
+Refusals name the upload as ``upload.<ext>``, never the server's temporary folder.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from volsam.core.errors import InputError, UploadTooLarge
+from volsam.core.errors import InputError, UploadTooLarge, VolsamError
 from volsam.core.volume import Volume
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".zip", ".npz")
@@ -24,7 +25,6 @@ CHUNK = 1 << 20  # bytes read at a time; also the room left for the multipart fr
 
 __all__ = [  # UploadTooLarge lives in volsam.core.errors; kept importable from here
     "CHUNK",
-    "BodyLimit",
     "UploadTooLarge",
     "discard",
     "read_upload",
@@ -32,31 +32,6 @@ __all__ = [  # UploadTooLarge lives in volsam.core.errors; kept importable from 
     "scratch",
     "suffix_of",
 ]
-
-
-class BodyLimit:
-    """ASGI middleware: a request body larger than ``limit`` bytes stops with :class:`UploadTooLarge` (413)
-    while it streams in, whether or not the client declared its length (chunked uploads too)."""
-
-    def __init__(self, app: Any, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise UploadTooLarge(f"the upload is larger than this server's limit of {self.limit // 2**20} MB")
-            return message
-
-        await self.app(scope, limited, send)
 
 
 def suffix_of(filename: str | None) -> str:
@@ -83,18 +58,35 @@ def save_upload(chunks: Iterable[bytes], filename: str | None, limit_bytes: int,
     return path
 
 
-def read_upload(path: Path, limit_bytes: int) -> Volume:
-    """Read a saved upload as a Volume (a zip as a DICOM series, within the inflation limits)."""
+def read_upload(path: Path, limit_bytes: int, max_image_bytes: int | None = None, channel: int | None = None) -> Volume:
+    """Read a saved upload as a Volume (a zip as a DICOM series, within the inflation limits; ``channel``: the
+    volume of a 4D file). Refusals name ``upload.<ext>`` and the files inside a zip, not the server's folders."""
     from volsam.io.archive import unpacked_zip
     from volsam.io.readers import read_volume
 
-    if path.suffix == ".zip":
-        with unpacked_zip(path, max_files=MAX_ZIP_FILES, max_bytes=ZIP_INFLATION * limit_bytes) as folder:
-            volume = read_volume(folder)
-    else:
-        volume = read_volume(path)
+    try:
+        if path.suffix == ".zip":
+            if channel is not None:
+                raise InputError("channel applies to 4D or vector NIfTI/NRRD/MetaImage uploads only")
+            with unpacked_zip(path, max_files=MAX_ZIP_FILES, max_bytes=ZIP_INFLATION * limit_bytes) as folder:
+                try:
+                    volume = read_volume(folder, max_bytes=max_image_bytes)
+                except VolsamError as exc:
+                    raise _renamed(exc, str(folder), to=path.name) from None
+        else:
+            volume = read_volume(path, channel=channel, max_bytes=max_image_bytes, untrusted=True)
+    except VolsamError as exc:
+        raise _renamed(exc, f"{path.parent}/", to="") from None
     volume.meta["source"] = "upload"  # never echo a server path back
     return volume
+
+
+def _renamed(exc: VolsamError, *prefixes: str, to: str) -> VolsamError:
+    """``exc`` with each of ``prefixes`` (server folders) replaced by ``to`` in its message."""
+    text = str(exc)
+    for prefix in prefixes:
+        text = text.replace(prefix, to)
+    return type(exc)(text)
 
 
 def scratch() -> Path:
