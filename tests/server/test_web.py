@@ -38,11 +38,14 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
         page = browser.new_page(viewport={"width": 1200, "height": 800}, accept_downloads=True)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
+        urls: list[str] = []  # every URL the page asked for: none may carry a token or a lease
+        page.on("request", lambda r: urls.append(r.url))
         page.goto(url)
         page.set_input_files("#file", str(path))
         page.select_option("#modality", "MR")
         page.click("#open")
-        page.wait_for_function("window.volsam.state.objects.length === 1 && window.volsam.nv.volumes.length >= 1")
+        page.wait_for_function("() => window.volsam.state.objects.length === 1 && window.volsam.nv.volumes.length >= 1")
         page.click('[data-view="0"]')  # axial view
         page.evaluate("(ijk) => window.volsam.goTo(ijk)", [(b.u0 + b.u1) // 2, (b.v0 + b.v1) // 2, b.slice])
         page.wait_for_timeout(300)
@@ -54,7 +57,7 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
         page.mouse.down()
         page.mouse.move(canvas["x"] + end[0], canvas["y"] + end[1], steps=8)
         page.mouse.up()
-        page.wait_for_function("window.volsam.state.lastChange !== null", timeout=120_000)
+        page.wait_for_function("() => window.volsam.state.lastChange !== null", timeout=120_000)
         page.wait_for_timeout(500)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "box-propagated.png"))
@@ -65,12 +68,12 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
             "(ijk) => window.volsam.canvasPoint(ijk)", [(b.u0 + b.u1) // 2, (b.v0 + b.v1) // 2, b.slice]
         )
         page.mouse.click(canvas["x"] + centre[0], canvas["y"] + centre[1])
-        page.wait_for_function("window.volsam.state.lastChange !== null", timeout=120_000)
+        page.wait_for_function("() => window.volsam.state.lastChange !== null", timeout=120_000)
         clicked = page.evaluate("window.volsam.state.lastChange")
         assert clicked["labels"] == [1]
         page.evaluate("window.volsam.state.lastChange = null")
         page.click("#undo")
-        page.wait_for_function("window.volsam.state.lastChange !== null", timeout=60_000)
+        page.wait_for_function("() => window.volsam.state.lastChange !== null", timeout=60_000)
         sent = page.evaluate(
             "async () => (await fetch(`/api/sessions/${window.volsam.state.id}/prompts`,"
             " {headers: {'X-Session-Lease': window.volsam.state.lease}})).json()"
@@ -80,7 +83,11 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
         saved = tmp_path / "downloaded.nii.gz"
         download.value.save_as(saved)
         assert not errors and not page.evaluate("window.volsam.state.errors"), errors
+        lease = page.evaluate("window.volsam.state.lease")
         browser.close()
+
+    assert any("/labelmap" in u for u in urls) and any("/events" in u for u in urls)
+    assert not [u for u in urls if lease in u or "access_token" in u or "lease=" in u]
 
     assert len(sent["objects"][0]["prompts"]) == 1  # the click was undone
     prompt = sent["objects"][0]["prompts"][0]
@@ -94,3 +101,22 @@ def test_box_drawn_in_the_browser_segments_like_a_local_session(server, cases, t
     assert downloaded.same_grid(lesion.image)
     want, got = local.labelmap().array > 0, downloaded.array > 0
     assert want.any() and np.array_equal(want, got)  # Dice 1.0
+
+
+def test_the_api_docs_render_offline_from_the_package(server):  # noqa: F811
+    url, _ = server
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page()
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(m.text))
+        urls: list[str] = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.goto(f"{url}/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=30_000)  # Swagger UI drew the operations
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        browser.close()
+    assert any("/api/sessions/{sid}/prompts" in t.replace("\u200b", "") for t in paths), paths
+    assert all(u.startswith(url) for u in urls), [u for u in urls if not u.startswith(url)]  # no CDN
+    assert not problems, problems

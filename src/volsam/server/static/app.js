@@ -17,17 +17,17 @@
     if (isError) state.errors.push(text);
   }
 
-  function query() {
-    const q = new URLSearchParams({ lease: state.lease || "" });
-    if ($("token").value) q.set("access_token", $("token").value);
-    return q.toString();
-  }
-
-  async function api(path, options = {}) {
-    const headers = Object.assign({}, options.headers || {});
+  // The token and the session's lease travel in headers only, never in a URL (docs/security.md): images and
+  // label maps load through Niivue's fetch with these headers, downloads and the event stream through fetch.
+  function authHeaders(extra = {}) {
+    const headers = Object.assign({}, extra);
     if ($("token").value) headers.Authorization = `Bearer ${$("token").value}`;
     if (state.lease) headers["X-Session-Lease"] = state.lease;
-    const response = await fetch(path, Object.assign({}, options, { headers }));
+    return headers;
+  }
+
+  async function request(path, options = {}) {
+    const response = await fetch(path, Object.assign({}, options, { headers: authHeaders(options.headers) }));
     if (response.status === 401) $("tokenbox").hidden = false;
     if (!response.ok) {
       let detail = response.statusText;
@@ -35,7 +35,25 @@
       if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
       throw new Error(`${detail} (HTTP ${response.status})`);
     }
+    return response;
+  }
+
+  async function api(path, options = {}) {
+    const response = await request(path, options);
     return response.status === 204 ? null : response.json();
+  }
+
+  async function download(path, name) {  // a header-authenticated fetch, saved through a temporary blob: link
+    try {
+      const blob = await (await request(path)).blob();
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    } catch (e) { say(e.message, true); }
   }
 
   function colour(label) { return PALETTE[(label - 1) % PALETTE.length]; }
@@ -78,8 +96,8 @@
   }
 
   async function refreshLabels() {
-    const vol = await NVImage.loadFromUrl({ url: `/api/sessions/${state.id}/labelmap?${query()}&t=${Date.now()}`,
-      name: "labels.nii.gz" });
+    const vol = await NVImage.loadFromUrl({ url: `/api/sessions/${state.id}/labelmap?t=${Date.now()}`,
+      name: "labels.nii.gz", headers: authHeaders() });
     vol.setColormapLabel(labelColormap());
     vol.opacity = Number($("opacity").value);
     if (state.labels) nv.removeVolume(state.labels);
@@ -162,15 +180,41 @@
     canvas.addEventListener("mouseleave", end);
   }
 
-  function listen() {
-    const events = new EventSource(`/api/sessions/${state.id}/events?${query()}`);
-    events.onmessage = (m) => {
-      const e = JSON.parse(m.data);
-      if (e.type === "busy") { state.busy += 1; state.frames = 0; $("progress").hidden = false; $("frames").textContent = ""; }
-      else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} slices segmented`; }
-      else if (e.type === "idle") { state.busy = Math.max(0, state.busy - 1); $("progress").hidden = state.busy === 0; }
-      else if (e.type === "closed") { events.close(); say("the session was closed", true); }
-    };
+  function onEvent(e) {
+    if (e.type === "busy") { state.busy += 1; state.frames = 0; $("progress").hidden = false; $("frames").textContent = ""; }
+    else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} slices segmented`; }
+    else if (e.type === "idle") { state.busy = Math.max(0, state.busy - 1); $("progress").hidden = state.busy === 0; }
+    else if (e.type === "closed") say("the session was closed", true);
+  }
+
+  async function listen(id) {  // Server-Sent Events read with fetch (EventSource cannot send headers)
+    let after = 0;
+    while (state.id === id) {
+      try {
+        const response = await request(`/api/sessions/${id}/events?after=${after}`);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || state.id !== id) { reader.cancel().catch(() => {}); break; }
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const idLine = block.split("\n").find((l) => l.startsWith("id: "));
+            const data = block.split("\n").find((l) => l.startsWith("data: "));
+            if (idLine) after = Number(idLine.slice(4)) + 1;
+            if (data) {
+              const e = JSON.parse(data.slice(6));
+              onEvent(e);
+              if (e.type === "closed") return;
+            }
+          }
+        }
+      } catch (e) { if (state.id !== id) return; }
+      await new Promise((r) => setTimeout(r, 1000));  // the stream broke: pick up where it was
+    }
   }
 
   async function open() {
@@ -188,11 +232,9 @@
       const created = await api("/api/sessions", { method: "POST", body: form });
       Object.assign(state, { id: created.id, lease: created.lease, geometry: created.geometry, objects: [], active: null,
         labels: null });
-      await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image?${query()}`, name: "image.nii.gz" }]);
-      $("download").href = `/api/sessions/${state.id}/labelmap?${query()}`;
-      $("download-seg").href = `/api/sessions/${state.id}/labelmap?format=dicom-seg&${query()}`;
+      await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image`, name: "image.nii.gz", headers: authHeaders() }]);
       $("download-seg").hidden = !created.geometry.dicom_seg;  // only for images uploaded as a DICOM series
-      listen();
+      listen(state.id);
       await addObject();
       say(`${file.name}: ${created.geometry.size.join(" × ")} voxels. Draw a box on a slice.`);
     } catch (e) { say(e.message, true); }
@@ -219,6 +261,12 @@
   async function start() {
     $("open").onclick = open;
     $("addobj").onclick = () => (state.id ? addObject().catch((e) => say(e.message, true)) : say("open a volume first", true));
+    $("download").onclick = (ev) => { ev.preventDefault(); if (state.id) download(`/api/sessions/${state.id}/labelmap`, "labelmap.nii.gz"); };
+    $("download-seg").onclick = (ev) => {
+      ev.preventDefault();
+      if (state.id) download(`/api/sessions/${state.id}/labelmap?format=dicom-seg`, "labelmap.dcm");
+    };
+    $("token").onchange = () => { if ($("token").value) api("/api/login", { method: "POST" }).catch((e) => say(e.message, true)); };
     $("undo").onclick = () => state.id && edit(`/api/sessions/${state.id}/undo`);
     $("redo").onclick = () => state.id && edit(`/api/sessions/${state.id}/redo`);
     $("window").onchange = windowPreset;
