@@ -35,7 +35,7 @@ from volsam import __version__
 from volsam.core.errors import NoDicomSource, Unauthorized
 from volsam.jobs.request import SegmentRequest
 from volsam.server.access import Leased, authorised
-from volsam.server.bodies import ObjectIn, PromptIn, apply_prompt, parse_box
+from volsam.server.bodies import ERRORS, ObjectIn, PromptIn, apply_prompt, parse_box
 from volsam.server.config import ServerConfig
 from volsam.server.errors import install_error_handlers, server_folders
 from volsam.server.guard import COOKIE, Guard, cookie_value
@@ -49,6 +49,22 @@ log = logging.getLogger(__name__)
 __all__ = ["NoDicomSource", "Unauthorized", "create_app"]  # the two errors live in volsam.core.errors
 
 
+def _content(*types: str, what: str) -> dict:
+    return {
+        200: {"description": what, "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in types}}
+    }
+
+
+LABELMAP = _content("application/gzip", "application/dicom", what="the label map (NIfTI .nii.gz, or DICOM-SEG)")
+IMAGE = _content("application/gzip", what="the image as uploaded, as NIfTI .nii.gz")
+REGION = _content("application/octet-stream", what="gzip of uint16 little-endian [k, j, i] inside the box")
+PROMPTS = {200: {"description": "the prompts document (a zip with its mask files when it has mask prompts)",
+                 "content": {"application/json": {"schema": {"type": "object"}},
+                             "application/zip": {"schema": {"type": "string", "format": "binary"}}}}}  # fmt: skip
+EVENT = {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "event", "data")}}
+EVENTS = {200: {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": EVENT}}}}
+
+
 # -- the app ----------------------------------------------------------------------------------------------
 def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastAPI:
     """The FastAPI application for ``config`` (``store`` for tests that bring their own)."""
@@ -60,6 +76,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         description="Interactive 3D medical image segmentation sessions (SAM 2 family, LiteMedSAM).",
         docs_url=None,  # served by volsam.server.web from a package's files (no CDN), behind the token
         redoc_url=None,
+        responses=ERRORS,
     )
     app.state.store = store
     app.state.config = config
@@ -73,7 +90,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     app.add_middleware(Guard, config=config)  # added last: runs first, before any body is read
 
     install_error_handlers(app, server_folders([config.models_dir]))
-    auth = [Depends(authorised)]
+    auth = [Depends(authorised)] if config.token else []  # the schema declares a token only when there is one
 
     @app.get("/api/health", dependencies=auth)
     def health() -> dict:
@@ -208,7 +225,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         with store.locked(entry) as session:
             return session.redo().to_dict()
 
-    @app.get("/api/sessions/{sid}/labelmap", dependencies=auth)
+    @app.get("/api/sessions/{sid}/labelmap", dependencies=auth, response_class=Response, responses=LABELMAP)
     def labelmap(
         entry: Leased,
         format: Annotated[
@@ -229,7 +246,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             headers={"Content-Disposition": 'attachment; filename="labelmap.nii.gz"'},
         )
 
-    @app.get("/api/sessions/{sid}/labelmap/region", dependencies=auth)
+    @app.get("/api/sessions/{sid}/labelmap/region", dependencies=auth, response_class=Response, responses=REGION)
     def labelmap_region(entry: Leased, box: Annotated[str, Query(description="i0,j0,k0,i1,j1,k1")]) -> Response:
         with store.locked(entry) as session:
             volume = session.labelmap()
@@ -245,18 +262,18 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             },
         )
 
-    @app.get("/api/sessions/{sid}/image", dependencies=auth)
+    @app.get("/api/sessions/{sid}/image", dependencies=auth, response_class=Response, responses=IMAGE)
     def image(entry: Leased) -> Response:
         with store.locked(entry) as session:
             volume = session.volume
         return Response(nifti_bytes(volume, label=False), media_type="application/gzip")
 
-    @app.get("/api/sessions/{sid}/prompts", dependencies=auth)
+    @app.get("/api/sessions/{sid}/prompts", dependencies=auth, response_class=Response, responses=PROMPTS)
     def prompts(entry: Leased) -> Response:
         with store.locked(entry) as session:
             return prompts_response(session)
 
-    @app.get("/api/sessions/{sid}/events", dependencies=auth)
+    @app.get("/api/sessions/{sid}/events", dependencies=auth, response_class=StreamingResponse, responses=EVENTS)
     async def events(entry: Leased, after: int = 0, follow: bool = True) -> StreamingResponse:
         """Server-Sent Events: ``busy``, ``frame`` (a slice segmented: ``index``), ``idle``, ``closed``.
         ``after``: the first event number wanted; ``follow=false`` ends the stream after the events so far."""

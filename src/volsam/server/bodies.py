@@ -19,6 +19,29 @@ from volsam.core.changes import Change
 from volsam.core.errors import InputError, PromptError
 
 
+class ErrorOut(BaseModel):
+    """Every refusal: the one-line message and the volsam error type (``internal`` for a 500)."""
+
+    detail: str
+    error: str
+
+
+ERRORS = {
+    status: {"model": ErrorOut, "description": what}
+    for status, what in {
+        400: "bad input, prompt or setting",
+        401: "missing or wrong bearer token",
+        403: "wrong lease, or a Host / Origin this server does not answer",
+        404: "no such session",
+        409: "a DICOM-SEG of an image not uploaded as DICOM",
+        413: "upload or decoded image too large",
+        422: "malformed request (error: InputError)",
+        500: "internal error (error: internal; no traceback)",
+        503: "the server holds its maximum number of sessions",
+    }.items()
+}  # documented on every operation (OpenAPI), so that clients and schema checks know each answer's shape
+
+
 class ObjectIn(BaseModel):
     label: int | None = Field(None, ge=1, le=65535, description="label value (default: the next free one)")
     name: str | None = Field(None, max_length=200)

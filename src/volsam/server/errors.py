@@ -26,6 +26,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from volsam.core.errors import InputError, VolsamError, error_name
 
@@ -64,6 +66,16 @@ def validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "malformed request"
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app accepts for this request's path (for a 405's ``Allow``)."""
+    methods: set[str] = set()
+    scope = dict(request.scope)
+    for route in request.app.router.routes:
+        if getattr(route, "methods", None) and route.matches({**scope, "method": "GET"})[0] != Match.NONE:
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI, folders: Iterable[str] = ()) -> None:
     """Answer volsam errors, validation errors and anything unexpected as described in the module notes
     (``folders``: the server's own, never shown; see :func:`server_folders`)."""
@@ -77,6 +89,14 @@ def install_error_handlers(app: FastAPI, folders: Iterable[str] = ()) -> None:
     async def _malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail = redact(validation_detail(exc), folders)
         return JSONResponse(error_body(detail, InputError.__name__), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:  # unknown path, wrong method
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        detail = exc.detail if isinstance(exc.detail, str) else "refused"
+        return JSONResponse(error_body(detail, "RemoteError"), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
