@@ -104,7 +104,7 @@ def test_replacing_an_existing_file(tmp_path, vol):
 
 def test_parent_is_a_file(tmp_path, vol):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(OutputError, match="cannot create the folder"):
+    with pytest.raises(OutputError, match="is a file, not a folder"):
         write_volume(vol, tmp_path / "file" / "seg.nii.gz")
 
 

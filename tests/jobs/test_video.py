@@ -167,9 +167,37 @@ def test_prompts_are_checked_against_the_video_before_any_output(tmp_path, lite)
     Image.fromarray(np.zeros((32, 40), np.uint8)).save(tmp_path / "empty.png")
     with pytest.raises(PromptError, match="the mask on frame 1 is empty"):
         segment_video(path, [], out, mask_path=tmp_path / "empty.png", mask_frame=1, engine=lite)
-    with pytest.raises(OutputError, match="would replace the input video"):
+    with pytest.raises(OutputError, match="overlay video would replace the input"):
         segment_video(path, [Box2D(1, 1, 9, 9, slice=0)], out, engine=lite, overlay=tmp_path / "clip.mp4")
     (tmp_path / "notes.txt").write_text("not a video")
     with pytest.raises(InputError, match=r"notes\.txt: not a readable video"):
         segment_video(tmp_path / "notes.txt", [Box2D(1, 1, 9, 9, slice=0)], out, engine=lite)
     assert not out.exists()
+
+
+def test_an_interrupted_video_job_leaves_no_partial_masks(tmp_path):
+    from tests.support.toy_engine import ToyEngine
+
+    class InterruptAt(ToyEngine):
+        def __init__(self, after: int):
+            super().__init__()
+            self.after = after
+
+        def predict(self, *args, **kwargs):
+            self.after -= 1
+            if self.after < 0:
+                raise KeyboardInterrupt
+            return super().predict(*args, **kwargs)
+
+    truth = moving_disc_video(tmp_path / "clip.mp4", n=8, size=(40, 48))
+    box = _box(truth[0], 0)
+    for output in (tmp_path / "new" / "masks", tmp_path / "masks.npz"):
+        with pytest.raises(KeyboardInterrupt):
+            segment_video(tmp_path / "clip.mp4", [box], output, engine=InterruptAt(4))
+        assert not output.exists() and not (tmp_path / "new").exists() and not (tmp_path / "masks.json").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's")
+    with pytest.raises(KeyboardInterrupt):
+        segment_video(tmp_path / "clip.mp4", [box], kept, engine=InterruptAt(4))
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]  # its frames removed, the folder kept

@@ -15,15 +15,13 @@ from volsam.core.errors import PromptError
 def _run_prompts_file(image: str, prompts_file: Path, output: Path, request, overlay, series, channel) -> None:
     from volsam.jobs.volume import segment_file_with_prompts
 
-    engine = request.load_engine()  # before the progress bar, so that a refusal stays one line on stderr
-    with progress_display() as progress:
+    with progress_display() as progress:  # it appears with the first prompt done
         task = progress.add_task("running prompts", total=None)
         result = segment_file_with_prompts(
             image,
             prompts_file,
             output,
             request,
-            engine=engine,
             overlay_dir=overlay,
             series=series,
             channel=channel,
@@ -38,7 +36,6 @@ def _run_prompts_file(image: str, prompts_file: Path, output: Path, request, ove
 def _run_segment(prompts, image: str, output: Path, request, mask, overlay, series, channel) -> None:
     from volsam.jobs.volume import segment_file
 
-    engine = request.load_engine()
     with progress_display() as progress:
         task = progress.add_task("segmenting slices", total=None)
         result = segment_file(
@@ -46,7 +43,6 @@ def _run_segment(prompts, image: str, output: Path, request, mask, overlay, seri
             prompts,
             output,
             request,
-            engine=engine,
             mask_path=mask,
             overlay_dir=overlay,
             series=series,
@@ -66,25 +62,17 @@ def _run_segment(prompts, image: str, output: Path, request, mask, overlay, seri
 def _run_video(image: str, prompts: list, output: Path, request, mask, frame, overlay) -> None:
     from volsam.jobs.video import segment_video
 
-    engine = request.load_engine()
-    progress = progress_display()
     tasks: dict[str, int] = {}
+    with progress_display() as progress:
 
-    def on_progress(stage: str, done: int, total: int) -> None:  # the bar starts with the first frame done,
-        if not tasks:  # so that a refused prompt stays one line on stderr
-            progress.start()
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(f"{stage} frames", total=total)
-        progress.update(tasks[stage], completed=done)
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(f"{stage} frames", total=total)
+            progress.update(tasks[stage], completed=done)
 
-    try:
         result = segment_video(
-            image, prompts, output, request, engine=engine, mask_path=mask, mask_frame=frame, overlay=overlay,
-            progress=on_progress,
-        )  # fmt: skip
-    finally:
-        if tasks:
-            progress.stop()
+            image, prompts, output, request, mask_path=mask, mask_frame=frame, overlay=overlay, progress=on_progress
+        )
     info, rng = result.info, result.frame_range
     where = f"frames {rng[0]}..{rng[1]}" if rng else "no frame"
     typer.echo(

@@ -94,7 +94,10 @@ class PngMaskFolder:
         return self.folder
 
     def abort(self) -> None:
-        """Nothing to undo: every PNG written is complete."""
+        """Remove the frames this run wrote (an interrupted run leaves no partial set of masks behind)."""
+        for t in self._written:
+            self.path(t).unlink(missing_ok=True)
+        self._written.clear()
 
 
 class NpzMasks:
@@ -143,17 +146,24 @@ class NpzMasks:
         self._npy.unlink(missing_ok=True)
 
 
+def mask_output_is_npz(output: str | Path) -> bool:
+    """True when video masks go to one ``.npz``, False for a PNG folder; refuses volume and image file names."""
+    out = Path(output)
+    name = out.name.lower()
+    if name.endswith(".npz"):
+        return True
+    if name.endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".json")):
+        raise OutputError(f"{out}: video masks go to a folder (-o masks/) or one .npz (-o masks.npz)")
+    return False
+
+
 def open_mask_sink(
     output: str | Path, count: int, shape: tuple[int, int], fps: Fraction, dtype: type = np.uint8
 ) -> PngMaskFolder | NpzMasks:
     """A ``.npz`` sink when ``output`` ends in ``.npz``, else a PNG folder; refuses volume file names."""
-    out = Path(output)
-    name = out.name.lower()
-    if name.endswith(".npz"):
-        return NpzMasks(out, count, shape, fps, dtype)
-    if name.endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".png", ".json")):
-        raise OutputError(f"{out}: video masks go to a folder (-o masks/) or one .npz (-o masks.npz)")
-    return PngMaskFolder(out, count, shape, dtype)
+    if mask_output_is_npz(output):
+        return NpzMasks(Path(output), count, shape, fps, dtype)
+    return PngMaskFolder(Path(output), count, shape, dtype)
 
 
 def sidecar_path(output: Path) -> Path:

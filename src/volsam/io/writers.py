@@ -28,6 +28,7 @@ import SimpleITK as sitk
 from volsam.core.errors import OutputError
 from volsam.core.volume import Volume
 from volsam.io.atomic import atomic_target
+from volsam.io.destinations import Destination, check_destinations, make_parent
 from volsam.io.itk import WRITABLE_DTYPES, itk_reason, volume_to_image
 from volsam.io.labels import DICOM_SEG, LABEL_FORMATS, label_array, label_output_format, output_format
 from volsam.io.npz import save_npz
@@ -102,7 +103,8 @@ def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None)
         The path written.
 
     Raises:
-        OutputError: unknown extension, bad label values, unwritable location.
+        OutputError: unknown extension, bad label values, unwritable location, or ``path`` is the file (or
+            inside the folder) the volume was read from (``meta["source"]``): an input is never overwritten.
     """
     path = Path(path)
     fmt, suffix = output_format(path)
@@ -110,10 +112,9 @@ def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None)
     array = label_array(volume.array, path) if is_label else _image_array(volume.array, path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot create the folder {path.parent} ({exc.strerror or exc})") from exc
+    what = "label map" if is_label else "image"
+    check_destinations([Destination(path, what)], [volume.meta.get("source")])
+    make_parent(path)
     with atomic_target(path, suffix) as temp:
         _write(volume, array, fmt, temp, compress=is_label and fmt in ("nrrd", "metaimage"))
     log.debug("wrote %s (%s, %s)", path, fmt, array.dtype)

@@ -41,12 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from volsam.core.errors import OutputError, PromptError
+from volsam.core.errors import PromptError
 from volsam.core.prompts import Box2D, Point, Prompt
 from volsam.engines.base import FramePrompt, FrameSource, SliceEngine, TrackerEngine
+from volsam.io.destinations import Destination, check_destinations, new_outputs_only
 from volsam.io.video import VideoInfo, iter_frames, open_frames, probe_video
 from volsam.io.video_out import (
     OverlayVideoWriter,
+    mask_output_is_npz,
     open_mask_sink,
     read_frame_mask,
     render_contours,
@@ -220,8 +222,8 @@ def segment_video(
     t0 = time.perf_counter()
     request = request or SegmentRequest()
     label = request.label
-    if overlay is not None and Path(overlay).resolve() == Path(video).resolve():
-        raise OutputError(f"overlay {overlay} would replace the input video; give another file name")
+    outputs = _destinations(Path(output), overlay)
+    check_destinations(outputs, [video, mask_path])
     eng = engine if engine is not None else request.load_engine()
     rgb = isinstance(eng, TrackerEngine) and (probe_video(video).colour if colour is None else colour)
     source = open_frames(video, cache_mb=cache_mb, colour=rgb)
@@ -234,52 +236,62 @@ def segment_video(
         else:
             ids, results = _slice_walk(eng, source, vp, settings or request.settings(video=True), label)
         dtype = np.uint8 if max(ids) <= 255 else np.uint16
-        sink = open_mask_sink(output, info.frame_count, source.frame_shape, info.fps, dtype)
-        done = 0
-        seen: list[int] = []
-        try:
-            for t, labels in results:
-                sink.write(t, labels)
-                done += 1
-                if labels.any():
-                    seen.append(t)
-                if progress is not None:
-                    progress("segmenting", done, info.frame_count)
-            overlay_path = _render(video, sink, info, Path(overlay), progress) if overlay is not None else None
-            out = sink.finish()
-        except BaseException:
-            sink.abort()
-            raise
+        with new_outputs_only(outputs):  # a failure or an interruption leaves nothing new behind
+            sink = open_mask_sink(output, info.frame_count, source.frame_shape, info.fps, dtype)
+            done = 0
+            seen: list[int] = []
+            try:
+                for t, labels in results:
+                    sink.write(t, labels)
+                    done += 1
+                    if labels.any():
+                        seen.append(t)
+                    if progress is not None:
+                        progress("segmenting", done, info.frame_count)
+                overlay_path = _render(video, sink, info, Path(overlay), progress) if overlay is not None else None
+                out = sink.finish()
+            except BaseException:
+                sink.abort()
+                raise
+            seconds = time.perf_counter() - t0
+            frame_range = (min(seen), max(seen)) if seen else None
+            sidecar = write_json(
+                {
+                    "video": info.to_json(),
+                    "engine": eng.name,
+                    "model": _model_name(eng, request.model),
+                    "frames": "rgb" if rgb else "grey (BT.601 luma)",
+                    "prompts": vp.described,
+                    "objects": ids,
+                    "masks": {
+                        "output": str(out),
+                        "layout": "npz: masks (T, H, W)" if str(out).lower().endswith(".npz") else "frame_NNNNNN.png",
+                        "dtype": np.dtype(dtype).name,
+                    },
+                    "frames_segmented": done,
+                    "frames_with_object": len(seen),
+                    "frame_range": list(frame_range) if frame_range else None,
+                    "seconds": round(seconds, 3),
+                    "overlay": str(overlay_path) if overlay_path else None,
+                },
+                sidecar_path(out),
+            )
         decoded = int(getattr(source, "decoded", 0))
     finally:
         source.close()
-    seconds = time.perf_counter() - t0
-    frame_range = (min(seen), max(seen)) if seen else None
-    sidecar = write_json(
-        {
-            "video": info.to_json(),
-            "engine": eng.name,
-            "model": _model_name(eng, request.model),
-            "frames": "rgb" if rgb else "grey (BT.601 luma)",
-            "prompts": vp.described,
-            "objects": ids,
-            "masks": {
-                "output": str(out),
-                "layout": "npz: masks (T, H, W)" if str(out).lower().endswith(".npz") else "frame_NNNNNN.png",
-                "dtype": np.dtype(dtype).name,
-            },
-            "frames_segmented": done,
-            "frames_with_object": len(seen),
-            "frame_range": list(frame_range) if frame_range else None,
-            "seconds": round(seconds, 3),
-            "overlay": str(overlay_path) if overlay_path else None,
-        },
-        sidecar_path(out),
-    )
     log.info("segmented %d of %d frames in %.1f s; object on %d", done, info.frame_count, seconds, len(seen))
     return VideoJobResult(
         out, sidecar, info, eng.name, done, len(seen), frame_range, seconds, overlay_path, decoded, ids
     )
+
+
+def _destinations(output: Path, overlay: str | Path | None) -> list[Destination]:
+    """The job's outputs: the masks (a folder, or one .npz), their sidecar and the overlay video."""
+    npz = mask_output_is_npz(output)
+    outputs = [Destination(output, "masks", folder=not npz), Destination(sidecar_path(output), "sidecar")]
+    if overlay is not None:
+        outputs.append(Destination(Path(overlay), "overlay video"))
+    return outputs
 
 
 def _model_name(eng: Any, model: str | None) -> str:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from volsam.core.errors import InputError, OutputError, PromptError
+from volsam.core.errors import InputError, PromptError
 from volsam.core.prompts import MaskPrompt, Prompt
 from volsam.core.volume import Volume
 from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.io import read_volume, write_labels
+from volsam.io.destinations import Destination, check_destinations, new_outputs_only
 from volsam.io.dicom_seg import check_source, is_dicom_seg, read_dicom_seg
 from volsam.io.overlay import write_overlays
 from volsam.io.writers import DICOM_SEG, label_output_format
@@ -30,7 +31,7 @@ from volsam.jobs.request import SegmentRequest
 from volsam.preprocess import fit_normalizer
 from volsam.propagation import PropagationSettings, SliceResult
 from volsam.segmentation import SegmentationReport, resolve_axis, segment
-from volsam.session.prompts_file import load_prompts
+from volsam.session.prompts_file import load_prompts, mask_files
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def segment_file(
     ``auto`` (from the extension) or ``dicom-seg`` (also for a ``.dcm`` output; the image must be a DICOM
     series)."""
     request = request or SegmentRequest()
+    outputs = _destinations(output, overlay_dir)
+    check_destinations(outputs, [image_path, mask_path])
     image = read_volume(image_path, series=series, channel=channel)
     fmt = _check_output(output, request.output_format, image)
     all_prompts = list(prompts)
@@ -102,12 +105,14 @@ def segment_file(
         on_frame=on_frame,
     )
     names = {request.label: f"object {request.label}"}
-    out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
-    voxels = int(np.count_nonzero(labelmap.array))
-    result = SegmentJobResult(out, labelmap.meta["report"], voxels, voxels * float(np.prod(image.spacing)) / 1000.0)
-    if overlay_dir is not None:
-        norm = fit_normalizer(image, request.modality, request.window)
-        result.overlays = write_overlays(norm.apply(image.array), labelmap.array, overlay_dir)
+    with new_outputs_only(outputs):
+        out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
+        voxels = int(np.count_nonzero(labelmap.array))
+        ml = voxels * float(np.prod(image.spacing)) / 1000.0
+        result = SegmentJobResult(out, labelmap.meta["report"], voxels, ml)
+        if overlay_dir is not None:
+            norm = fit_normalizer(image, request.modality, request.window)
+            result.overlays = write_overlays(norm.apply(image.array), labelmap.array, overlay_dir)
     return result
 
 
@@ -143,6 +148,8 @@ def segment_file_with_prompts(
     ``settings``: as for :func:`segment_file`."""
     t0 = time.perf_counter()
     request = request or SegmentRequest()
+    outputs = _destinations(output, overlay_dir)
+    check_destinations(outputs, [image_path, prompts_path, *mask_files(prompts_path)])
     image = read_volume(image_path, series=series, channel=channel)
     fmt = _check_output(output, request.output_format, image)
     file_axis, specs = load_prompts(prompts_path, image)
@@ -153,19 +160,25 @@ def segment_file_with_prompts(
     session.apply(specs, on_prompt=on_prompt)
     labelmap = session.labelmap()
     names = dict(session.objects)
-    out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
-    objects = [(label, name, int(np.count_nonzero(session.mask(label)))) for label, name in session.objects]
-    result = SessionJobResult(out, objects, time.perf_counter() - t0)
-    if overlay_dir is not None:
-        result.overlays = write_overlays(session.normalizer.apply(image.array), labelmap.array, overlay_dir)
+    with new_outputs_only(outputs):
+        out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
+        objects = [(label, name, int(np.count_nonzero(session.mask(label)))) for label, name in session.objects]
+        result = SessionJobResult(out, objects, time.perf_counter() - t0)
+        if overlay_dir is not None:
+            result.overlays = write_overlays(session.normalizer.apply(image.array), labelmap.array, overlay_dir)
     return result
+
+
+def _destinations(output: str | Path, overlay_dir: str | Path | None) -> list[Destination]:
+    outputs = [Destination(Path(output), "label map")]
+    if overlay_dir is not None:
+        outputs.append(Destination(Path(overlay_dir), "overlay folder", folder=True))
+    return outputs
 
 
 def _check_output(output: str | Path, fmt: str | None = None, image: Volume | None = None) -> str:
     """Refuse an output we cannot write before spending minutes on the model; returns its label format."""
     out = Path(output)
-    if out.exists() and out.is_dir():
-        raise OutputError(f"output {out} is a directory; give a file name such as seg.nii.gz")
     fmt = label_output_format(out, fmt)
     if fmt == DICOM_SEG and image is not None:
         check_source(image, out)

@@ -33,6 +33,7 @@ from volsam.core.errors import InputError, PromptError
 from volsam.core.prompts import AXIS_NAMES, Box2D, Box3D, MaskPrompt, Point, Prompt
 from volsam.core.volume import Volume
 from volsam.io.atomic import atomic_target
+from volsam.io.destinations import Destination, check_destinations, make_parent, new_outputs_only
 
 VERSION = 1
 _PROMPT_KEYS = {
@@ -157,6 +158,25 @@ def load_prompts(path: str | Path, image: Volume) -> tuple[str, list[ObjectSpec]
     return parse_prompts(doc, image, path.parent)
 
 
+def mask_files(path: str | Path) -> list[Path]:
+    """The mask files a prompts JSON names (relative to its folder); [] when it cannot be read (its reader
+    says why later)."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    objects = doc.get("objects", []) if isinstance(doc, dict) else []
+    names = [
+        p["mask"]
+        for o in objects
+        if isinstance(o, dict) and isinstance(o.get("prompts"), list)
+        for p in o["prompts"]
+        if isinstance(p, dict) and isinstance(p.get("mask"), str) and p["mask"]
+    ]
+    return [Path(n) if Path(n).is_absolute() else path.parent / n for n in names]
+
+
 def prompts_document(objects: list[tuple[int, str, list[Prompt]]], axis: int, mask_name: Any = None) -> dict[str, Any]:
     """The JSON document of ``objects`` = [(label, name, prompts)]. ``mask_name(label, n, prompt)`` returns
     the file name under which a mask prompt is saved (required when there are mask prompts)."""
@@ -183,18 +203,29 @@ def prompts_document(objects: list[tuple[int, str, list[Prompt]]], axis: int, ma
 
 def save_prompts(path: str | Path, objects: list[tuple[int, str, list[Prompt]]], axis: int, image: Volume) -> Path:
     """Write the prompts JSON (atomically) and each mask prompt as a NIfTI file beside it
-    (``<stem>.label<L>.prompt<N>.nii.gz``, on ``image``'s grid); returns the JSON path."""
+    (``<stem>.label<L>.prompt<N>.nii.gz``, on ``image``'s grid); returns the JSON path.
+
+    Every file is checked first (:mod:`volsam.io.destinations`: never the image's own source, missing
+    folders are created); when writing fails, the files this call created are removed."""
     from volsam.io import write_volume
 
     path = Path(path)
     stem = path.name.removesuffix(".json")
+    masks: dict[str, MaskPrompt] = {}
 
     def mask_name(label: int, n: int, prompt: MaskPrompt) -> str:
         name = f"{stem}.label{label}.prompt{n}.nii.gz"
-        write_volume(image.with_array(prompt.binary().astype(np.uint8)), path.parent / name)
+        masks[name] = prompt
         return name
 
     doc = prompts_document(objects, axis, mask_name)
-    with atomic_target(path, ".json") as tmp:
-        tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    outputs = [Destination(path, "prompts file")]
+    outputs += [Destination(path.parent / name, "mask of the prompts file") for name in masks]
+    check_destinations(outputs, [image.meta.get("source")])
+    with new_outputs_only(outputs):
+        make_parent(path)
+        for name, prompt in masks.items():
+            write_volume(image.with_array(prompt.binary().astype(np.uint8)), path.parent / name)
+        with atomic_target(path, ".json") as tmp:
+            tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return path
