@@ -27,6 +27,8 @@ BAD = [  # (flags, the one line, exit code, the error type the Python API raises
     (["--precision", "fp16"], "unknown precision 'fp16'", 5, EngineError, {"precision": "fp16"}),
     (["--engine", "nope"], "unknown engine 'nope'", 5, EngineError, {"engine": "nope"}),
     (["--label", "0"], "label must be an integer in 1..65535, got 0", 3, PromptError, {"label": 0}),
+    (["--overlay-convention", "upside-down"], "overlay convention 'upside-down' is not one of radiological", 2,
+     SettingsError, {"overlay_convention": "upside-down"}),
 ]  # fmt: skip
 
 

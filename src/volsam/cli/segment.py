@@ -135,6 +135,10 @@ def segment_cmd(
     overlay: Annotated[
         Path | None, typer.Option(help="Folder for overlay PNGs (video: an .mp4/.mov/.mkv/.avi to render).")
     ] = None,
+    overlay_convention: Annotated[
+        str,
+        typer.Option(help="Overlay PNGs: radiological (patient's right on the screen's left) or neurological."),
+    ] = "radiological",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
     precision: Annotated[
         str, typer.Option(help="auto, fp32 or bf16 (autocast); auto = bf16 for sam2 on CUDA, fp32 otherwise.")
@@ -177,6 +181,7 @@ def segment_cmd(
         window=window,
         label=label,
         output_format=output_format,
+        overlay_convention=overlay_convention,
     )
     if video:
         volume_only = {
@@ -189,6 +194,7 @@ def segment_cmd(
             "--series": series is not None,
             "--channel": channel is not None,
             "--format": output_format != "auto",
+            "--overlay-convention": overlay_convention != "radiological",
         }
         _check_video_flags(volume_only, box, frame)
         prompts = ([parse_box(box, frame)] if box is not None else []) + [parse_point(p) for p in point or []]

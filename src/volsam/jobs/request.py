@@ -15,6 +15,7 @@ from volsam.engines import get as get_engine
 from volsam.engines.base import SliceEngine, TrackerEngine, check_precision
 from volsam.engines.registry import available
 from volsam.io.labels import LABEL_FORMATS
+from volsam.io.overlay import CONVENTIONS
 from volsam.preprocess import MODALITIES, parse_window
 from volsam.propagation import PropagationSettings
 from volsam.propagation.settings import Strategy
@@ -44,6 +45,8 @@ class SegmentRequest:
         window: a CT window preset or ``LEVEL,WIDTH`` in HU (None: the default for CT).
         label: the value written for the object (1..65535).
         output_format: ``auto`` (from the output's extension) or ``dicom-seg``.
+        overlay_convention: overlay PNGs of a volume: ``radiological`` (the patient's right on the screen's
+            left) or ``neurological``.
     """
 
     engine: str = "medsam-lite"
@@ -58,6 +61,7 @@ class SegmentRequest:
     window: str | None = None
     label: int = 1
     output_format: str = "auto"
+    overlay_convention: str = "radiological"
 
     def __post_init__(self) -> None:
         engines = [e["name"] for e in available()]
@@ -74,6 +78,9 @@ class SegmentRequest:
         if self.window is not None:
             parse_window(self.window)
         object.__setattr__(self, "label", check_label(self.label))
+        if self.overlay_convention not in CONVENTIONS:
+            names = ", ".join(CONVENTIONS)
+            raise SettingsError(f"overlay convention {self.overlay_convention!r} is not one of {names}")
         if self.output_format not in LABEL_FORMATS:
             raise OutputError(f"unknown output format {self.output_format!r}; use one of {', '.join(LABEL_FORMATS)}")
 

@@ -112,7 +112,10 @@ def segment_file(
         result = SegmentJobResult(out, labelmap.meta["report"], voxels, ml)
         if overlay_dir is not None:
             norm = fit_normalizer(image, request.modality, request.window)
-            result.overlays = write_overlays(norm.apply(image.array), labelmap.array, overlay_dir)
+            result.overlays = write_overlays(
+                norm.apply(image.array), labelmap.array, overlay_dir, direction=image.direction,
+                convention=request.overlay_convention,
+            )  # fmt: skip
     return result
 
 
@@ -165,7 +168,10 @@ def segment_file_with_prompts(
         objects = [(label, name, int(np.count_nonzero(session.mask(label)))) for label, name in session.objects]
         result = SessionJobResult(out, objects, time.perf_counter() - t0)
         if overlay_dir is not None:
-            result.overlays = write_overlays(session.normalizer.apply(image.array), labelmap.array, overlay_dir)
+            result.overlays = write_overlays(
+                session.normalizer.apply(image.array), labelmap.array, overlay_dir, direction=image.direction,
+                convention=request.overlay_convention,
+            )  # fmt: skip
     return result
 
 
