@@ -72,6 +72,7 @@ class RemoteSession:
         image: a file to upload (NIfTI, NRRD, MHA, .npz, DICOM .zip) or a :class:`Volume` (sent as NIfTI).
         engine, model: as for :class:`volsam.Session` (``model`` a catalogue name the server knows).
         modality, window, axis: intensity normalisation and slice axis, as for :class:`volsam.Session`.
+        channel: which volume of a 4D image to segment (as ``volsam segment --channel``).
         timeout: seconds to wait for one request (propagations can take minutes on a CPU).
     """
 
@@ -86,6 +87,7 @@ class RemoteSession:
         modality: str = "auto",
         window: str | None = None,
         axis: str = "k",
+        channel: int | None = None,
         timeout: float = 600.0,
     ):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -95,6 +97,8 @@ class RemoteSession:
             form["model"] = model
         if window is not None:
             form["window"] = window
+        if channel is not None:
+            form["channel"] = str(int(channel))
         try:
             response = self._upload(image, form)
         except httpx.HTTPError as exc:

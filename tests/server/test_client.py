@@ -154,3 +154,25 @@ def test_an_input_the_server_cannot_read_is_an_input_error(url, tmp_path):
     with pytest.raises(InputError, match=r"unsupported upload 'notes.txt'.*\(HTTP 400\)$") as caught:
         RemoteSession(url, token=TOKEN, image=notes)
     assert type(caught.value) is InputError
+
+
+def test_a_4d_image_is_opened_with_channel_and_refusals_keep_their_type(url, tmp_path):
+    import SimpleITK as sitk
+
+    from volsam.core.errors import ImageTooLarge
+
+    volumes = [sitk.GetImageFromArray(np.full((3, 8, 10), 100 * c, np.int16)) for c in range(2)]
+    sitk.WriteImage(sitk.JoinSeries(volumes), str(tmp_path / "four.nii.gz"))
+    with pytest.raises(InputError, match="channel=0..1"):
+        RemoteSession(url, token=TOKEN, image=tmp_path / "four.nii.gz")
+    with RemoteSession(url, token=TOKEN, image=tmp_path / "four.nii.gz", channel=1, modality="MR") as s:
+        assert s.geometry["channel"] == 1 and s.geometry["modality"] == "MR" and s.geometry["size"] == [10, 8, 3]
+    header = bytearray(352)  # a NIfTI header declaring 4096^3 float32 voxels: refused before anything is read
+    header[0:4] = (348).to_bytes(4, "little")
+    header[40:56] = b"".join(v.to_bytes(2, "little") for v in (3, 4096, 4096, 4096, 1, 1, 1, 1))
+    header[70:74] = (16).to_bytes(2, "little") + (32).to_bytes(2, "little")
+    header[108:112] = np.float32(352).tobytes()
+    header[344:348] = b"n+1\0"
+    (tmp_path / "huge.nii").write_bytes(bytes(header))
+    with pytest.raises(ImageTooLarge, match=r"limit of .* MB \(HTTP 413\)"):
+        RemoteSession(url, token=TOKEN, image=tmp_path / "huge.nii")
