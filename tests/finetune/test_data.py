@@ -12,7 +12,7 @@ from tests.finetune.helpers import CASES
 from volsam.finetune.config import AugmentConfig, DataConfig, PromptConfig
 from volsam.finetune.data import ClipDataset, make_split, open_training_dataset, prepare_case, select_cases
 from volsam.finetune.distributed import Dist
-from volsam.finetune.trainer import epoch_batches, lr_factor
+from volsam.finetune.schedule import epoch_batches, lr_factor
 
 
 @pytest.fixture(scope="module")

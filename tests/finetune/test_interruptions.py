@@ -13,7 +13,7 @@ import yaml
 from tests.finetune.helpers import small_config
 from volsam.core.errors import InputError, OutputError
 from volsam.finetune import checkpoint as checkpoint_module
-from volsam.finetune import trainer
+from volsam.finetune import rundir, trainer
 from volsam.finetune.checkpoint import checkpoints_of
 from volsam.finetune.runlog import read_log, read_status
 from volsam.finetune.trainer import run_finetune, train
@@ -84,7 +84,7 @@ def test_a_start_that_cannot_write_its_folder_removes_what_it_made(tmp_path, mon
     def fail(*args, **kwargs):
         raise OutputError("split.json: cannot write (disk full)")
 
-    monkeypatch.setattr(trainer, "write_split", fail)
+    monkeypatch.setattr(rundir, "write_split", fail)
     with pytest.raises(OutputError, match="disk full"):
         train(small_config(tmp_path / "runs"))
     assert not (tmp_path / "runs").exists()

@@ -203,7 +203,7 @@ class FinetuneConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists), what ``config.yaml`` of the run folder holds."""
-        return _plain(dataclasses.asdict(self))
+        return plain_data(dataclasses.asdict(self))
 
     def replace(self, **changes: Any) -> FinetuneConfig:
         """A copy with top-level fields changed (``dataclasses.replace``), validated again."""
@@ -213,11 +213,11 @@ class FinetuneConfig:
 
 
 # -- parsing ----------------------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     return value
 
 
@@ -332,40 +332,6 @@ def load_config(path: str | Path) -> FinetuneConfig:
     return config_from_dict(_read_yaml(file.read_text(), str(file)), source=str(file))
 
 
-def _flat(raw: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        return {prefix: raw}
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def config_changes(old: dict, new: dict, ignore: tuple[str, ...] = ("output", "name")) -> list[str]:
-    """What differs between two configs as plain mappings (``config.yaml`` of a run folder and
-    :meth:`FinetuneConfig.to_dict`): ``"schedule.max_steps 4 -> 6"`` per changed key, in the new config's
-    order (keys only one of them has show ``(absent)`` on the other side). ``ignore``: top-level keys left out
-    (by default where the run folder is: a resumed folder may have been moved or named by ``-o``)."""
-
-    def show(value: Any) -> str:  # as YAML writes it: null, true, 5.0e-05, [a, b]
-        if value is _ABSENT:
-            return "(absent)"
-        return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-    a = {k: v for k, v in _flat(_plain(old)).items() if k.split(".")[0] not in ignore}
-    b = {k: v for k, v in _flat(_plain(new)).items() if k.split(".")[0] not in ignore}
-    keys = list(b) + [k for k in a if k not in b]
-    return [
-        f"{k} {show(a.get(k, _ABSENT))} -> {show(b.get(k, _ABSENT))}"
-        for k in keys
-        if a.get(k, _ABSENT) != b.get(k, _ABSENT)
-    ]
-
-
-_ABSENT = object()
-
-
-# -- validation -------------------------------------------------------------------------------------------
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
     if not ok:
         raise InputError(f"{key}: {value!r} {rule}")

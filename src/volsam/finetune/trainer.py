@@ -40,9 +40,8 @@ from __future__ import annotations
 import logging
 import math
 import random
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -50,147 +49,25 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 
 from volsam.core.errors import InputError
 from volsam.finetune.checkpoint import State, checkpoints_of, load_checkpoint, save_checkpoint
-from volsam.finetune.config import FinetuneConfig, config_changes
+from volsam.finetune.config import FinetuneConfig
 from volsam.finetune.data import (
     ClipDataset,
     Split,
-    atomic_text,
-    make_split,
     open_training_dataset,
-    read_split,
     select_cases,
-    write_split,
 )
 from volsam.finetune.distributed import Dist, all_mean, barrier, mean_over_ranks, setup_distributed
 from volsam.finetune.losses import compute_loss, dice_score
 from volsam.finetune.models import TrainModel, build_model
+from volsam.finetune.rundir import fixed_split, newest_checkpoint, open_run_dir, refuse_existing_run
 from volsam.finetune.runlog import JsonLog, write_status
+from volsam.finetune.schedule import build_optimizer, epoch_batches, lr_factor, make_loader
 from volsam.finetune.volume_validation import VolumeValidator
 
 log = logging.getLogger(__name__)
-
-
-# -- sampling -----------------------------------------------------------------------------------------------
-def epoch_batches(
-    n: int, d: Dist, batch_size: int, grad_accum: int, seed: int, epoch: int
-) -> list[list[tuple[int, int]]]:
-    """This rank's micro-batches of ``epoch``: lists of ``(sample index, epoch)``; see the module notes."""
-    per_step = d.world * batch_size * grad_accum
-    steps = n // per_step
-    perm = np.random.default_rng([seed, 31, epoch]).permutation(n)[: steps * per_step]
-    mine = perm[d.rank :: d.world]
-    return [[(int(i), epoch) for i in mine[m * batch_size : (m + 1) * batch_size]] for m in range(steps * grad_accum)]
-
-
-def _loader(dataset: ClipDataset, batches: list[list[tuple[int, int]]], workers: int, pin: bool) -> Iterator[dict]:
-    # its own generator: a DataLoader iterator otherwise draws its base seed from the global torch RNG, and a
-    # resumed run (which makes its iterator at another point) would then see other dropout masks
-    generator = torch.Generator().manual_seed(0)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=batches, num_workers=workers, generator=generator, pin_memory=pin
-    )
-    return iter(loader)
-
-
-# -- schedule -----------------------------------------------------------------------------------------------
-def lr_factor(step: int, total: int, warmup: int, kind: str, min_ratio: float) -> float:
-    """Multiplier of the base lr before optimizer step ``step`` (0-based): linear warm-up, then cosine/constant."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if kind == "constant":
-        return 1.0
-    span = max(1, total - warmup)
-    progress = min(1.0, (step - warmup) / span)
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def build_optimizer(model: TrainModel, config: FinetuneConfig) -> torch.optim.AdamW:
-    o = config.optim
-    groups = model.param_groups()
-    param_groups = []
-    if groups["other"]:
-        param_groups.append({"params": groups["other"], "lr": o.lr, "name": "other"})
-    if groups["vision"]:
-        param_groups.append({"params": groups["vision"], "lr": o.vision_lr or o.lr, "name": "vision"})
-    if not param_groups:
-        raise InputError("nothing to train: every parameter is frozen (see model.freeze and the recipe)")
-    return torch.optim.AdamW(param_groups, lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay, foreach=True)  # type: ignore[arg-type]
-
-
-# -- the run ------------------------------------------------------------------------------------------------
-def _refuse_existing_run(run_dir: Path, resume: bool) -> None:
-    if checkpoints_of(run_dir) and not resume:
-        raise InputError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --output/name")
-
-
-def _split(config: FinetuneConfig, run_dir: Path, case_ids: list[str]) -> tuple[Split, bool]:
-    """The run folder's ``split.json`` when it has one (checked against the dataset), else a new split;
-    and whether it is new (to be written). Every rank computes the same split."""
-    path = run_dir / "split.json"
-    if path.is_file():
-        split = read_split(path)
-        unknown = sorted(set(split.train + split.val) - set(case_ids))
-        if unknown:
-            raise InputError(f"{path} names cases the dataset no longer has: {', '.join(unknown[:3])}")
-        return split, False
-    data = config.data
-    return make_split(case_ids, data.val_fraction, data.split_seed, data.split_group), True
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` (itself included) that does not exist yet: what ``mkdir -p`` makes."""
-    missing = None
-    for folder in (path, *path.parents):
-        if folder.exists():
-            break
-        missing = folder
-    return missing
-
-
-def _warn_config_changes(path: Path, config: FinetuneConfig) -> None:
-    try:
-        old = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        log.warning("%s is not readable (%s): the resumed run writes its own config", path, exc)
-        return
-    if not isinstance(old, dict):
-        log.warning("%s is not a config: the resumed run writes its own", path)
-        return
-    changes = config_changes(old, config.to_dict())
-    if changes:
-        shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
-        log.warning("resuming %s with a changed config: %s (the run continues with the new one)", path.parent, shown)
-
-
-def _open_run_dir(config: FinetuneConfig, d: Dist, resume: bool, split: Split, new_split: bool) -> Path:
-    """Make the run folder (rank 0) and write ``config.yaml`` and a new ``split.json``: after every check of
-    the start passed. A folder this call made is removed again if writing them fails."""
-    run_dir = config.run_dir
-    if d.main:
-        made = _first_missing(run_dir)
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            old = run_dir / "config.yaml"
-            if resume and old.is_file():
-                _warn_config_changes(old, config)
-            atomic_text(old, yaml.safe_dump(config.to_dict(), sort_keys=False))
-            if new_split:
-                write_split(split, run_dir / "split.json")
-        except BaseException:
-            if made is not None:
-                shutil.rmtree(made, ignore_errors=True)
-            raise
-    barrier(d)
-    return run_dir
-
-
-def _newest_checkpoint(run_dir: Path) -> int | None:
-    found = checkpoints_of(run_dir)
-    return found[-1][0] if found else None
 
 
 def _autocast(config: FinetuneConfig, device: torch.device) -> AbstractContextManager[Any]:
@@ -274,14 +151,14 @@ def train(
     d = setup_distributed(config, device)
     run_dir = config.run_dir
     # -- every check of the start, before anything is written ----------------------------------------------
-    _refuse_existing_run(run_dir, resume)
+    refuse_existing_run(run_dir, resume)
     random.seed(config.seed)
     np.random.seed(config.seed % 2**32)
     torch.manual_seed(config.seed)
 
     dataset = open_training_dataset(config.data)
     cases = select_cases(dataset, config.data)
-    split, new_split = _split(config, run_dir, [c.case_id for c in cases])
+    split, new_split = fixed_split(config, run_dir, [c.case_id for c in cases])
     model = build_model(config).to(d.device)  # refuses unknown model.freeze entries
     by_id = {c.case_id: c for c in cases}
     train_set = ClipDataset([by_id[i] for i in split.train], config.data, model.size, model.resize, config.seed,
@@ -309,14 +186,14 @@ def train(
         optimizer, lambda s: lr_factor(s, total, sc.warmup_steps, sc.kind, sc.min_lr_ratio)
     )
     # -- the run folder -----------------------------------------------------------------------------------
-    _open_run_dir(config, d, resume, split, new_split)
+    open_run_dir(config, d, resume, split, new_split)
     jlog = JsonLog(run_dir, d.main, config.log.tensorboard)
     state = State()
 
     def mark(status: str, **facts: Any) -> None:
         if d.main:
             write_status(run_dir, status, step=state.step, total_steps=total,
-                         checkpoint=_newest_checkpoint(run_dir), **facts)  # fmt: skip
+                         checkpoint=newest_checkpoint(run_dir), **facts)  # fmt: skip
 
     try:
         found = checkpoints_of(run_dir) if resume else []
@@ -328,7 +205,7 @@ def train(
         stopped = _run(config, d, run_dir, model, optimizer, scheduler, state, total, epochs,
                        train_set, val_set, volumes, split, jlog, stop_after, on_step, on_phase, mark)  # fmt: skip
         if stopped:
-            jlog.write({"event": "stopped", "step": state.step, "checkpoint": _newest_checkpoint(run_dir)})
+            jlog.write({"event": "stopped", "step": state.step, "checkpoint": newest_checkpoint(run_dir)})
             mark("stopped", note=f"stopped after step {state.step} (--stop-after): --resume continues")
         else:
             if d.main:
@@ -353,7 +230,7 @@ def train(
 def _left_early(jlog: JsonLog, mark: Callable[..., None], run_dir: Path, state: State, status: str, why: str) -> None:
     """Record in the run folder that the run ended early (best effort: a second Ctrl-C or a full disk here
     must not hide the first error) and where ``--resume`` continues from."""
-    checkpoint = _newest_checkpoint(run_dir)
+    checkpoint = newest_checkpoint(run_dir)
     where = f"checkpoints/step-{checkpoint}.pt" if checkpoint is not None else "step 0 (no checkpoint yet)"
     note = f"{why} at step {state.step}: --resume continues from {where}"
     try:
@@ -439,7 +316,7 @@ def _run(
     while state.epoch < epochs and state.step < total:
         batches = epoch_batches(len(train_set), d, o.batch_size, o.grad_accum, config.seed, state.epoch)
         remaining = batches[state.micro :]
-        loader = _loader(train_set, remaining, config.data.num_workers, pin=d.device.type == "cuda")
+        loader = make_loader(train_set, remaining, config.data.num_workers, pin=d.device.type == "cuda")
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
         for n, batch in enumerate(loader, start=1):
