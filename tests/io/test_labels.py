@@ -129,3 +129,49 @@ def test_io_modules_import_one_another_without_a_cycle():
 
     cycles = sorted(module for module in graph if reaches(module, module, {module}))
     assert cycles == []
+
+
+# -- 3D Slicer's segmentation file (.seg.nrrd) --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "fmt", "expected"),
+    [
+        ("seg.seg.nrrd", None, "slicer-seg"),
+        ("a/SEG.SEG.NRRD", "auto", "slicer-seg"),
+        ("seg.seg.nrrd", "slicer-seg", "slicer-seg"),  # what label_output_format returned, passed back in
+        ("seg.nrrd", None, "nrrd"),
+        ("seg.nii.gz", None, "nifti"),
+    ],
+)
+def test_seg_nrrd_is_its_own_label_format(name, fmt, expected):
+    assert labels.label_output_format(name, fmt) == expected
+
+
+def test_seg_nrrd_refusals():
+    assert labels.output_format(Path("x.seg.nrrd")) == ("slicer-seg", ".seg.nrrd")
+    with pytest.raises(OutputError, match="the name says nifti, the format asked is slicer-seg"):
+        labels.label_output_format("x.nii.gz", "slicer-seg")
+    with pytest.raises(OutputError, match="name it .dcm"):
+        labels.label_output_format("x.seg.nrrd", "dicom-seg")
+    assert "slicer-seg" not in labels.LABEL_FORMATS  # --format stays auto | dicom-seg: the name says .seg.nrrd
+
+
+def test_slicer_segment_fields_name_colour_and_bound_each_label():
+    array = np.zeros((4, 5, 6), np.uint8)  # [k, j, i]
+    array[1:3, 2:4, 1:5] = 1
+    array[3, 4, 5] = 12
+    fields = labels.slicer_segment_fields(array, {1: "liver", 7: "tumour\nnew line"})
+    assert fields["Segmentation_MasterRepresentation"] == "Binary labelmap"
+    assert fields["Segmentation_ReferenceImageExtentOffset"] == "0 0 0"
+    segments = {fields[f"Segment{n}_LabelValue"]: n for n in range(3)}
+    assert list(segments) == ["1", "7", "12"]  # present or named, in label order
+    one, seven, twelve = (f"Segment{segments[v]}_" for v in ("1", "7", "12"))
+    assert fields[one + "Name"] == "liver" and fields[one + "ID"] == "Segment_1"
+    assert fields[one + "Extent"] == "1 4 2 3 1 2"  # i0 i1 j0 j1 k0 k1
+    assert fields[one + "Color"] == "0.901961 0.0980392 0.294118"  # PALETTE[0] / 255
+    assert fields[seven + "Name"] == "tumour new line"  # one header line
+    assert fields[seven + "Extent"] == "0 -1 0 -1 0 -1"  # named, no voxel: an empty segment
+    assert fields[twelve + "Name"] == "object 12" and fields[twelve + "Extent"] == "5 5 4 4 3 3"
+    assert fields[twelve + "Color"] == " ".join(f"{c / 255:.6g}" for c in colour_of(2))  # the palette cycles
+    assert all(fields[f"Segment{n}_Layer"] == "0" for n in range(3))
+    with pytest.raises(OutputError, match="1..65535"):
+        labels.slicer_segment_fields(array, {0: "background"})

@@ -136,3 +136,65 @@ def test_bad_label_values(tmp_path, values, needle):
     with pytest.raises(OutputError, match=needle):
         write_volume(labels, tmp_path / "seg.nii.gz", label=True)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- 3D Slicer's segmentation file ---------------------------------------------------------------------------
+def _seg_volume() -> Volume:
+    array = np.zeros((5, 6, 7), np.uint8)  # [k, j, i]
+    array[1:4, 1:4, 2:6] = 1
+    array[4, 5, 6] = 3
+    direction = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, -1]])  # a rotation and a flip of k
+    return Volume(array, spacing=(0.7, 0.9, 3.0), origin=(10.0, -4.5, 2.25), direction=direction)
+
+
+def test_seg_nrrd_holds_the_label_map_on_its_grid_with_named_segments(tmp_path):
+    labels = _seg_volume()
+    out = writers_module.write_labels(labels, tmp_path / "a" / "seg.seg.nrrd", names={1: "liver", 3: "lesion"})
+    assert out == tmp_path / "a" / "seg.seg.nrrd" and [p.name for p in out.parent.iterdir()] == ["seg.seg.nrrd"]
+    back = read_volume(out)
+    assert np.array_equal(back.array, labels.array) and back.array.dtype == np.uint8
+    assert np.allclose(back.spacing, labels.spacing) and np.allclose(back.origin, labels.origin)
+    assert np.allclose(back.direction, labels.direction)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(out))
+    reader.ReadImageInformation()
+    meta = {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
+    assert meta["Segment0_Name"] == "liver" and meta["Segment1_Name"] == "lesion"
+    assert meta["Segment1_LabelValue"] == "3" and meta["Segment1_Extent"] == "6 6 5 5 4 4"
+    assert b"encoding: gzip" in out.read_bytes()[:400]
+
+
+def test_seg_nrrd_names_come_from_a_sessions_label_map(tmp_path):
+    labels = _seg_volume().with_array(_seg_volume().array, labels={1: "kidney", 3: "cyst"})
+    out = write_volume(labels, tmp_path / "s.seg.nrrd", label=True)  # write_volume sends label maps there too
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(out))
+    reader.ReadImageInformation()
+    assert [reader.GetMetaData(f"Segment{n}_Name") for n in (0, 1)] == ["kidney", "cyst"]
+
+
+def test_seg_nrrd_refuses_images_and_other_names(tmp_path, vol):
+    with pytest.raises(OutputError, match="holds label maps, not images"):
+        write_volume(vol, tmp_path / "x.seg.nrrd")
+    with pytest.raises(OutputError, match=r"named NAME\.seg\.nrrd"):
+        writers_module.write_slicer_seg(_seg_volume(), tmp_path / "x.nrrd")
+    with pytest.raises(OutputError, match="<= 65535"):
+        writers_module.write_labels(Volume(np.array([[[0, 70000]]])), tmp_path / "big.seg.nrrd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seg_nrrd_never_overwrites_its_input(tmp_path):
+    source = tmp_path / "in.seg.nrrd"
+    writers_module.write_labels(_seg_volume(), source)
+    before = source.read_bytes()
+    with pytest.raises(OutputError):
+        writers_module.write_labels(read_volume(source), source)
+    assert source.read_bytes() == before
+
+
+def test_seg_nrrd_reads_in_slicerio(tmp_path):
+    slicerio = pytest.importorskip("slicerio", reason="slicerio is installed in the slicer-core test venv")
+    out = writers_module.write_labels(_seg_volume(), tmp_path / "s.seg.nrrd", names={1: "liver"})
+    seg = slicerio.read_segmentation(str(out))
+    assert [(s["name"], s["labelValue"]) for s in seg["segments"]] == [("liver", 1), ("object 3", 3)]
+    assert seg["segments"][0]["color"] == pytest.approx([230 / 255, 25 / 255, 75 / 255], abs=1e-6)

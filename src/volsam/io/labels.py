@@ -7,10 +7,13 @@ A leaf of :mod:`volsam.io` (numpy and core only): :mod:`volsam.io.writers`, :mod
 * :data:`PALETTE` / :func:`colour_of` -- the one label palette (sRGB, label 1 first, cycled): the web page's
   (``server/static/app.js``), the overlay PNGs' and videos', and the DICOM-SEG's recommended display colours.
 * :func:`output_format` / :func:`label_output_format` -- the format an output path (and ``--format``) asks for.
+* :func:`slicer_segment_fields` -- the header fields of 3D Slicer's segmentation file (``.seg.nrrd``): one
+  segment per object with its name, palette colour, label value and extent.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +33,16 @@ PALETTE: tuple[tuple[int, int, int], ...] = (  # sRGB, the web page's label colo
     (250, 190, 212),
 )
 
-# output suffix -> format; longest first
-SUFFIXES = {".nii.gz": "nifti", ".nii": "nifti", ".nrrd": "nrrd", ".mha": "metaimage", ".npz": "npz"}
+SLICER_SEG = "slicer-seg"  # 3D Slicer's segmentation file: a label map NRRD whose header names the segments
+# output suffix -> format; a suffix is matched before any shorter one it ends with (.seg.nrrd before .nrrd)
+SUFFIXES = {
+    ".seg.nrrd": SLICER_SEG,
+    ".nii.gz": "nifti",
+    ".nii": "nifti",
+    ".nrrd": "nrrd",
+    ".mha": "metaimage",
+    ".npz": "npz",
+}
 DICOM_SEG = "dicom-seg"
 LABEL_FORMATS = ("auto", DICOM_SEG)
 
@@ -60,7 +71,8 @@ def label_array(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def output_format(path: Path) -> tuple[str, str]:
-    """(format, suffix) of an image output path; OutputError for anything else."""
+    """(format, suffix) of an output path; OutputError for anything else. ``slicer-seg`` (``.seg.nrrd``) holds
+    label maps only (:func:`volsam.io.writers.write_volume` refuses an image there)."""
     name = path.name.lower()
     for suffix, fmt in SUFFIXES.items():
         if name.endswith(suffix) and len(name) > len(suffix):
@@ -70,13 +82,16 @@ def output_format(path: Path) -> tuple[str, str]:
             f"{path}: images go to .nii.gz, .nii, .nrrd, .mha or .npz; .dcm is a DICOM-SEG of a label map, "
             "written by write_labels with the DICOM source image"
         )
-    raise OutputError(f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz")
+    raise OutputError(
+        f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz (label maps also .seg.nrrd)"
+    )
 
 
 def label_output_format(path: str | Path, fmt: str | None = None) -> str:
-    """The format a label map goes to: ``dicom-seg`` (a ``.dcm`` name, or ``fmt="dicom-seg"``) or the
-    image format of the extension (:func:`output_format`); ``fmt`` may also name that image format (as this
-    function returns it). OutputError for unknown or conflicting ones."""
+    """The format a label map goes to: ``dicom-seg`` (a ``.dcm`` name, or ``fmt="dicom-seg"``), ``slicer-seg``
+    (a ``.seg.nrrd`` name: 3D Slicer's segmentation file) or the image format of the extension
+    (:func:`output_format`); ``fmt`` may also name that format (as this function returns it). OutputError for
+    unknown or conflicting ones."""
     path = Path(path)
     fmt = fmt or "auto"
     if fmt not in LABEL_FORMATS and fmt not in SUFFIXES.values():
@@ -93,3 +108,55 @@ def label_output_format(path: str | Path, fmt: str | None = None) -> str:
     if fmt not in ("auto", found):
         raise OutputError(f"{path}: the name says {found}, the format asked is {fmt}")
     return found
+
+
+def _slicer_text(text: str) -> str:
+    """``text`` as one NRRD header value: control characters (line breaks end a header line) become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split()) or "object"
+
+
+def slicer_segment_fields(array: np.ndarray, names: Mapping[int, str] | None = None) -> dict[str, str]:
+    """The header fields (``key:=value`` in the NRRD) that make a label map 3D Slicer's segmentation file.
+
+    One segment per label present in ``array`` (``[k, j, i]``) or named in ``names``, in increasing label order:
+    ``SegmentN_ID`` ``Segment_<label>``, ``_Name`` (``names``, else ``object <label>`` as sessions name them),
+    ``_Color`` (the palette's colour, 0..1), ``_LabelValue`` the label, ``_Layer`` 0 (a label map has no
+    overlaps), ``_Extent`` the label's voxel bounding box ``i0 i1 j0 j1 k0 k1`` (``0 -1 0 -1 0 -1`` when it has
+    no voxel), ``_Tags`` ``|``. Slicer reads the file as a segmentation node with those segments; ``slicerio``
+    reads it too. Labels outside 1..65535 are an OutputError."""
+    named = {int(k): str(v) for k, v in (names or {}).items()}
+    for label in named:
+        if not 1 <= label <= 65535:
+            raise OutputError(f"object labels are 1..65535, got {label}")
+    top = int(array.max(initial=0))
+    present = (
+        [v for v in range(1, top + 1) if (array == v).any()] if top <= 32 else [int(v) for v in np.unique(array) if v]
+    )
+    fields = {
+        "Segmentation_MasterRepresentation": "Binary labelmap",
+        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
+        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+    }
+    for n, label in enumerate(sorted(set(present) | set(named))):
+        where = array == label
+        if where.any():
+            extent = []
+            for axis in (2, 1, 0):  # i, j, k
+                hits = np.flatnonzero(where.any(axis=tuple(a for a in range(3) if a != axis)))
+                extent += [int(hits[0]), int(hits[-1])]
+        else:
+            extent = [0, -1, 0, -1, 0, -1]
+        fields.update(
+            {
+                f"Segment{n}_ID": f"Segment_{label}",
+                f"Segment{n}_Name": _slicer_text(named.get(label) or f"object {label}"),
+                f"Segment{n}_NameAutoGenerated": "0",
+                f"Segment{n}_Color": " ".join(f"{c / 255:.6g}" for c in colour_of(label)),
+                f"Segment{n}_ColorAutoGenerated": "0",
+                f"Segment{n}_LabelValue": str(label),
+                f"Segment{n}_Layer": "0",
+                f"Segment{n}_Extent": " ".join(str(v) for v in extent),
+                f"Segment{n}_Tags": "|",
+            }
+        )
+    return fields

@@ -10,7 +10,8 @@
   the temporary file is removed and an existing file at the target is left untouched.
 * A missing parent folder is created; anything that cannot be written raises :class:`OutputError`.
 
-``write_labels`` is the entry point for label maps: the image formats above, or a DICOM-SEG (``.dcm`` or
+``write_labels`` is the entry point for label maps: the image formats above, 3D Slicer's segmentation file
+(``.seg.nrrd``: :func:`write_slicer_seg`, segments named and coloured), or a DICOM-SEG (``.dcm`` or
 ``fmt="dicom-seg"``), which needs the source image read from DICOM (:mod:`volsam.io.dicom_seg`). Output
 formats and label arrays are resolved by :mod:`volsam.io.labels` (re-exported here).
 """
@@ -30,7 +31,15 @@ from volsam.core.volume import Volume
 from volsam.io.atomic import atomic_target
 from volsam.io.destinations import Destination, check_destinations, make_parent
 from volsam.io.itk import WRITABLE_DTYPES, itk_reason, volume_to_image
-from volsam.io.labels import DICOM_SEG, LABEL_FORMATS, label_array, label_output_format, output_format
+from volsam.io.labels import (
+    DICOM_SEG,
+    LABEL_FORMATS,
+    SLICER_SEG,
+    label_array,
+    label_output_format,
+    output_format,
+    slicer_segment_fields,
+)
 from volsam.io.npz import save_npz
 
 log = logging.getLogger(__name__)
@@ -38,10 +47,12 @@ log = logging.getLogger(__name__)
 __all__ = [  # label_array and the format names live in volsam.io.labels; kept importable from here
     "DICOM_SEG",
     "LABEL_FORMATS",
+    "SLICER_SEG",
     "label_array",
     "label_output_format",
     "output_format",
     "write_labels",
+    "write_slicer_seg",
     "write_volume",
 ]
 
@@ -55,10 +66,14 @@ def write_labels(
     names: Mapping[int, str] | None = None,
     **seg_options: Any,
 ) -> Path:
-    """Write a label map: image formats through :func:`write_volume` (``label=True``), DICOM-SEG through
+    """Write a label map: image formats through :func:`write_volume` (``label=True``), 3D Slicer's ``.seg.nrrd``
+    through :func:`write_slicer_seg` with the object ``names``, DICOM-SEG through
     :func:`volsam.io.dicom_seg.write_dicom_seg` with ``source`` (the DICOM image it was made from), the
     object ``names`` and ``seg_options`` (engine, model, codes). Returns the path written."""
-    if label_output_format(path, fmt) != DICOM_SEG:
+    found = label_output_format(path, fmt)
+    if found == SLICER_SEG:
+        return write_slicer_seg(labelmap, path, names=names)
+    if found != DICOM_SEG:
         return write_volume(labelmap, path, label=True)
     from volsam.io.dicom_seg import write_dicom_seg  # highdicom loads only when a SEG is written
 
@@ -109,6 +124,10 @@ def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None)
     path = Path(path)
     fmt, suffix = output_format(path)
     is_label = (volume.array.dtype == bool) if label is None else bool(label)
+    if fmt == SLICER_SEG:
+        if not is_label:
+            raise OutputError(f"{path}: a .seg.nrrd is 3D Slicer's segmentation file; it holds label maps, not images")
+        return write_slicer_seg(volume, path)
     array = label_array(volume.array, path) if is_label else _image_array(volume.array, path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder")
@@ -118,4 +137,40 @@ def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None)
     with atomic_target(path, suffix) as temp:
         _write(volume, array, fmt, temp, compress=is_label and fmt in ("nrrd", "metaimage"))
     log.debug("wrote %s (%s, %s)", path, fmt, array.dtype)
+    return path
+
+
+def write_slicer_seg(labelmap: Volume, path: str | Path, *, names: Mapping[int, str] | None = None) -> Path:
+    """Write ``labelmap`` as 3D Slicer's segmentation file (``.seg.nrrd``), exactly on its grid.
+
+    A gzip NRRD of the label array (uint8 / uint16, as :func:`write_volume` stores label maps) whose header
+    names one segment per object (:func:`volsam.io.labels.slicer_segment_fields`): ``names`` (label ->
+    name), else the names in ``labelmap.meta["labels"]`` when it is a mapping (a session's label map), else
+    ``object N``; colours from the label palette. Slicer opens it as a segmentation node with those segments
+    (*Add data*, or drag and drop). Written atomically, like every output; OutputError as for
+    :func:`write_volume`."""
+    path = Path(path)
+    if not path.name.lower().endswith(".seg.nrrd") or len(path.name) <= len(".seg.nrrd"):
+        raise OutputError(f"{path}: 3D Slicer's segmentation file is named NAME.seg.nrrd")
+    meta_names = labelmap.meta.get("labels")
+    if names is None and isinstance(meta_names, Mapping):
+        names = meta_names
+    array = label_array(labelmap.array, path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder")
+    try:
+        fields = slicer_segment_fields(array, names)
+    except OutputError as exc:
+        raise OutputError(f"{path}: {exc}") from None
+    check_destinations([Destination(path, "segmentation")], [labelmap.meta.get("source")])
+    make_parent(path)
+    image = volume_to_image(labelmap, array)
+    for key, value in fields.items():
+        image.SetMetaData(key, value)
+    with atomic_target(path, path.name[-len(".seg.nrrd") :]) as temp:
+        try:
+            sitk.WriteImage(image, str(temp), useCompression=True)
+        except RuntimeError as exc:
+            raise OutputError(f"{temp}: cannot write ({itk_reason(exc)})") from exc
+    log.debug("wrote %s (3D Slicer segmentation, %d segments)", path, sum(k.endswith("_ID") for k in fields))
     return path
