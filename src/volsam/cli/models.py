@@ -10,7 +10,8 @@ import typer
 from volsam.cli.app import app
 
 models_app = typer.Typer(
-    help="Known models; convert Meta/MedSAM2 checkpoints; download from the hub.", no_args_is_help=True
+    help="Known models; convert SAM / MedSAM / SAM 2 / MedSAM2 checkpoints; download from the hub.",
+    no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
 
@@ -42,30 +43,36 @@ def models_list_cmd() -> None:
 
 @models_app.command("convert")
 def models_convert_cmd(
-    checkpoint: Annotated[Path, typer.Argument(help="Meta SAM 2 / 2.1 or MedSAM2 .pt file.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(help="Meta SAM (sam_vit_*.pth), MedSAM (medsam_vit_b.pth), SAM 2 / 2.1 or MedSAM2 .pt file."),
+    ],
     output_dir: Annotated[Path, typer.Argument(help="transformers directory to create.")],
     config: Annotated[
         str | None,
-        typer.Option(help="medsam2, sam2.1-hiera-tiny, ... (default: detected from the weights and file name)."),
+        typer.Option(
+            help="sam-vit-b, medsam-vit-b, medsam2, sam2.1-hiera-tiny, ... to check the weights against "
+            "(default: detected from the weights and file name)."
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT_DIR if it exists.")] = False,
 ) -> None:
-    """Convert a Meta / MedSAM2 checkpoint to a transformers directory that --model accepts."""
-    from volsam.engines.sam2.convert import convert_checkpoint
+    """Convert a Meta / MedSAM / MedSAM2 checkpoint to a transformers directory that --model accepts."""
+    from volsam.engines.checkpoints import convert_checkpoint
 
-    variant = convert_checkpoint(checkpoint, output_dir, config=config, overwrite=overwrite)
-    typer.echo(f"{checkpoint} ({variant.name}) -> {output_dir}")
+    held = convert_checkpoint(checkpoint, output_dir, config=config, overwrite=overwrite)
+    typer.echo(f"{checkpoint} ({held}) -> {output_dir}")
 
 
 @models_app.command("download")
 def models_download_cmd(
-    name: Annotated[str, typer.Argument(help="A name from `volsam models list`, e.g. sam2.1-hiera-tiny.")],
+    name: Annotated[str, typer.Argument(help="A name from `volsam models list`, e.g. sam2.1-hiera-tiny, sam-vit-b.")],
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", "-o", help="Default: the local models directory.")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the directory if it exists.")] = False,
 ) -> None:
-    """Download a transformers-format SAM 2 model from the Hugging Face hub."""
+    """Download a transformers-format SAM 2 / SAM / MedSAM model from the Hugging Face hub."""
     from volsam.engines.catalog import model_info, models_dir
     from volsam.engines.sam2.download import download
 

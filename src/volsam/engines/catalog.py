@@ -1,8 +1,9 @@
 """The models volsam knows by name: what they are, where they come from, whether they are here.
 
-Local SAM 2 family models live in transformers directories under :func:`models_dir` (``$VOLSAM_MODELS``,
-default ``~/.cache/volsam/models``), one directory per model name, as ``volsam models convert`` and
-``volsam models download`` write them. Nothing here touches the network.
+Local SAM 2 family and SAM 1 / MedSAM models live in transformers directories under :func:`models_dir`
+(``$VOLSAM_MODELS``, default ``~/.cache/volsam/models``), one directory per model name, as
+``volsam models convert`` and ``volsam models download`` write them; a model whose hub id is already in the
+local Hugging Face cache counts as installed too. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ class ModelInfo:
 
 
 _SAM2_PARAMS = {"tiny": 38.9, "small": 46.0, "base-plus": 80.8, "large": 224.4}
+# SAM 1: parameters counted in transformers' SamModel built from the architecture (93,735,728 for ViT-B);
+# files as linked from Meta's segment-anything README (Apache-2.0, code and weights).
+_SAM = {
+    "b": (93.7, "sam_vit_b_01ec64.pth", "facebook/sam-vit-base"),
+    "l": (312.3, "sam_vit_l_0b3195.pth", "facebook/sam-vit-large"),
+    "h": (641.1, "sam_vit_h_4b8939.pth", "facebook/sam-vit-huge"),
+}
 
 CATALOG: dict[str, ModelInfo] = {
     "medsam-lite": ModelInfo(
@@ -55,6 +63,27 @@ CATALOG: dict[str, ModelInfo] = {
         for v in ("2.1", "2.0")
         for s, p in _SAM2_PARAMS.items()
     },
+    **{
+        f"sam-vit-{size}": ModelInfo(
+            f"sam-vit-{size}",
+            "sam",
+            params,
+            1024,
+            f"{file} (https://dl.fbaipublicfiles.com/segment_anything/{file}), converted; or {hub}",
+            "Apache-2.0",
+            hub_id=hub,
+        )
+        for size, (params, file, hub) in _SAM.items()
+    },
+    "medsam-vit-b": ModelInfo(
+        "medsam-vit-b",
+        "medsam",
+        93.7,
+        1024,
+        "medsam_vit_b.pth (https://github.com/bowang-lab/MedSAM), converted; or wanglab/medsam-vit-base",
+        "Apache-2.0",
+        hub_id="wanglab/medsam-vit-base",
+    ),
 }
 
 
@@ -82,4 +111,10 @@ def installed(info: ModelInfo) -> Path | None:
         except ModelNotFound:
             return None
     local = models_dir() / info.name
-    return local if (local / "config.json").is_file() else None
+    if (local / "config.json").is_file():
+        return local
+    if info.engine in ("sam", "medsam") and info.hub_id:
+        from volsam.engines.checkpoints import cached_hub_folder
+
+        return cached_hub_folder(info.hub_id)
+    return None

@@ -14,10 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from volsam.core.errors import EngineError
-from volsam.engines import medsam_lite, sam2
+from volsam.engines import medsam_lite, sam, sam2
 from volsam.engines.base import Capabilities, SliceEngine, TrackerEngine
 
 log = logging.getLogger(__name__)
+
+SAM2_IMAGE_NAME = "sam2-image"  # the SAM 2 model one frame at a time (volsam.engines.sam2.image)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,32 @@ _ENGINES: dict[str, EngineInfo] = {
         cls="Sam2Engine",
         capabilities=sam2.CAPABILITIES,
         description="SAM 2 / 2.1 / MedSAM2 video model with memory propagation (transformers Sam2VideoModel)",
+    ),
+    sam.SAM_NAME: EngineInfo(
+        name=sam.SAM_NAME,
+        kind="slice",
+        module="volsam.engines.sam.engine",
+        cls="SamEngine",
+        capabilities=sam.CAPABILITIES,
+        description="SAM ViT-B/L/H 2D box/point/mask-prompted model at 1024 (transformers SamModel, SAM preprocessing)",
+    ),
+    sam.MEDSAM_NAME: EngineInfo(
+        name=sam.MEDSAM_NAME,
+        kind="slice",
+        module="volsam.engines.sam.engine",
+        cls="MedSAMEngine",
+        capabilities=sam.CAPABILITIES,
+        description="MedSAM ViT-B 2D box-prompted model at 1024 (SAM ViT-B fine-tuned, MedSAM preprocessing)",
+    ),
+    SAM2_IMAGE_NAME: EngineInfo(
+        name=SAM2_IMAGE_NAME,
+        kind="slice",
+        module="volsam.engines.sam2.image",
+        cls="Sam2ImageEngine",
+        capabilities=Capabilities(
+            box=True, points=True, mask=True, memory=False, input_size=1024, devices=("cpu", "cuda", "mps")
+        ),
+        description="SAM 2 / 2.1 / MedSAM2 on single frames (image mode: no memory), as a slice engine",
     ),
 }
 
