@@ -60,7 +60,7 @@ def test_object_arrays_such_as_clicks_are_not_unpickled(tmp_path):
 @pytest.mark.parametrize(
     ("arrays", "needle"),
     [
-        ({"gts": np.zeros((2, 3, 4))}, "no 'imgs' array"),
+        ({"gts": np.zeros((2, 3, 4))}, "no 'imgs' (or 'segs') array"),
         ({"imgs": np.zeros((2, 3, 4, 5))}, "(D, H, W)"),
         ({"imgs": np.zeros((64, 64, 3), np.uint8)}, "2D colour image"),
         ({"imgs": np.zeros((2, 3, 4)), "spacing": np.array([1.0, -1.0, 1.0])}, "positive"),
@@ -81,7 +81,7 @@ def test_segs_output_like_the_challenge(case, tmp_path):
     seg = image.with_array((imgs > 100).astype(np.int64) + (imgs > 200))
     out = write_volume(seg, tmp_path / "out" / "CT_Abd_case.npz", label=True)
     with np.load(out) as data:
-        assert sorted(data.keys()) == ["segs", "spacing"]
+        assert sorted(data.keys()) == ["direction", "origin", "segs", "spacing", "spacing_order"]
         assert data["segs"].dtype == np.uint8
         assert data["segs"].shape == imgs.shape  # (D, H, W)
         assert np.array_equal(data["segs"], seg.array)
@@ -92,3 +92,19 @@ def test_segs_spacing_follows_the_input_order(tmp_path):
     vol = Volume(np.ones((2, 3, 4), np.uint8), spacing=(0.5, 0.6, 2.0), meta={"spacing_order": "xyz"})
     with np.load(write_volume(vol, tmp_path / "s.npz", label=True)) as data:
         assert data["spacing"].tolist() == [0.5, 0.6, 2.0]
+
+
+def test_a_volsam_npz_label_map_reads_back_onto_the_input_grid(tmp_path):
+    """``-o seg.npz`` is complete: segs + spacing as the challenges expect, plus origin, direction and the
+    spacing order, so that ``volsam info seg.npz`` and ``read_volume`` put it back on the input's grid."""
+    from volsam.core.volume import Volume
+    from volsam.io import read_volume, write_volume
+
+    direction = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    image = Volume(
+        np.zeros((4, 5, 6), np.int16), spacing=(0.7, 0.8, 2.5), origin=(10.0, -5.0, 3.0), direction=direction
+    )
+    labels = image.with_array((np.arange(120).reshape(4, 5, 6) % 7 == 0).astype(np.uint8))
+    back = read_volume(write_volume(labels, tmp_path / "seg.npz", label=True))
+    assert back.same_grid(image) and np.array_equal(back.array, labels.array)
+    assert back.meta["npz_key"] == "segs"

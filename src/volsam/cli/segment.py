@@ -102,7 +102,9 @@ def segment_cmd(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Label map to write (.nii.gz, .nrrd, .mha; .dcm: DICOM-SEG); video: masks/ or .npz."
+            "--output",
+            "-o",
+            help="Label map (.nii.gz, .nrrd, .mha; .npz: CVPR segs + grid; .dcm: DICOM-SEG); video: masks/ or .npz.",
         ),
     ],
     box: Annotated[

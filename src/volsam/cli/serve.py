@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from volsam.cli.app import app
+from volsam.core.errors import SettingsError
 
 if TYPE_CHECKING:
     from volsam.server.config import ServerConfig
@@ -54,9 +57,9 @@ def serve_cmd(
     from volsam.server.config import ServerConfig, is_loopback, new_token, read_token
 
     token = read_token(token_file) if token_file else None
-    if token is None and not is_loopback(host):
+    fresh_token = token is None and not is_loopback(host)
+    if fresh_token:
         token = new_token()
-        typer.echo(f"volsam serve: listening beyond loopback; bearer token for this run: {token}", err=True)
     config = ServerConfig(
         host=host,
         port=port,
@@ -72,22 +75,49 @@ def serve_cmd(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )
-    start(config)
+    sock = listen(config.host, config.port)  # a port in use is one line, before anything is printed
+    if fresh_token:
+        typer.echo(f"volsam serve: listening beyond loopback; bearer token for this run: {config.token}", err=True)
+    start(config, sock)
 
 
-def start(config: ServerConfig) -> None:
-    """Print the banner and run uvicorn until stopped."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``; SettingsError (one line) for a port out of range or one that cannot be
+    bound (in use, not allowed, an address this machine does not have)."""
+    if isinstance(port, bool) or not 1 <= port <= 65535:
+        raise SettingsError(f"--port must be 1..65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = " (another server on that port? choose --port)" if exc.errno == errno.EADDRINUSE else ""
+        raise SettingsError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    return sock
+
+
+def start(config: ServerConfig, sock: socket.socket) -> None:
+    """Print the banner and serve on the bound ``sock`` until stopped."""
     import uvicorn
 
     from volsam.server.app import create_app
 
     scheme = "https" if config.tls else "http"
     typer.echo(f"volsam serve: {scheme}://{config.host}:{config.port} (API docs at /docs)", err=True)
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        ssl_certfile=str(config.ssl_certfile) if config.ssl_certfile else None,
-        ssl_keyfile=str(config.ssl_keyfile) if config.ssl_keyfile else None,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            ssl_certfile=str(config.ssl_certfile) if config.ssl_certfile else None,
+            ssl_keyfile=str(config.ssl_keyfile) if config.ssl_keyfile else None,
+        )
     )
+    server.run(sockets=[sock])

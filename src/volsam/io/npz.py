@@ -4,13 +4,18 @@ Biomedical Image Segmentation" 2025).
 Layout: ``imgs`` (D, H, W) -- the array ``[k, j, i]`` as is --, ``spacing`` (3 numbers, mm), optionally
 ``gts``, ``boxes``, ``clicks``...; predictions are saved under ``segs`` (D, H, W).
 
+volsam's own ``.npz`` label maps (``volsam segment ... -o seg.npz``) hold ``segs`` and ``spacing`` as the
+challenges expect, plus what puts them back on the input's grid: ``origin`` (3 numbers, mm, LPS, the world
+position of voxel (0, 0, 0)), ``direction`` (3x3, ITK: columns are the i, j, k axes in LPS) and
+``spacing_order`` (the order ``spacing`` is written in). A file without ``imgs`` is read from ``segs``.
+
 Spacing order. The challenge files are documented and scored as (z, y, x), the order of the array axes:
 the official scoring (``CVPR25_iter_eval.py``) passes ``spacing`` unchanged as ``spacing_mm`` of
 ``compute_surface_distances`` on the (D, H, W) arrays. Beware that MedSAM's own ``pre_CT_MR.py`` stores
 ``img_sitk.GetSpacing()``, which is (x, y, z), without reordering (bowang-lab/MedSAM issue #401): files
 made with that script have their spacing reversed. volsam reads (z, y, x) by default; pass
 ``spacing_order="xyz"`` for such files. The order used is recorded in ``meta["spacing_order"]``.
-There is no origin or direction in these files: origin 0, identity direction; modality unknown.
+The challenges' files hold no origin or direction: origin 0, identity direction; modality unknown.
 
 Before an array is inflated, the shape and dtype its ``.npy`` header declares are checked (``max_bytes``:
 ImageTooLarge; ``spacing`` must be a handful of numbers), so a small ``.npz`` cannot make volsam allocate
@@ -72,9 +77,10 @@ def declared_nbytes(zf: zipfile.ZipFile, key: str) -> int | None:
 
 def _check_sizes(path: Path, max_bytes: int | None) -> None:
     with zipfile.ZipFile(path) as zf:
-        imgs = declared_nbytes(zf, "imgs")
-        if imgs is not None:
-            check_decoded(imgs, max_bytes, path)
+        for key in ("imgs", "segs"):
+            declared = declared_nbytes(zf, key)
+            if declared is not None:
+                check_decoded(declared, max_bytes, path)
         spacing = declared_nbytes(zf, "spacing")
         if spacing is not None and spacing > _MAX_SPACING_BYTES:
             raise InputError(f"{path}: 'spacing' declares {spacing} bytes; it must hold 2 or 3 numbers")
@@ -89,10 +95,14 @@ def read_npz(path: Path, *, spacing_order: str = "zyx", max_bytes: int | None = 
         _check_sizes(path, max_bytes)
         with np.load(path, allow_pickle=False) as data:
             keys = list(data.keys())
-            if "imgs" not in keys:
-                raise InputError(f"{path}: no 'imgs' array in this .npz (keys: {', '.join(keys) or 'none'})")
-            imgs = np.asarray(data["imgs"])
+            key = "imgs" if "imgs" in keys else "segs" if "segs" in keys else None
+            if key is None:
+                raise InputError(
+                    f"{path}: no 'imgs' (or 'segs') array in this .npz (keys: {', '.join(keys) or 'none'})"
+                )
+            imgs = np.asarray(data[key])
             spacing = np.asarray(data["spacing"]) if "spacing" in keys else None
+            grid = {k: np.asarray(data[k]) for k in ("origin", "direction", "spacing_order") if k in keys}
     except InputError:
         raise
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError, NotImplementedError) as exc:
@@ -105,6 +115,11 @@ def read_npz(path: Path, *, spacing_order: str = "zyx", max_bytes: int | None = 
         raise InputError(f"{path}: 'imgs' must be a (D, H, W) array, got shape {imgs.shape}")
     if imgs.dtype.kind not in "biuf":
         raise InputError(f"{path}: 'imgs' has non-numeric dtype {imgs.dtype}")
+    if "spacing_order" in grid:
+        spacing_order = str(grid["spacing_order"])
+        if spacing_order not in SPACING_ORDERS:
+            raise InputError(f"{path}: 'spacing_order' must be one of {SPACING_ORDERS}, got {spacing_order!r}")
+    origin, direction = _grid(grid, path)
     meta = {
         "modality": None,
         "source": str(path),
@@ -114,13 +129,32 @@ def read_npz(path: Path, *, spacing_order: str = "zyx", max_bytes: int | None = 
         "pixel_type": imgs.dtype.name,
         "spacing_order": spacing_order,
         "spacing_in_file": spacing is not None,
+        "npz_key": key,
     }
-    return Volume(imgs, spacing=_spacing_ijk(spacing, spacing_order, path), meta=meta)
+    spacing_ijk = _spacing_ijk(spacing, spacing_order, path)
+    return Volume(imgs, spacing=spacing_ijk, origin=origin, direction=direction, meta=meta)
+
+
+def _grid(grid: dict[str, np.ndarray], path: Path) -> tuple[tuple[float, float, float], np.ndarray]:
+    """``origin`` and ``direction`` from a volsam ``.npz`` (defaults: 0 and identity)."""
+    origin = np.asarray(grid.get("origin", np.zeros(3)), dtype=np.float64).ravel()
+    direction = np.asarray(grid.get("direction", np.eye(3)), dtype=np.float64)
+    if origin.shape != (3,) or not np.all(np.isfinite(origin)):
+        raise InputError(f"{path}: 'origin' must hold 3 finite numbers (mm), got shape {origin.shape}")
+    if direction.shape != (3, 3) or not np.all(np.isfinite(direction)):
+        raise InputError(f"{path}: 'direction' must be a finite 3x3 matrix, got shape {direction.shape}")
+    return (float(origin[0]), float(origin[1]), float(origin[2])), direction
 
 
 def save_npz(volume: Volume, array: np.ndarray, fh: BinaryIO, *, key: str = "segs") -> None:
     """Write ``array`` (on ``volume``'s grid) under ``key`` with ``spacing`` in the order ``volume`` was
-    read with (``meta["spacing_order"]``, default (z, y, x)), compressed, to the open file ``fh``."""
+    read with (``meta["spacing_order"]``, default (z, y, x)), and the grid's ``origin``, ``direction`` and
+    ``spacing_order`` (so that :func:`read_npz` puts it back on that grid), compressed, to the open file ``fh``."""
     order = volume.meta.get("spacing_order", "zyx")
     spacing = np.asarray(volume.spacing[::-1] if order == "zyx" else volume.spacing, dtype=np.float64)
-    np.savez_compressed(fh, **{key: array, "spacing": spacing})
+    grid = {
+        "origin": np.asarray(volume.origin, dtype=np.float64),
+        "direction": np.asarray(volume.direction, dtype=np.float64),
+        "spacing_order": np.asarray(order),
+    }
+    np.savez_compressed(fh, **{key: array, "spacing": spacing, **grid})
