@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from volsam.core.errors import ModelNotFound
+from volsam.core.errors import ModelNotFound, SettingsError
 from volsam.engines import checkpoints
 from volsam.engines.checkpoints import LITEMEDSAM, BundledWeights
 
@@ -138,3 +138,64 @@ def test_wrong_model_file_is_refused_by_the_engine_loader(tmp_path):
     torch.save(nn.Linear(3, 2).state_dict(), path)
     with pytest.raises(ModelNotFound, match="do not match LiteMedSAM: 435 missing keys"):
         load_lite_medsam(path)
+
+
+# -- transformers-format weights (SAM 1 / MedSAM): resolve_weights never downloads --------------------------------
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """An empty local models directory and an empty Hugging Face cache."""
+    monkeypatch.setenv("VOLSAM_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path
+
+
+def _hub_snapshot(cache: Path, hub_id: str) -> Path:
+    """A model as huggingface_hub caches it: models--owner--name/{refs/main, snapshots/<commit>/config.json}."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"model_type": "sam"}')
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snapshot
+
+
+def test_resolve_weights_files_and_folders(places):
+    pth = places / "sam_vit_b_01ec64.pth"
+    pth.write_bytes(b"weights")
+    assert checkpoints.resolve_weights(str(pth), "sam") == checkpoints.WeightsSource("checkpoint", pth, str(pth))
+    folder = places / "converted"
+    folder.mkdir()
+    with pytest.raises(ModelNotFound, match="not a transformers model folder"):
+        checkpoints.resolve_weights(str(folder), "sam")
+    (folder / "config.json").write_text("{}")
+    assert checkpoints.resolve_weights(str(folder), "medsam").kind == "folder"
+
+
+def test_resolve_weights_catalogue_names_local_then_cached(places):
+    from volsam.engines.catalog import CATALOG, installed
+
+    with pytest.raises(ModelNotFound, match="'sam-vit-b' is not installed.*download sam-vit-b"):
+        checkpoints.resolve_weights(None, "sam", default="sam-vit-b")
+    assert installed(CATALOG["sam-vit-b"]) is None
+    snapshot = _hub_snapshot(places / "hub", "facebook/sam-vit-base")
+    found = checkpoints.resolve_weights("SAM-ViT-B", "sam")
+    assert found.kind == "folder" and found.path == snapshot and found.label == "sam-vit-b"
+    assert installed(CATALOG["sam-vit-b"]) == snapshot
+    local = places / "models" / "sam-vit-b"
+    local.mkdir(parents=True)
+    (local / "config.json").write_text("{}")
+    assert checkpoints.resolve_weights("sam-vit-b", "sam").path == local  # the local folder comes first
+    with pytest.raises(SettingsError, match="runs on engine 'sam', not 'medsam'"):
+        checkpoints.resolve_weights("sam-vit-b", "medsam")
+
+
+def test_resolve_weights_hub_ids_only_from_the_cache(places):
+    with pytest.raises(ModelNotFound, match="not in the local Hugging Face cache"):
+        checkpoints.resolve_weights("wanglab/medsam-vit-base", "medsam")
+    snapshot = _hub_snapshot(places / "hub", "wanglab/medsam-vit-base")
+    assert checkpoints.resolve_weights("wanglab/medsam-vit-base", "medsam").path == snapshot
+    with pytest.raises(ModelNotFound, match="needs --model"):
+        checkpoints.resolve_weights(None, "sam")
+    with pytest.raises(ModelNotFound, match="no file, folder, known name"):
+        checkpoints.resolve_weights("not a model", "sam")

@@ -34,6 +34,33 @@ def test_available_lists_medsam_lite():
     assert caps["input_size"] == 256 and set(caps["devices"]) == {"cpu", "cuda", "mps"}
 
 
+def test_available_lists_the_sam_family_slice_engines():
+    entries = {e["name"]: e for e in registry.available()}
+    for name in ("sam", "medsam", "sam2-image"):
+        entry = entries[name]
+        assert entry["kind"] == "slice", name
+        caps = entry["capabilities"]
+        assert caps["box"] and caps["points"] and caps["mask"] and not caps["memory"], name
+        assert caps["input_size"] == 1024 and set(caps["devices"]) == {"cpu", "cuda", "mps"}, name
+    assert entries["sam2"]["kind"] == "tracker"
+
+
+def test_sam_family_engines_build_through_the_registry(fresh_cache, tmp_path, monkeypatch):
+    """Names resolve to their classes; a missing default model is a ModelNotFound that says what to do."""
+    from volsam.engines.sam.engine import MedSAMEngine, SamEngine
+
+    monkeypatch.setenv("VOLSAM_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert registry._ENGINES["sam"].cls == SamEngine.__name__
+    assert registry._ENGINES["medsam"].cls == MedSAMEngine.__name__
+    with pytest.raises(ModelNotFound, match="'medsam-vit-b' is not installed .*volsam models convert"):
+        registry.get("medsam", device="cpu")
+    with pytest.raises(EngineError, match="does not take these options"):
+        registry.get("sam", device="cpu", batch="2")
+    with pytest.raises(ModelNotFound, match="needs --model"):
+        registry.get("sam2-image", device="cpu")
+
+
 def test_unknown_engine_lists_the_known_ones():
     with pytest.raises(EngineError, match="unknown engine 'sam3'; known engines: .*medsam-lite"):
         registry.get("sam3")

@@ -127,3 +127,22 @@ def test_checkpoint_family(tmp_path):
     torch.save({"w": torch.zeros(1)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     with pytest.raises(ModelNotFound, match="neither"):
         checkpoints.checkpoint_family(tmp_path / "legacy.pt")  # not memory-mappable: read whole
+
+
+def test_models_cli_converts_and_lists_sam(capsys, tmp_path, monkeypatch):
+    """``volsam models convert sam.pth DIR`` and ``volsam models list`` (size, licence, source, installed)."""
+    from volsam.cli.main import run
+
+    monkeypatch.setenv("VOLSAM_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    pth = save_meta(meta_sam(seed=6), tmp_path / "medsam_random.pth")
+    out_dir = tmp_path / "models" / "medsam-vit-b"
+    assert run(["models", "convert", str(pth), str(out_dir)]) == 0
+    assert "SAM vit-64x2-256" in capsys.readouterr().out and (out_dir / "config.json").is_file()
+    assert run(["models", "list"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert rows["sam-vit-b"][1:6] == ["sam", "93.7M", "1024", "Apache-2.0", "no"]
+    assert rows["sam-vit-h"][2] == "641.1M" and "sam_vit_h_4b8939.pth" in " ".join(rows["sam-vit-h"])
+    assert rows["medsam-vit-b"][1] == "medsam" and rows["medsam-vit-b"][5] == str(out_dir)
+    assert run(["models", "convert", str(pth), str(tmp_path / "x"), "--config", "sam-vit-l"]) == 4
+    assert "holds a SAM vit-64x2-256, not the sam-vit-l" in capsys.readouterr().err
