@@ -15,7 +15,9 @@ Layouts (:func:`open_dataset` detects them; ``layout=`` forces one):
 ``npz``
     CVPR 2024/2025 challenge files (``imgs``, ``gts``, ``spacing``, optional ``boxes``) -- see
     :mod:`volsam.io.npz`; one target per label value in ``gts``, with its ``boxes`` row when the file has one
-    per label. The modality is the file name's first ``_`` field (``CT_AbdTumor_...`` -> CT).
+    per label (CVPR 2024's ``(N, 6)`` array; CVPR 2025's boxes are pickled dicts, which are not read: loading
+    a pickle runs code, and ``cvpr25`` derives its box from the truth). The modality is the file name's first
+    ``_`` field (``CT_AbdTumor_...`` -> CT).
 ``pairs``
     ``images/`` and ``labels/`` with the same file names (an nnU-Net channel suffix ``_0000`` on the image is
     allowed); one target per label value found.
@@ -258,7 +260,12 @@ def _npz_case(path: Path) -> tuple[Volume, Volume, tuple[Target, ...]]:
         if "gts" not in data:
             raise InputError(f"{path}: no 'gts' array: a benchmark needs the ground truth")
         gts = np.asarray(data["gts"])
-        boxes = np.asarray(data["boxes"]) if "boxes" in data else None
+        boxes = None
+        if "boxes" in data:
+            try:
+                boxes = np.asarray(data["boxes"])
+            except ValueError:  # CVPR 2025 files pickle their boxes (dicts): never unpickled here
+                boxes = None
     if gts.shape != image.array.shape:
         raise InputError(f"{path}: 'gts' {gts.shape} does not match 'imgs' {image.array.shape}")
     label = image.with_array(gts.astype(np.int32 if gts.dtype.kind == "f" else gts.dtype))

@@ -3,19 +3,23 @@
 Writes into the output folder:
 
 ``report.md``
-    per run and target: cases, failures, DSC and NSD (mean ± sd, median), AUC over the steps for
-    interactive protocols, seconds per object; the same per modality; the plots below.
+    per run and target: cases, failures, DSC and NSD (mean ± sd, median), AUC for interactive protocols,
+    seconds per object; the same per modality; for ``cvpr25`` runs, the challenge's numbers per image
+    (mean over images of DSC AUC, NSD AUC, final DSC, final NSD, DSC per step, inference time); the plots.
 ``cases.csv``
     one row per run, case and target: final DSC/NSD, AUCs, seconds, DSC and NSD of every step.
 ``summary.csv``
     the per-target table.
+``challenge.csv``
+    ``cvpr25`` runs: the per-image table (one row per run).
 ``dice_per_step.png``
     mean DSC after each interaction, one line per run (interactive protocols).
 ``dice_boxplot.png``
     final DSC per target, one box per run.
 
 Records are merged across shard files; where a (case, target) appears more than once (a failed case run
-again) the last result counts. Failed objects are counted, not averaged in.
+again) the last result counts. Failed objects are counted, not averaged in. ``cvpr25``'s image lines
+(``"scope": "image"``) feed the per-image table only; the per-target tables use its per-class lines.
 """
 
 from __future__ import annotations
@@ -47,7 +51,13 @@ class Run:
 
     @property
     def results(self) -> list[dict]:
-        return [r for r in self.records if "error" not in r]
+        """Successful per-object records (not cvpr25's image lines)."""
+        return [r for r in self.records if "error" not in r and r.get("scope") != "image"]
+
+    @property
+    def images(self) -> list[dict]:
+        """cvpr25's successful per-image records."""
+        return [r for r in self.records if "error" not in r and r.get("scope") == "image"]
 
     @property
     def failures(self) -> list[dict]:
@@ -142,6 +152,45 @@ def _markdown_table(rows: list[dict], key: str, steps: bool) -> str:
     return "\n".join(lines)
 
 
+def _challenge_rows(run: Run) -> list[dict]:
+    """The CVPR 2025 table of a cvpr25 run: means over its images, as the challenge ranks them."""
+    if run.meta.get("protocol") != "cvpr25" or not any(r.get("scope") == "image" for r in run.records):
+        return []  # cvpr25 runs written before image lines existed have no per-image numbers
+    images = run.images
+    n_steps = max((len(r["steps"]) for r in images), default=0)
+    per_step = [_stats([r["steps"][s]["dice"] for r in images if len(r["steps"]) > s])[0] for s in range(n_steps)]
+    return [
+        {
+            "run": run.name,
+            "images": len(images),
+            "failed": sum(1 for r in run.failures if r.get("scope") == "image"),
+            "dsc_auc": _stats([r["auc_dice"] for r in images])[0],
+            "nsd_auc": _stats([r["auc_nsd"] for r in images])[0],
+            "dsc_final": _stats([r["final_dice"] for r in images])[0],
+            "nsd_final": _stats([r["final_nsd"] for r in images])[0],
+            "dsc_per_step": " ".join(f"{v:.3f}" for v in per_step),
+            "seconds_mean": _stats([r["seconds"] for r in images])[0],
+            "seconds_median": _stats([r["seconds"] for r in images])[2],
+            "over_time": sum(1 for r in images if r.get("over_time")),
+            "capped": sum(1 for r in images if r.get("capped")),
+        }
+    ]
+
+
+def _challenge_table(rows: list[dict]) -> str:
+    head = "| run | images | failed | DSC AUC | NSD AUC | DSC final | NSD final | DSC per step | s / image |"
+    head += " over time |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        line = (
+            f"| {r['run']} | {r['images']} | {r['failed']} | {r['dsc_auc']:.3f} | {r['nsd_auc']:.3f} | "
+            f"{r['dsc_final']:.4f} | {r['nsd_final']:.4f} | {r['dsc_per_step']} | {r['seconds_mean']:.1f} | "
+            f"{r['over_time']} |"
+        )
+        lines.append(line.replace("nan", "–"))
+    return "\n".join(lines)
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         path.write_text("")
@@ -163,6 +212,7 @@ def _case_rows(run: Run) -> list[dict]:
             "run": run.name,
             "case": r.get("case"),
             "target": r.get("target"),
+            "scope": r.get("scope", "object"),
             "modality": r.get("modality"),
             "final_dice": r.get("final_dice"),
             "final_nsd": r.get("final_nsd"),
@@ -244,7 +294,10 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     by_target = [row for run in runs for row in _group_rows(run, "target")]
     by_modality = [row for run in runs for row in _group_rows(run, "modality")]
     steps = any(len(x.get("steps", [])) > 1 for run in runs for x in run.results)
+    challenge = [row for run in runs for row in _challenge_rows(run)]
     _write_csv(out / "summary.csv", by_target)
+    if challenge:
+        _write_csv(out / "challenge.csv", challenge)
     _write_csv(out / "cases.csv", [row for run in runs for row in _case_rows(run)])
     plots = _plots(runs, out)
     lines = ["# volsam benchmark report", "", "| run | dataset | protocol | engine | model | device | volsam |"]
@@ -258,12 +311,22 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     notes = [f"- {run.name}: {run.meta['note']}" for run in runs if run.meta.get("note")]
     if notes:
         lines += ["", "Notes:", "", *notes]
+    if challenge:
+        lines += ["", "## CVPR 2025 challenge scores (per image, as CVPR25_iter_eval.py computes them)", ""]
+        lines += [_challenge_table(challenge), ""]
+        lines.append(
+            "Means over images. Per image: DSC and NSD are means over its classes (NSD = 0 where that mean "
+            "DSC <= 0.2); AUC = trapezoid rule over the 5 click steps (at most 4.0); time = inference time of "
+            "the 6 steps; over time = images past 90 s per class."
+        )
     lines += ["", "## Per target", "", _markdown_table(by_target, "target", steps), ""]
     lines += ["## Per modality", "", _markdown_table(by_modality, "modality", steps), ""]
     lines.append(
         "DSC and NSD are the final step's; NSD at each run's tolerance "
         f"({', '.join(sorted({str(r.meta.get('tolerance_mm')) + ' mm' for r in runs}))}); "
-        "cvpr25 sets NSD to 0 where DSC <= 0.2. Failed objects are counted, not averaged."
+        "NSD as DeepMind's surface-distance computes it (volsam.metrics). cvpr25 per target: the class's own "
+        "DSC, its NSD with 0 where its DSC <= 0.2, AUC over the click steps; other interactive protocols: AUC "
+        "over all steps. Failed objects are counted, not averaged."
     )
     for name in plots:
         lines += ["", f"![{name}]({name})"]

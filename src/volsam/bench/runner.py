@@ -6,13 +6,17 @@ Output folder::
     results.jsonl                 one line per case and target (results-shard<i>of<n>.jsonl when sharded)
 
 A line holds the case, the target (name and label values), the modality, the protocol's steps (prompt,
-DSC, NSD, seconds), the final DSC/NSD, their AUC over the steps, seconds, and the shard; a case or target
-that fails is a line with ``error`` instead, and the run goes on.
+DSC, NSD, seconds), the final DSC/NSD, their AUC, seconds, and the shard; a case or target that fails is a
+line with ``error`` instead, and the run goes on. ``cvpr25`` prompts every target of an image together
+(:func:`~volsam.bench.protocols.run_cvpr25`): it writes one line per target (the class's own numbers) and
+then one line for the image (``"target": "(image)"``, ``"scope": "image"``: the numbers the challenge's
+script computes for it, with ``classes``, ``time_limit_s`` and ``over_time``); its failures are image lines.
 
 Resuming: running again into the same folder skips every (case, target) that already has a result (failed
-ones are tried again); the folder's ``run.json`` must describe the same run. Sharding: ``shard=(i, n)``
-(1-based ``i``) takes every n-th case starting with the i-th (in case-id order); under ``torchrun`` the
-shard defaults to the process's rank and world size. ``volsam report`` merges the shards' files.
+ones are tried again; ``cvpr25``: every image that has its image line); the folder's ``run.json`` must
+describe the same run. Sharding: ``shard=(i, n)`` (1-based ``i``) takes every n-th case starting with the
+i-th (in case-id order); under ``torchrun`` the shard defaults to the process's rank and world size.
+``volsam report`` merges the shards' files.
 """
 
 from __future__ import annotations
@@ -30,14 +34,29 @@ from pathlib import Path
 from typing import Any
 
 from volsam.bench.datasets import Case, Dataset, Target, open_dataset
-from volsam.bench.protocols import PROTOCOLS, run_protocol, session_factory
+from volsam.bench.protocols import PROTOCOLS, run_cvpr25, run_protocol, session_factory
 from volsam.core.errors import InputError, VolsamError
 
 log = logging.getLogger(__name__)
 
 RESULTS_GLOB = "results*.jsonl"
+IMAGE_TARGET = "(image)"  # the target of cvpr25's per-image lines
+# what the numbers of a run mean; bumped when they change: 1 = boundary-voxel NSD and volsam's own clicks and
+# AUC, 2 = NSD / HD95 as surface-distance, cvpr25 scored as CVPR25_iter_eval.py
+SCORING = 2
 # what must agree between a run.json and a resumed run
-_SAME_RUN = ("dataset", "layout", "protocol", "engine", "model", "precision", "clicks", "tolerance_mm", "channel")
+_SAME_RUN = (
+    "dataset",
+    "layout",
+    "protocol",
+    "engine",
+    "model",
+    "precision",
+    "clicks",
+    "tolerance_mm",
+    "channel",
+    "scoring",
+)
 
 
 @dataclass
@@ -133,6 +152,7 @@ def _run_meta(config: BenchConfig, dataset: Dataset) -> dict[str, Any]:
         "clicks": config.clicks,
         "tolerance_mm": config.tolerance_mm,
         "time_limit_s": config.time_limit_s,
+        "scoring": SCORING,
         "channel": config.channel,
         "sequence": config.sequence if dataset.layout == "brats" else None,
         "problems": dataset.problems,
@@ -232,6 +252,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str, int, int], None] | N
 
 
 def _run_case(case: Case, config: BenchConfig, new_engine: Callable[[], Any], done: set) -> Iterator[dict]:
+    if config.protocol == "cvpr25":
+        yield from _run_image(case, config, new_engine, done)
+        return
     base = {"case": case.case_id, "modality": case.modality}
     known = [t.name for t in case.targets]
     if case.targets and all((case.case_id, t) in done for t in _targets(config.targets, case.targets)):
@@ -269,3 +292,44 @@ def _run_case(case: Case, config: BenchConfig, new_engine: Callable[[], Any], do
             yield record | {"error": f"{type(exc).__name__}: {exc}"}
             continue
         yield record | result.to_dict() | {"engine": config.engine, "model": config.model}
+
+
+def _run_image(case: Case, config: BenchConfig, new_engine: Callable[[], Any], done: set) -> Iterator[dict]:
+    """``cvpr25``: every selected target of the image in one session; per-target lines, then the image's."""
+    base = {"case": case.case_id, "modality": case.modality}
+    image_line = base | {"target": IMAGE_TARGET, "scope": "image"}
+    if (case.case_id, IMAGE_TARGET) in done:
+        return
+    t0 = time.perf_counter()
+    try:
+        loaded = case.load()
+    except (VolsamError, OSError, ValueError) as exc:
+        yield image_line | {"error": f"{type(exc).__name__}: {exc}"}
+        return
+    load_seconds = time.perf_counter() - t0
+    targets = _targets(config.targets, loaded.targets)
+    if not targets:
+        log.info("%s: none of %s here (it has %s)", case.case_id, config.targets, [t.name for t in loaded.targets])
+        return
+    try:
+        factory = session_factory(loaded.image, new_engine(), loaded.modality)
+        result = run_cvpr25(
+            factory,
+            [(t.name, loaded.truth(t)) for t in targets],
+            loaded.image.spacing,
+            clicks=config.clicks,
+            tolerance_mm=config.tolerance_mm,
+            time_limit_s=config.time_limit_s,
+        )
+    except Exception as exc:  # noqa: BLE001 -- one failing image must not end the run; it is recorded
+        log.debug("%s failed:\n%s", case.case_id, traceback.format_exc())
+        yield image_line | {"classes": [t.name for t in targets], "error": f"{type(exc).__name__}: {exc}"}
+        return
+    engine = {"engine": config.engine, "model": config.model}
+    for target, per_class in zip(targets, result.per_class, strict=True):
+        yield (
+            base
+            | {"target": target.name, "values": list(target.values), "load_seconds": load_seconds}
+            | (per_class.to_dict() | engine)
+        )
+    yield image_line | {"load_seconds": load_seconds} | result.to_dict() | engine

@@ -116,7 +116,7 @@ def _distances_to(surface: np.ndarray, points: np.ndarray, samp: tuple[float, ..
         return np.zeros(0)
     on = np.argwhere(surface)
     scale = np.asarray(samp, dtype=np.float64)
-    tree = cKDTree(on * scale, balanced_tree=False, compact_nodes=False)
+    tree = cKDTree(on * scale)
     _, nearest = tree.query(at * scale, workers=-1)
     delta = on[nearest] - at
     squared = np.zeros(len(at))
