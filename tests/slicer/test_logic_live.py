@@ -146,6 +146,14 @@ def test_clicks_undo_redo_two_objects_and_only_changed_regions(server, cases, sc
     labels = exported(segmentation, volume, [segment_id, other])[0]
     assert np.array_equal(labels, logic.labelmap(handle)) and set(np.unique(labels)) == {0, 1, 2}
     assert np.array_equal(labels == 1, clicked)  # the second object did not touch the first one's voxels
+
+    logic.reset(handle, segmentation, segment_id)  # R: the first object emptied (undo brings it back)
+    assert not _segment(segmentation, volume, segment_id).any() and not (logic.labelmap(handle) == 1).any()
+    logic.undo(handle, segmentation)
+    assert np.array_equal(_segment(segmentation, volume, segment_id), clicked)
+    logic.remove(handle, segmentation, other)  # the second object and its segment go
+    assert segments.GetNumberOfSegments() == 1 and set(np.unique(logic.labelmap(handle))) == {0, 1}
+    assert np.array_equal(exported(segmentation, volume)[0] != 0, clicked)
     logic.close(handle)
 
 
