@@ -20,7 +20,7 @@ import torch
 
 from tests.engines.sam.frames import disc_frame, iou
 from tests.engines.sam.meta_reference import meta_predictor, meta_sam, save_meta
-from volsam.core.errors import InputError, ModelNotFound, PromptError, SettingsError
+from volsam.core.errors import EngineError, InputError, ModelNotFound, PromptError, SettingsError
 from volsam.engines.base import SliceEmbedding
 from volsam.engines.sam.convert import from_meta_state
 from volsam.engines.sam.engine import SamEngine
@@ -199,3 +199,16 @@ def test_weights_refusals(tmp_path, monkeypatch):
     torch.save({"model": {"sam_mask_decoder.iou_token.weight": torch.zeros(1, 256)}}, tmp_path / "sam2.pt")
     with pytest.raises(ModelNotFound, match="looks like SAM 2"):
         SamEngine(model=str(tmp_path / "sam2.pt"))
+
+
+def test_precision_option(small):
+    _, engine = small
+    assert engine.precision == "fp32"  # auto = fp32 everywhere until bf16 is measured on a device
+    bf16 = SamEngine(net=engine.net, precision="bf16")
+    emb = bf16.encode(disc_frame(40, 56))[0]
+    assert emb.features.dtype == torch.float32  # embeddings are kept in fp32 whatever the encoder ran in
+    assert bf16.predict(emb, box=(5, 5, 30, 30)).mask.shape == (40, 56)
+    with pytest.raises(EngineError, match="unknown precision 'fp16'"):
+        SamEngine(net=engine.net, precision="fp16")
+    with pytest.raises(EngineError, match="batch_size must be a positive integer"):
+        SamEngine(net=engine.net, batch_size=0)
