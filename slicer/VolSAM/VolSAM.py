@@ -206,23 +206,23 @@ class VolSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _new_logic(self):
         if self.logic is not None:
             self.logic.close_all()
-        window = self.windowCombo.currentText if self.windowCombo.currentIndex > 0 else None
-        model = self.modelCombo.currentText if self.modelCombo.currentIndex > 0 else None
         server = self.logic._server if self.logic is not None else None
         self.logic = VolSAMLogic(
-            self.urlEdit.text.strip(),
-            token=self.tokenEdit.text.strip() or None,
-            engine=self.engineCombo.currentText or "medsam-lite",
-            model=model,
-            modality=self.modalityCombo.currentText,
-            window=window,
-            axis=self.axisCombo.currentText,
-            progress=self._on_progress,
+            self.urlEdit.text.strip(), token=self.tokenEdit.text.strip() or None, progress=self._on_progress
         )
+        self._sync_options()
         self.logic._server = server  # a server this panel started stays ours to stop
         self.handle = None
         qt.QSettings().setValue(SETTINGS + "url", self.urlEdit.text.strip())
         return self.logic
+
+    def _sync_options(self):
+        """The panel's model choices, for the next volume opened (a change opens a new session)."""
+        self.logic.engine = self.engineCombo.currentText or "medsam-lite"
+        self.logic.model = self.modelCombo.currentText if self.modelCombo.currentIndex > 0 else None
+        self.logic.modality = self.modalityCombo.currentText
+        self.logic.window = self.windowCombo.currentText if self.windowCombo.currentIndex > 0 else None
+        self.logic.axis = self.axisCombo.currentText
 
     def onConnect(self):
         logic = self._new_logic()
@@ -308,7 +308,8 @@ class VolSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.editor.setSegmentationNode(segmentation)
         if self.logic is None:
             self._new_logic()
-        handle = self.logic.open_volume(volume)
+        self._sync_options()
+        handle = self.logic.open_volume(volume)  # the open session, or an upload when voxels or options changed
         if handle is not self.handle and self.alignCheck.checked:
             for slice_node in slicer.util.getNodesByClass("vtkMRMLSliceNode"):
                 slice_node.RotateToVolumePlane(volume)
