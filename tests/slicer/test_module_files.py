@@ -49,6 +49,62 @@ def test_slicer_path_finds_installed_data_files_and_says_where_it_looked(tmp_pat
     assert "\n" not in str(caught.value) and str(tmp_path / "user") in str(caught.value)
 
 
+def test_a_wheel_carries_the_module_and_slicer_path_finds_it_after_a_plain_install(tmp_path):
+    """pip wheel of the working tree (its tracked files, copied: no build/ left in the checkout), installed
+    without the source tree into a fresh venv: the wheel holds every tracked file of slicer/ as data files and
+    ``volsam slicer-path`` of that installation prints ``<venv>/share/volsam/slicer/VolSAM``."""
+    import shutil
+    import sysconfig
+    import zipfile
+
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    source = tmp_path / "source"
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    wheels = tmp_path / "wheels"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", str(source),
+         "-w", str(wheels)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = wheels.glob("volsam-*.whl")
+    prefix = "volsam-0.1.0.data/data/share/volsam/slicer/"
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {n.removeprefix(prefix) for n in archive.namelist() if n.startswith(prefix)}
+    in_git = {n.removeprefix("slicer/") for n in tracked.decode().split("\0") if n.startswith("slicer/")}
+    assert shipped == in_git and "VolSAM/VolSAMLib/logic.py" in shipped
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # volsam's dependencies from this venv, after the installed wheel (a .pth line: no editable finder)
+    (Path(site) / "deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    done = subprocess.run(
+        [str(python), "-c", "import volsam, sys; print(volsam.__file__); sys.argv = ['volsam', 'slicer-path']; "
+         "from volsam.cli.main import run; run()"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported, printed = done.stdout.split()
+    assert Path(imported).is_relative_to(venv)  # the installed copy, not the checkout
+    assert Path(printed) == venv / "share" / "volsam" / "slicer" / "VolSAM"
+    assert (Path(printed) / "VolSAMLib" / "logic.py").read_bytes() == (MODULE / "VolSAMLib" / "logic.py").read_bytes()
+
+
 def test_the_cmake_lists_name_every_script_and_resource():
     module_cmake = (MODULE / "CMakeLists.txt").read_text()
     listed = set(re.findall(r"\$\{MODULE_NAME\}(\S*\.py)", module_cmake))  # ".py", "Lib/logic.py", ...
