@@ -185,6 +185,11 @@ class RemoteSession:
     def redo(self) -> Change:
         return Change.from_dict(self._call("POST", "/redo").json())
 
+    def cancel(self) -> bool:
+        """Stop this session's running prompt or run at its next slice (call it from another thread): that call
+        raises :class:`~volsam.errors.Cancelled` and the session stays as it was. False when nothing runs."""
+        return bool(self._call("POST", "/cancel").json()["cancelling"])
+
     def labelmap(self) -> Volume:
         """Every object on the image grid, as :meth:`volsam.Session.labelmap`."""
         return _volume_from_nifti(self._call("GET", "/labelmap").content)

@@ -5,6 +5,7 @@ Each carries ``exit_code`` (the CLI's exit status) and ``http_status`` (the serv
 """
 
 from volsam.core.errors import (
+    Cancelled,
     EngineError,
     Forbidden,
     ImageTooLarge,
@@ -26,6 +27,7 @@ from volsam.core.errors import (
 )
 
 __all__ = [
+    "Cancelled",
     "EngineError",
     "Forbidden",
     "ImageTooLarge",

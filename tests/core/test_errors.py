@@ -8,6 +8,7 @@ import pytest
 import volsam.errors
 from volsam.core import errors as core_errors
 from volsam.core.errors import (
+    Cancelled,
     EngineError,
     Forbidden,
     ImageTooLarge,
@@ -46,6 +47,7 @@ TABLE = [
     (Forbidden, RemoteError, 1, 403),
     (SessionNotFound, RemoteError, 1, 404),
     (ServerFull, RemoteError, 1, 503),
+    (Cancelled, VolsamError, 130, 409),
 ]
 
 

@@ -115,6 +115,14 @@ class ServerFull(RemoteError):
     http_status = 503
 
 
+class Cancelled(VolsamError):
+    """A running propagation was stopped on request (the server's cancel); the session is as it was before
+    the stopped step."""
+
+    exit_code = 130
+    http_status = 409
+
+
 def _defined_here(cls: type[VolsamError]) -> list[type[VolsamError]]:
     found = [cls]
     for sub in cls.__subclasses__():

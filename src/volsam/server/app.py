@@ -9,9 +9,9 @@ created, that every request for that session must show (``X-Session-Lease`` head
 Errors (:mod:`.errors`): ``{"detail": "<the CLI's one-line message>", "error": "<volsam error type>"}`` with
 the error's ``http_status``: 400 bad input, prompt or setting, 401 missing/wrong token, 403 wrong lease or a
 refused Host / Origin, 404 unknown session, 409 a DICOM-SEG asked of an image that was not uploaded as DICOM
-(or of a session without objects), 413 upload or decoded image too large, 422 malformed request (``error``
-InputError), 503 server full. Anything else is a 500 (``error`` internal) whose body never carries a traceback
-(it is logged). No answer names a folder of the server.
+(or of a session without objects) or a prompt stopped by ``POST .../cancel`` (``Cancelled``), 413 upload or
+decoded image too large, 422 malformed request (``error`` InputError), 503 server full. Anything else is a 500
+(``error`` internal) whose body never carries a traceback (it is logged). No answer names a folder of the server.
 
 Request bodies are in :mod:`.bodies`, downloads in :mod:`.outputs`, uploads in :mod:`.uploads`, model names
 in :mod:`.models`, the web page and the API docs in :mod:`.web`.
@@ -40,7 +40,15 @@ from volsam.server.config import ServerConfig
 from volsam.server.errors import install_error_handlers, server_folders
 from volsam.server.guard import COOKIE, Guard, cookie_value
 from volsam.server.models import local_models, resolve_model
-from volsam.server.outputs import SEG_NAME, dicom_seg_bytes, geometry, nifti_bytes, prompts_response
+from volsam.server.outputs import (
+    SEG_NAME,
+    SLICER_SEG_NAME,
+    dicom_seg_bytes,
+    geometry,
+    nifti_bytes,
+    prompts_response,
+    slicer_seg_bytes,
+)
 from volsam.server.store import SessionStore
 from volsam.server.uploads import CHUNK, discard, read_upload, save_upload, scratch
 
@@ -55,7 +63,12 @@ def _content(*types: str, what: str) -> dict:
     }
 
 
-LABELMAP = _content("application/gzip", "application/dicom", what="the label map (NIfTI .nii.gz, or DICOM-SEG)")
+LABELMAP = _content(
+    "application/gzip",
+    "application/dicom",
+    "application/octet-stream",
+    what="the label map (NIfTI .nii.gz, DICOM-SEG, or 3D Slicer's .seg.nrrd)",
+)
 IMAGE = _content("application/gzip", what="the image as uploaded, as NIfTI .nii.gz")
 REGION = _content("application/octet-stream", what="gzip of uint16 little-endian [k, j, i] inside the box")
 PROMPTS = {200: {"description": "the prompts document (a zip with its mask files when it has mask prompts)",
@@ -215,6 +228,13 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         with store.using(entry) as session:
             return session.run().to_dict()
 
+    @app.post("/api/sessions/{sid}/cancel", dependencies=auth)
+    def cancel(entry: Leased) -> dict:
+        """Stop the session's running prompt / run at its next segmented slice: that request answers 409
+        ``Cancelled`` and the session is as it was before it. ``cancelling`` is false when nothing was running.
+        Takes no session lock (the running request holds it)."""
+        return {"cancelling": entry.cancel()}
+
     @app.post("/api/sessions/{sid}/undo", dependencies=auth)
     def undo(entry: Leased) -> dict:
         with store.locked(entry) as session:
@@ -229,11 +249,18 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     def labelmap(
         entry: Leased,
         format: Annotated[
-            Literal["nifti", "dicom-seg"], Query(description="dicom-seg: for images uploaded as a DICOM series")
+            Literal["nifti", "dicom-seg", "seg-nrrd"],
+            Query(description="dicom-seg: for images uploaded as a DICOM series; seg-nrrd: 3D Slicer's .seg.nrrd"),
         ] = "nifti",
     ) -> Response:
         with store.locked(entry) as session:
             volume, image = session.labelmap(), session.volume
+        if format == "seg-nrrd":
+            return Response(
+                slicer_seg_bytes(volume),
+                media_type="application/octet-stream",
+                headers={"Content-Disposition": f'attachment; filename="{SLICER_SEG_NAME}"'},
+            )
         if format == "dicom-seg":
             return Response(
                 dicom_seg_bytes(volume, image, entry.engine, entry.model),

@@ -1,5 +1,6 @@
 """What the server sends back besides a :class:`~volsam.core.changes.Change`: an image's geometry, and
-downloads (NIfTI, DICOM-SEG, the prompts document), each written by the same io function as the CLI's."""
+downloads (NIfTI, DICOM-SEG, 3D Slicer's .seg.nrrd, the prompts document), each written by the same io function
+as the CLI's."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from volsam.core.errors import NoDicomSource
 from volsam.core.volume import Volume
 
 SEG_NAME = "labelmap.dcm"  # the DICOM-SEG download's file name (also what its refusals name)
+SLICER_SEG_NAME = "labelmap.seg.nrrd"  # the 3D Slicer segmentation download's file name
 
 
 def geometry(volume: Volume, axis: int, session: Any = None) -> dict:
@@ -64,6 +66,15 @@ def dicom_seg_bytes(labelmap: Volume, image: Volume, engine: str, model: str | N
             labelmap, Path(tmp) / SEG_NAME, fmt=DICOM_SEG, source=image, names=names, engine=engine, model=model
         )
         return path.read_bytes()
+
+
+def slicer_seg_bytes(labelmap: Volume) -> bytes:
+    """``labelmap`` as 3D Slicer's ``.seg.nrrd`` file's bytes (named, coloured segments), written as
+    ``volsam segment -o x.seg.nrrd`` writes it."""
+    from volsam.io.writers import write_slicer_seg
+
+    with tempfile.TemporaryDirectory(prefix="volsam-out-") as tmp:
+        return write_slicer_seg(labelmap, Path(tmp) / SLICER_SEG_NAME).read_bytes()
 
 
 def prompts_response(session: Any) -> Response:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from volsam.core.errors import LeaseRefused, ServerFull, SessionNotFound
+from volsam.core.errors import Cancelled, LeaseRefused, ServerFull, SessionNotFound
 from volsam.core.volume import Volume
 from volsam.jobs.request import SegmentRequest
 
@@ -46,6 +46,21 @@ class Entry:
     events: list[dict] = field(default_factory=list)
     event_base: int = 0  # index of events[0] in the session's event sequence
     changed: threading.Condition = field(default_factory=threading.Condition)
+    busy: bool = False  # a model run is in progress (``using``)
+    stop: threading.Event = field(default_factory=threading.Event)  # set by ``cancel``, read at each frame
+
+    def frame(self, index: int) -> None:
+        """A slice was segmented: a ``frame`` event; then, if a stop was asked, :class:`Cancelled` (the session
+        rolls the step back)."""
+        self.emit({"type": "frame", "index": int(index)})
+        if self.stop.is_set():
+            raise Cancelled("stopped: the object is as it was before this step")
+
+    def cancel(self) -> bool:
+        """Ask the running model run to stop at its next slice; False when nothing is running."""
+        if self.busy:
+            self.stop.set()
+        return self.busy
 
     def emit(self, event: dict) -> None:
         with self.changed:
@@ -111,7 +126,7 @@ class SessionStore:
             with self._lock:
                 self._entries.pop(sid, None)
             raise
-        placeholder.session.on_frame = lambda index: placeholder.emit({"type": "frame", "index": int(index)})
+        placeholder.session.on_frame = placeholder.frame
         log.info("session %s opened (%s, %s); %d open", sid, engine, device, len(self))
         return placeholder
 
@@ -176,15 +191,27 @@ class SessionStore:
 
     @contextmanager
     def using(self, entry: Entry) -> Iterator[Any]:
-        """The entry's Session, locked, inside a device slot (a model run); emits ``busy`` / ``idle``."""
-        with self.locked(entry):
-            entry.emit({"type": "busy"})
+        """The entry's Session, locked, inside a device slot (a model run); emits ``busy`` (with ``slices``, the
+        number of slices along the session's axis: the most a walk can segment) and ``idle`` (with ``stopped``
+        when :meth:`Entry.cancel` stopped it). A stop asked before the run starts is forgotten."""
+        with self.locked(entry) as session:
+            entry.stop.clear()
+            entry.busy = True
+            volume, axis = getattr(session, "volume", None), getattr(session, "axis", None)
+            slices = int(volume.size[axis]) if volume is not None and axis is not None else None
+            entry.emit({"type": "busy", "slices": slices})
+            stopped = False
             try:
                 with self.device_slot(entry.device):
-                    yield entry.session
+                    yield session
+            except Cancelled:
+                stopped = True
+                raise
             finally:
+                entry.busy = False
+                entry.stop.clear()
                 entry.last_used = time.monotonic()
-                entry.emit({"type": "idle"})
+                entry.emit({"type": "idle", "stopped": stopped})
 
 
 def _release(entry: Entry) -> None:
