@@ -256,11 +256,38 @@ def test_volsams_seg_nrrd_opens_in_slicer_as_named_coloured_segments(scene, case
     assert np.allclose(matrix, node_ijk_to_ras(reference))
 
 
-def test_volsams_seg_nrrd_reads_in_slicerio(cases):
-    slicerio = pytest.importorskip("slicerio")
-    seg = slicerio.read_segmentation(str(Path(cases["folder"]) / "two.seg.nrrd"))
-    assert [(s["name"], s["labelValue"], s["layer"]) for s in seg["segments"]][0] == ("liver", 1, 0)
-    assert np.array_equal(np.transpose(seg["voxels"], (2, 1, 0)), np.load(Path(cases["folder"]) / "two.npy"))
+def test_volsams_seg_nrrd_reads_in_slicerio_with_names_colours_extents_and_grid(scene, cases, tmp_path):
+    """slicerio (PyPI; reads Slicer's .seg.nrrd without Slicer) on volsam's file: every segment's name, label
+    value, layer, colour and extent (the label's voxel bounding box), the voxels and the IJK -> LPS grid.
+    slicerio reads the header through pynrrd, which drops non-ASCII bytes ("tumour \u00e9" -> "tumour"); it
+    does the same to the file Slicer itself writes for these segments, and Slicer's reader keeps the name."""
+    import slicerio
+
+    folder = Path(cases["folder"])
+    labels = np.load(folder / "two.npy")  # [k, j, i]
+    seg = slicerio.read_segmentation(str(folder / "two.seg.nrrd"))
+    segments = seg["segments"]
+    assert [(s["labelValue"], s["layer"]) for s in segments] == [(1, 0), (2, 0)]
+    assert segments[0]["name"] == "liver"
+    for label, s in enumerate(segments, start=1):
+        assert np.allclose(s["color"], np.array(PALETTE[label - 1]) / 255, atol=1e-5)
+        k, j, i = (np.flatnonzero((labels == label).any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3))
+        assert s["extent"] == [i[0], i[-1], j[0], j[-1], k[0], k[-1]]
+    assert np.array_equal(np.transpose(seg["voxels"], (2, 1, 0)), labels)
+    reference = load_volume(scene, str(folder / "two.seg.nrrd"), "vtkMRMLLabelMapVolumeNode")
+    assert np.allclose(seg["ijkToLPS"], np.diag([-1.0, -1.0, 1.0, 1.0]) @ node_ijk_to_ras(reference), atol=1e-9)
+    liver = slicerio.extract_segments(seg, [("liver", 7)])  # what a slicerio user does with it
+    assert np.array_equal(np.transpose(liver["voxels"], (2, 1, 0)), np.where(labels == 1, 7, 0))
+
+    # the same segments written by Slicer's own writer: slicerio gives the same names
+    segmentation = load_segmentation(scene, folder / "two.seg.nrrd")
+    assert segmentation.GetSegmentation().GetNthSegment(1).GetName() == "tumour \u00e9"
+    storage = scene.AddNewNodeByClass("vtkMRMLSegmentationStorageNode")
+    storage.SetFileName(str(tmp_path / "by-slicer.seg.nrrd"))
+    assert storage.WriteData(segmentation)
+    by_slicer = slicerio.read_segmentation(str(tmp_path / "by-slicer.seg.nrrd"))
+    assert [s["name"] for s in by_slicer["segments"]] == [s["name"] for s in segments] == ["liver", "tumour"]
+    assert "Segment1_Name:=tumour \u00e9\n".encode() in (folder / "two.seg.nrrd").read_bytes()  # UTF-8, as Slicer's
 
 
 # -- the module's shape -----------------------------------------------------------------------------------------
