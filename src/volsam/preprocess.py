@@ -5,6 +5,9 @@
   bone 400/1800.
 * MR, PET and anything else: clip to the 0.5..99.5 percentiles of the non-zero voxels, rescale to 0..255,
   keep zero voxels 0 (background stays background).
+* 8-bit pictures (2D PNG / JPEG / BMP / 8-bit TIFF, CVPR 2024 2D ``.npz``: ``meta["display_values"]``), with
+  modality ``auto``: their 0..255 values as they are (``display``), as videos; a 16-bit or DICOM 2D image is
+  scaled like MR. (Colour images reach the engines as RGB, unnormalised: :class:`volsam.propagation.FrameStack`.)
 
 Fit once per volume (:func:`fit_normalizer`), then apply slice by slice (:meth:`Normalizer.apply`), so the
 cost of applying scales with the slices a propagation visits. NaN voxels map to 0.
@@ -85,6 +88,8 @@ class Normalizer:
         return np.rint(out).astype(np.uint8)
 
     def describe(self) -> str:
+        if self.modality == "display":
+            return "display values 0..255 as they are"
         if self.modality == "CT":
             level, width = (self.low + self.high) / 2, self.high - self.low
             return f"CT window level {level:g} / width {width:g} HU"
@@ -114,6 +119,10 @@ def fit_normalizer(volume: Volume, modality: str = "auto", window: str | None = 
     if modality not in MODALITIES and modality.upper() not in MODALITIES:
         raise InputError(f"modality {modality!r} is not one of {', '.join(MODALITIES)}")
     modality = modality if modality in ("auto", "other") else modality.upper()
+    if modality == "auto" and window is None and volume.meta.get("display_values"):
+        norm = Normalizer("display", 0.0, 255.0, keep_zero=False)
+        log.info("modality display (an 8-bit picture): values 0..255 as they are")
+        return norm
     if modality == "auto":
         if window is not None:
             chosen, reason = "CT", "a CT window was given"

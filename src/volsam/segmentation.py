@@ -133,7 +133,7 @@ def segment(
     object_prompts = frame_prompts(prompt_list, volume.size, ax)
     eng = resolve_engine(engine, model=model, device=device)
     norm = normalizer if normalizer is not None else fit_normalizer(volume, modality, window)
-    frames = FrameStack(volume.array, ax, norm.apply)
+    frames = FrameStack(volume.array, ax, norm.apply, colour=volume.colour)
     if isinstance(eng, TrackerEngine):
         return _tracked(volume, eng, frames, prompt_list, object_prompts, label, absent_patience, on_frame, t0)
     settings = settings or PropagationSettings()

@@ -85,11 +85,11 @@ def test_truncated_file(tmp_path, float_volume, suffix):
 
 
 def test_unsupported_extension(tmp_path):
-    path = tmp_path / "scan.png"
-    path.write_bytes(b"\x89PNG\r\n")
+    path = tmp_path / "scan.gif"
+    path.write_bytes(b"GIF89a")
     with pytest.raises(InputError) as exc:
         read_volume(path)
-    _one_line(exc, "scan.png", "unsupported", ".nii.gz")
+    _one_line(exc, "scan.gif", "unsupported", ".nii.gz", ".png")
 
 
 def test_four_d_needs_a_channel_and_channel_picks_one(tmp_path):

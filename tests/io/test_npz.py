@@ -62,7 +62,7 @@ def test_object_arrays_such_as_clicks_are_not_unpickled(tmp_path):
     [
         ({"gts": np.zeros((2, 3, 4))}, "no 'imgs' (or 'segs') array"),
         ({"imgs": np.zeros((2, 3, 4, 5))}, "(D, H, W)"),
-        ({"imgs": np.zeros((64, 64, 3), np.uint8)}, "2D colour image"),
+        ({"imgs": np.zeros((64, 64, 3), np.float32)}, "2D colour 'imgs' (64, 64, 3) must be uint8"),
         ({"imgs": np.zeros((2, 3, 4)), "spacing": np.array([1.0, -1.0, 1.0])}, "positive"),
         ({"imgs": np.full((2, 3, 4), "a")}, "non-numeric"),
     ],

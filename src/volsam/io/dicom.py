@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import pydicom
 import SimpleITK as sitk
 
 from volsam.core.errors import InputError
-from volsam.core.volume import Volume
+from volsam.core.volume import Volume, luma
 from volsam.io.archive import check_decoded
 from volsam.io.itk import image_to_volume, itk_reason
 
@@ -283,8 +283,33 @@ def read_series(series: DicomSeries, source: str, fmt: str = "dicom", max_bytes:
     except RuntimeError as exc:
         raise InputError(f"{source}: cannot read DICOM series {series.uid}: {itk_reason(exc)}") from exc
     if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{source}: DICOM series {series.uid} has colour pixels; volsam reads grey images")
+        if len(images) == 1 and images[0].frames == 1:
+            return _colour_image(image, _meta(series, source, fmt, images), source)
+        raise InputError(f"{source}: DICOM series {series.uid} has colour pixels; volsam reads grey volumes")
     return image_to_volume(image, _meta(series, source, fmt, images))
+
+
+def _colour_image(image: sitk.Image, meta: dict[str, Any], source: str) -> Volume:
+    """A single-frame colour DICOM (RGB, YBR or palette, as GDCM decodes it to RGB) -> a 2D Volume with
+    ``colour`` and its BT.601 luma; 8-bit samples only."""
+    if image.GetNumberOfComponentsPerPixel() not in (3, 4) or image.GetPixelIDValue() != sitk.sitkVectorUInt8:
+        raise InputError(
+            f"{source}: a colour DICOM image with {image.GetPixelIDTypeAsString()} pixels is not supported"
+        )
+    rgb = sitk.GetArrayFromImage(image)[..., :3].reshape(1, image.GetHeight(), image.GetWidth(), 3)
+    grey = image_to_volume(sitk.VectorIndexSelectionCast(image, 0), meta)
+    return Volume(luma(rgb), grey.spacing, grey.origin, grey.direction, {**meta, "rgb": True}, colour=rgb)
+
+
+def plane_spacing(ds: pydicom.Dataset) -> tuple[tuple[float, float] | None, str | None]:
+    """(column spacing, row spacing) in mm of a 2D DICOM image and the attribute it came from: PixelSpacing,
+    else ImagerPixelSpacing (projection X-ray, mammography: the detector's pitch), else (None, None).
+    Both attributes are (row spacing, column spacing) in the file."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        values = _floats(ds.get(keyword), 2)
+        if values is not None and all(v > 0 for v in values):
+            return (values[1], values[0]), keyword
+    return None, None
 
 
 def read_dicom_folder(
@@ -309,8 +334,26 @@ def _seg_hint(path: Path) -> str:
     return "; it is a DICOM-SEG: give it as --mask together with its source series" if modality == "SEG" else ""
 
 
+def _plane_geometry(path: Path, volume: Volume) -> Volume:
+    """A single-frame DICOM's in-plane spacing from PixelSpacing or ImagerPixelSpacing (``plane_spacing``;
+    recorded in ``meta["pixel_spacing_from"]``), whatever GDCM made of them."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PixelSpacing", "ImagerPixelSpacing"])
+    except Exception:  # noqa: BLE001 -- the header already parsed once; keep GDCM's geometry
+        return volume
+    spacing, source = plane_spacing(ds)
+    volume.meta["pixel_spacing_from"] = source
+    if spacing is None:
+        return volume
+    return replace(volume, spacing=(spacing[0], spacing[1], volume.spacing[2]))
+
+
 def read_dicom_file(path: Path, max_bytes: int | None = None) -> Volume:
     """Read one DICOM file (a single slice, or a multi-frame image) into a Volume.
+
+    A single frame is a 2D image (X-ray, mammography, an ultrasound still, a secondary capture): in-plane
+    spacing from PixelSpacing, else ImagerPixelSpacing (:func:`plane_spacing`); colour (RGB, YBR, palette)
+    is kept in ``Volume.colour`` with its BT.601 luma as ``array``.
 
     A cine loop (several frames with FrameTime, RecommendedDisplayFrameRate or CineRate: ultrasound, XA)
     reads as its frames along k with ``meta["fps"]`` (time, not space: k spacing means nothing); segment it
@@ -332,6 +375,8 @@ def read_dicom_file(path: Path, max_bytes: int | None = None) -> Volume:
         if cine and "colour pixels" in str(exc):
             raise InputError(f"{path}: a colour cine loop; segment it as a video: --box ... --frame N") from None
         raise
+    if not cine and image.frames == 1:
+        volume = _plane_geometry(path, volume)
     if cine:
         try:
             volume.meta["fps"] = float(cine_fps(pydicom.dcmread(path, stop_before_pixels=True)) or 0.0)

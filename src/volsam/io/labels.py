@@ -42,6 +42,7 @@ SUFFIXES = {
     ".nrrd": "nrrd",
     ".mha": "metaimage",
     ".npz": "npz",
+    ".png": "png",  # a 2D label map only (one slice): grey uint8, or uint16 above 255
 }
 DICOM_SEG = "dicom-seg"
 LABEL_FORMATS = ("auto", DICOM_SEG)
@@ -71,8 +72,9 @@ def label_array(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def output_format(path: Path) -> tuple[str, str]:
-    """(format, suffix) of an output path; OutputError for anything else. ``slicer-seg`` (``.seg.nrrd``) holds
-    label maps only (:func:`volsam.io.writers.write_volume` refuses an image there)."""
+    """(format, suffix) of an output path; OutputError for anything else. ``slicer-seg`` (``.seg.nrrd``) and
+    ``png`` (the label map of a 2D image, the input's size) hold label maps only
+    (:func:`volsam.io.writers.write_volume` refuses an image there)."""
     name = path.name.lower()
     for suffix, fmt in SUFFIXES.items():
         if name.endswith(suffix) and len(name) > len(suffix):
@@ -83,7 +85,8 @@ def output_format(path: Path) -> tuple[str, str]:
             "written by write_labels with the DICOM source image"
         )
     raise OutputError(
-        f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz (label maps also .seg.nrrd)"
+        f"{path}: cannot write this file type; use .nii.gz, .nii, .nrrd, .mha or .npz (label maps also .seg.nrrd; "
+        "a 2D image's label map also .png)"
     )
 
 

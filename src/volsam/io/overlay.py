@@ -111,8 +111,10 @@ def _annotate(rgb: np.ndarray, k: int, orientation: DisplayOrientation) -> np.nd
 
 
 def render_overlay(image_u8: np.ndarray, labels: np.ndarray, alpha: float = 0.3) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of a grey slice with each label filled at ``alpha`` and outlined opaque."""
-    rgb = np.repeat(image_u8[..., None].astype(np.float32), 3, axis=2)
+    """RGB uint8 (H, W, 3) of a grey (H, W) or colour (H, W, 3) slice with each label filled at ``alpha`` and
+    outlined opaque."""
+    grey = image_u8.ndim == 2
+    rgb = np.repeat(image_u8[..., None], 3, axis=2).astype(np.float32) if grey else image_u8.astype(np.float32)
     for lab in np.unique(labels):
         if lab == 0:
             continue
@@ -137,13 +139,13 @@ def write_overlays(
     ``orientation.json``, each slice in display orientation (see the module notes).
 
     Args:
-        image_u8: the normalised image, uint8 ``[k, j, i]``.
+        image_u8: the normalised image, uint8 ``[k, j, i]``, or a colour image's RGB ``[k, j, i, 3]``.
         labels: the label map ``[k, j, i]`` on the same grid.
         direction: the image's direction matrix (LPS; identity when None).
         convention: ``radiological`` (default) or ``neurological``.
     Returns the written paths (montage, then orientation.json, last).
     """
-    if image_u8.shape != labels.shape:
+    if image_u8.shape[:3] != labels.shape or image_u8.ndim not in (3, 4):
         raise OutputError(f"overlay image {image_u8.shape} and labels {labels.shape} differ in shape")
     orientation = display_orientation(np.eye(3) if direction is None else direction, convention)
     folder = Path(folder)

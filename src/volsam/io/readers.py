@@ -2,13 +2,18 @@
 
 Formats (chosen by the name, then checked by reading): NIfTI (``.nii``, ``.nii.gz``), NRRD (``.nrrd``,
 ``.nhdr``), MetaImage (``.mha``, ``.mhd``), a DICOM series folder, a ``.zip`` holding a DICOM series, a
-single DICOM file (``.dcm``, ``.dicom``, ``.ima``) and a CVPR-challenge ``.npz``. Everything that cannot be
-used raises :class:`InputError` with one line naming the file.
+single DICOM file (``.dcm``, ``.dicom``, ``.ima``), a CVPR-challenge ``.npz`` (3D, or the 2024 2D files) and
+2D pictures: PNG, JPEG, BMP, TIFF (:mod:`volsam.io.pictures`). Everything that cannot be used raises
+:class:`InputError` with one line naming the file.
+
+A 2D image (a picture, a single-frame DICOM, a 2D ``.npz``) is a Volume with one slice; a colour one carries
+its RGB picture in ``Volume.colour`` and its BT.601 luma in ``array`` (:mod:`volsam.core.volume`).
 
 The result is a :class:`~volsam.core.volume.Volume` (array ``[k, j, i]``, ITK/LPS geometry) with
 ``meta``: ``modality`` (the DICOM Modality tag, else None), ``source`` (the path as given), ``format``
-(nifti, nrrd, metaimage, dicom, dicom-zip, npz), ``series_uid``, ``series_description``, ``pixel_type``
-(the stored component type, e.g. "uint16" before a DICOM rescale) and, for 4D files, ``channel``.
+(nifti, nrrd, metaimage, dicom, dicom-zip, npz, png, jpeg, bmp, tiff), ``series_uid``,
+``series_description``, ``pixel_type`` (the stored component type, e.g. "uint16" before a DICOM rescale)
+and, for 4D files, ``channel``.
 Voxel types are kept (integers stay integers, floats stay floats), NaN voxels are kept.
 
 Limits (for files from someone else, e.g. a server's uploads): ``max_bytes`` refuses, with
@@ -34,6 +39,7 @@ from volsam.io.dicom import read_dicom_file, read_dicom_folder
 from volsam.io.itk import image_to_volume, itk_reason, pixel_type_name
 from volsam.io.nifti import check_nifti, restore_non_finite
 from volsam.io.npz import read_npz
+from volsam.io.pictures import PICTURE_SUFFIXES, picture_format, read_picture
 
 # suffix -> (format, ImageIO); longest suffixes first
 _ITK_SUFFIXES = {
@@ -45,7 +51,10 @@ _ITK_SUFFIXES = {
     ".mhd": ("metaimage", "MetaImageIO"),
 }
 _DICOM_FILE_SUFFIXES = (".dcm", ".dicom", ".ima")
-SUPPORTED = "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), a DICOM folder or .zip, .dcm, .npz"
+SUPPORTED = (
+    "NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), a DICOM folder or .zip, .dcm, .npz, "
+    "2D .png, .jpg, .tif, .bmp"
+)
 
 
 def detect_format(path: Path) -> str:
@@ -62,6 +71,9 @@ def detect_format(path: Path) -> str:
         return "dicom-zip"
     if name.endswith(_DICOM_FILE_SUFFIXES):
         return "dicom-file"
+    picture = picture_format(path)
+    if picture is not None:
+        return picture
     suffix = "".join(path.suffixes[-2:]) or "(none)"
     raise InputError(f"{path}: unsupported file type {suffix}; volsam reads {SUPPORTED}")
 
@@ -169,7 +181,8 @@ def read_volume(
     """Read an image volume (see the module notes for formats and ``meta``).
 
     Args:
-        path: a NIfTI / NRRD / MetaImage / DICOM file, a DICOM series folder or ``.zip``, or a ``.npz``.
+        path: a NIfTI / NRRD / MetaImage / DICOM file, a DICOM series folder or ``.zip``, a ``.npz``, or a
+            2D PNG / JPEG / BMP / TIFF.
         series: SeriesInstanceUID to read when a DICOM folder or zip holds several series.
         channel: which 3D volume of a 4D file (or which component of a vector image) to read.
         max_bytes: the largest image accepted, in decoded bytes as declared (None: no limit).
@@ -186,7 +199,7 @@ def read_volume(
     fmt = detect_format(path)
     if series is not None and fmt not in ("dicom", "dicom-zip"):
         raise InputError(f"{path}: series={series!r} applies to DICOM folders and zips only")
-    if channel is not None and fmt in ("dicom", "dicom-zip", "dicom-file", "npz"):
+    if channel is not None and fmt in ("dicom", "dicom-zip", "dicom-file", "npz", *PICTURE_SUFFIXES.values()):
         raise InputError(f"{path}: channel={channel} applies to 4D or vector NIfTI/NRRD/MetaImage files only")
     if fmt == "dicom":
         return read_dicom_folder(path, series=series, max_bytes=max_bytes)
@@ -199,4 +212,6 @@ def read_volume(
         return read_dicom_file(path, max_bytes=max_bytes)
     if fmt == "npz":
         return read_npz(path, max_bytes=max_bytes)
+    if fmt in PICTURE_SUFFIXES.values():
+        return read_picture(path, max_bytes=max_bytes)
     return _read_itk(path, fmt, channel, max_bytes, untrusted)

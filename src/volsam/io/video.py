@@ -34,13 +34,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from volsam.core.errors import InputError
+from volsam.core.volume import luma
 from volsam.io.video_index import VideoInfo, check_file, error_reason, open_container, probe_container
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".ogv")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-LUMA_BT601 = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 DEFAULT_CACHE_MB = 256.0
 MAX_CAPACITY = 64  # decoded frames kept at most, whatever the budget allows
 
@@ -72,8 +72,8 @@ def is_video_input(path: str | Path) -> bool:
 
 
 def to_grey(rgb: np.ndarray) -> np.ndarray:
-    """uint8 ``(..., 3)`` RGB -> uint8 ``(...)`` BT.601 luma (rounded)."""
-    return np.rint(rgb.astype(np.float32) @ LUMA_BT601).clip(0, 255).astype(np.uint8)
+    """uint8 ``(..., 3)`` RGB -> uint8 ``(...)`` BT.601 luma (rounded; :func:`volsam.core.volume.luma`)."""
+    return luma(rgb)
 
 
 def probe_video(path: str | Path) -> VideoInfo:

@@ -2,6 +2,8 @@
 
 * Grid: size, spacing, origin and direction are written as they are (NIfTI keeps them as float32 in its
   qform/sform, so they come back within ~1e-5 mm; NRRD and MetaImage keep full precision).
+* A 2D image's label map (one slice) may also go to ``.png``: grey, the input's size, uint8 (uint16 above
+  255), label values as they are (x = column, y = row as in the input).
 * Label maps (``label=True``, or a bool array when ``label`` is None): integer-valued, >= 0, stored as
   uint8 when the largest id is <= 255, else uint16; ids above 65535, negative ids or non-integer values
   raise :class:`OutputError`. Label maps are compressed (NRRD, MetaImage) -- NIfTI follows its name.
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from PIL import Image
 
 from volsam.core.errors import OutputError
 from volsam.core.volume import Volume
@@ -98,6 +101,12 @@ def _write(volume: Volume, array: np.ndarray, fmt: str, target: Path, compress: 
         with open(target, "wb") as fh:
             save_npz(volume, array, fh)
         return
+    if fmt == "png":
+        try:
+            Image.fromarray(np.ascontiguousarray(array[0])).save(target, format="PNG")
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot write ({exc})") from exc
+        return
     try:
         sitk.WriteImage(volume_to_image(volume, array), str(target), useCompression=compress)
     except RuntimeError as exc:
@@ -128,6 +137,9 @@ def write_volume(volume: Volume, path: str | Path, *, label: bool | None = None)
         if not is_label:
             raise OutputError(f"{path}: a .seg.nrrd is 3D Slicer's segmentation file; it holds label maps, not images")
         return write_slicer_seg(volume, path)
+    if fmt == "png" and (not is_label or volume.shape[0] != 1):
+        what = "an image" if not is_label else f"a label map of {volume.shape[0]} slices"
+        raise OutputError(f"{path}: a .png holds the label map of a 2D image, not {what}; use .nii.gz or .npz")
     array = label_array(volume.array, path) if is_label else _image_array(volume.array, path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder")

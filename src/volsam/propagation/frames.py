@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from volsam.core.errors import PromptError
+from volsam.core.volume import luma
 
 BoxXY = tuple[float, float, float, float]
 Window = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open frame pixels
@@ -30,6 +31,10 @@ class FrameStack:
     shapes and masks are then in window coordinates (prompts go there with
     :meth:`~volsam.engines.base.FramePrompt.in_window`) and :meth:`to_volume` puts them back in place.
     ``normalize`` must work pixel by pixel (a fitted :class:`~volsam.preprocess.Normalizer` does).
+
+    ``colour``: the RGB picture ``[k, j, i, 3]`` uint8 of a colour image (``Volume.colour``); frames along k
+    are then delivered as RGB ``(n, H, W, 3)`` display values, not normalised (every engine takes RGB);
+    :func:`intensity` gives their grey where a rule needs one. Along i or j the grey frames are delivered.
     """
 
     def __init__(
@@ -38,11 +43,13 @@ class FrameStack:
         axis: int,
         normalize: Callable[[np.ndarray], np.ndarray],
         roi: Window | None = None,
+        colour: np.ndarray | None = None,
     ):
         if axis not in (0, 1, 2):
             raise PromptError(f"axis must be 0, 1 or 2, got {axis!r}")
         self.axis = axis
         self._view = np.moveaxis(array, 2 - axis, 0)
+        self._colour = colour if axis == 2 else None
         self._normalize = normalize
         h, w = self._view.shape[1:]
         if roi is not None:
@@ -66,13 +73,16 @@ class FrameStack:
         return (y1 - y0, x1 - x0)
 
     def frames(self, indices: list[int]) -> np.ndarray:
-        """Normalised uint8 frames ``(n, H, W)`` (the window of each)."""
+        """Normalised uint8 frames ``(n, H, W)`` (the window of each); RGB ``(n, H, W, 3)`` for a colour image."""
         y0, y1, x0, x1 = self.roi
+        if self._colour is not None:
+            return np.stack([self._colour[s, y0:y1, x0:x1] for s in indices])
         return np.stack([self._normalize(self._view[s, y0:y1, x0:x1]) for s in indices])
 
     def windowed(self, roi: Window | None) -> FrameStack:
         """The same frames cut to the window ``roi`` (None: whole frames)."""
-        return FrameStack(np.moveaxis(self._view, 0, 2 - self.axis), self.axis, self._normalize, roi)
+        array = np.moveaxis(self._view, 0, 2 - self.axis)
+        return FrameStack(array, self.axis, self._normalize, roi, colour=self._colour)
 
     def to_volume(self, masks: np.ndarray) -> np.ndarray:
         """Inverse of the frame view: ``(n_frames, H, W)`` window masks -> array ``[k, j, i]``."""
@@ -80,6 +90,11 @@ class FrameStack:
         full = np.zeros((len(self), *self.full_shape), dtype=masks.dtype)
         full[:, y0:y1, x0:x1] = masks
         return np.moveaxis(full, 0, 2 - self.axis)
+
+
+def intensity(frame: np.ndarray) -> np.ndarray:
+    """A delivered frame as grey ``(H, W)``: RGB ``(H, W, 3)`` becomes its BT.601 luma (grey frames as they are)."""
+    return luma(frame) if frame.ndim == 3 else frame
 
 
 def frames_view(array: np.ndarray, axis: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from volsam.core.errors import PromptError
 from volsam.engines.base import FrameSource, SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.propagation.appearance import AppearanceModel, appearance_model
 from volsam.propagation.cache import EmbeddingCache
-from volsam.propagation.frames import BoxXY, centroid, expand_box, mask_box, shift_mask
+from volsam.propagation.frames import BoxXY, centroid, expand_box, intensity, mask_box, shift_mask
 from volsam.propagation.seed import predict_seed
 from volsam.propagation.settings import PropagationSettings, StopReason
 from volsam.propagation.stops import AreaTrend, Stop, frame_stop
@@ -97,7 +97,7 @@ def _step(
     if prev_box is None:  # the caller never passes an empty mask
         raise PromptError("cannot propagate from an empty mask")
     emb = cache.get(s, step, limit)  # encodes ahead in the walking direction
-    frame = cache.stack.frames([s])[0] if model is not None else None
+    frame = intensity(cache.stack.frames([s])[0]) if model is not None else None
     grows = settings.volsam and settings.growth_limit
     allowed = ndimage.binary_dilation(prev, iterations=settings.growth_limit) if grows else None
     candidates = _candidates(cache, emb, prev_box, allowed, settings, model, frame, shift)
@@ -155,7 +155,7 @@ def propagate(
         return
     yield first
 
-    model = appearance_model(stack.frames([start])[0], first.mask, settings)
+    model = appearance_model(intensity(stack.frames([start])[0]), first.mask, settings)
     for step in directions:
         end = hi if step > 0 else lo
         prev, before = first.mask, None

@@ -184,7 +184,7 @@ class SliceCorrector(Corrector):
                 s = h.settings
                 o.window = focus_window((px0, py0, px1, py1), shape, s.roi_context, s.roi_min, s.roi_max_fraction)
                 log.info("object %d: a prompt lies outside its window; widened to %s", o.label, o.window)
-        return FrameStack(h.volume.array, h.axis, h.normalizer.apply, o.window)
+        return FrameStack(h.volume.array, h.axis, h.normalizer.apply, o.window, colour=h.volume.colour)
 
 
 class TrackerCorrector(Corrector):
@@ -205,7 +205,7 @@ class TrackerCorrector(Corrector):
         k = touched[0]
         prompts = frame_prompts(o.prompts, h.volume.size, h.axis)
         prompted = sorted(prompts.frames)
-        stack = FrameStack(h.volume.array, h.axis, h.normalizer.apply)
+        stack = FrameStack(h.volume.array, h.axis, h.normalizer.apply, colour=h.volume.colour)
         lo, hi = prompts.limit() or (0, len(stack) - 1)
         lo = max([lo, *(t + 1 for t in prompted if t < k)])
         hi = min([hi, *(t - 1 for t in prompted if t > k)])
