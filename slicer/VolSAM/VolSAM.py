@@ -28,6 +28,15 @@ MODALITIES = ("auto", "CT", "MR", "PET")
 AXES = ("k", "j", "i", "axial", "coronal", "sagittal")
 
 
+def startup_environment():
+    """The environment before Slicer's launcher changed it (its PYTHONHOME / PYTHONPATH would break volsam's own
+    Python); None where this Slicer lacks ``slicer.util.startupEnvironment`` (the logic then drops those)."""
+    try:
+        return slicer.util.startupEnvironment()
+    except AttributeError:
+        return None
+
+
 class VolSAM(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
@@ -248,10 +257,7 @@ class VolSAMWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         logic = self._new_logic()
         executable = self.executableEdit.text.strip() or None
         qt.QSettings().setValue(SETTINGS + "executable", executable or "")
-        try:
-            environment = slicer.util.startupEnvironment()  # the environment before Slicer's launcher changed it
-        except AttributeError:
-            environment = None
+        environment = startup_environment()
         self._status("Starting volsam serve (the model loads on the first volume)...")
         if self._guard(lambda: logic.start_local_server(executable, env=environment)):
             self.onConnect()
@@ -505,7 +511,7 @@ class VolSAMTest(ScriptedLoadableModuleTest):
         try:
             logic.health()
         except ServerUnreachable:
-            logic.start_local_server(env=slicer.util.startupEnvironment())
+            logic.start_local_server(env=startup_environment())
         return logic
 
     @staticmethod

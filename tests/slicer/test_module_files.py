@@ -149,3 +149,29 @@ def test_the_widget_imports_the_logic_and_no_volsam():
     imports = _imports(MODULE / "VolSAM.py")
     assert "VolSAMLib.logic" in imports
     assert not any(name.split(".")[0] in ("volsam", "torch", "httpx", "requests") for name in imports)
+
+
+def test_the_panel_binds_the_anchors_shortcuts_to_existing_handlers():
+    """B box, P point, T toggle +/-, E next segment, R reset, Ctrl+Z / Ctrl+Y undo / redo (as nnInteractive's
+    panel), bound in ``enter`` to methods and buttons the widget has. (Whether Qt delivers them is for the
+    real-Slicer test; here only the binding is checked.)"""
+    tree = ast.parse((MODULE / "VolSAM.py").read_text())
+    widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "VolSAMWidget")
+    methods = {n.name for n in widget.body if isinstance(n, ast.FunctionDef)}
+    enter = next(n for n in widget.body if isinstance(n, ast.FunctionDef) and n.name == "enter")
+    table = next(
+        n.value
+        for n in ast.walk(enter)
+        if isinstance(n, ast.Assign) and isinstance(n.value, ast.Dict) and ast.unparse(n.targets[0]) == "keys"
+    )
+    keys = {ast.literal_eval(k): ast.unparse(v) for k, v in zip(table.keys, table.values)}
+    expected = {
+        "b": "self.boxButton.click", "p": "self.pointButton.click", "t": "self.onToggleSign",
+        "e": "self.onNextSegment", "r": "self.onReset", "Ctrl+Z": "self.onUndo", "Ctrl+Y": "self.onRedo",
+    }  # fmt: skip
+    assert {k: keys.get(k) for k in expected} == expected
+    source = ast.unparse(widget)
+    for handler in keys.values():
+        name = handler.split(".")[1]
+        assert name in methods or f"self.{name} = " in source, f"{handler} is not defined by the widget"
+    assert "qt.QShortcut(qt.QKeySequence(key), slicer.util.mainWindow())" in ast.unparse(enter)
