@@ -7,6 +7,10 @@ Python API::
     seg = volsam.segment(vol, volsam.Box2D(113, 72, 134, 96, slice=102), engine="medsam-lite")
     volsam.write_volume(seg, "lesion.nii.gz")
 
+    photo = volsam.read_image("lesion.png")  # a 2D image: a Volume of one slice (colour in photo.colour)
+    mask = volsam.segment(photo, volsam.Box2D(40, 30, 90, 75, slice=0), engine="medsam")  # x = column, y = row
+    volsam.write_labels(mask, "mask.png")
+
 Heavy modules (SimpleITK, torch) load on first use, so ``import volsam`` stays fast.
 """
 
@@ -22,7 +26,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "read_volume": "volsam.io",
+    "read_image": "volsam.io",
     "write_volume": "volsam.io",
+    "write_labels": "volsam.io",
     "segment": "volsam.segmentation",
     "Session": "volsam.session",
     "PropagationSettings": "volsam.propagation",
@@ -43,8 +49,10 @@ __all__ = [
     "Volume",
     "VolsamError",
     "__version__",
+    "read_image",
     "read_volume",
     "segment",
+    "write_labels",
     "write_volume",
 ]
 

@@ -33,7 +33,7 @@ def _run_prompts_file(image: str, prompts_file: Path, output: Path, request, ove
         typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
 
 
-def _run_segment(prompts, image: str, output: Path, request, mask, overlay, series, channel) -> None:
+def _run_segment(prompts, image: str, output: Path, request, mask, overlay, series, channel, objects, planar) -> None:
     from volsam.jobs.volume import segment_file
 
     with progress_display() as progress:
@@ -48,13 +48,19 @@ def _run_segment(prompts, image: str, output: Path, request, mask, overlay, seri
             series=series,
             channel=channel,
             on_frame=lambda _res: progress.advance(task),
+            objects=objects,
+            planar=planar,
         )
     rep = result.report
-    rng = f"slices {rep.frame_range[0]}..{rep.frame_range[1]}" if rep.frame_range else "no slice"
-    typer.echo(
-        f"wrote {result.output} ({result.voxels} voxels, {result.volume_ml:.2f} ml, {rng}; "
-        f"{rep.frames_segmented} slices segmented in {rep.seconds:.1f} s)"
-    )
+    if len(result.objects) > 1:
+        each = ", ".join(f"label {label}: {voxels}" for label, voxels in result.objects)
+        typer.echo(f"wrote {result.output} ({len(result.objects)} objects, voxels {each})")
+    else:
+        rng = f"slices {rep.frame_range[0]}..{rep.frame_range[1]}" if rep.frame_range else "no slice"
+        typer.echo(
+            f"wrote {result.output} ({result.voxels} voxels, {result.volume_ml:.2f} ml, {rng}; "
+            f"{rep.frames_segmented} slices segmented in {rep.seconds:.1f} s)"
+        )
     if result.overlays:
         typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
 
@@ -97,18 +103,27 @@ def _check_video_flags(given: dict[str, bool], box: str | None, frame: int | Non
 @app.command("segment")
 def segment_cmd(
     image: Annotated[
-        str, typer.Argument(help="NIfTI/NRRD/MHA file, DICOM folder or .zip, CVPR .npz; or a video / DICOM cine.")
+        str,
+        typer.Argument(
+            help="NIfTI/NRRD/MHA file, DICOM folder or .zip, CVPR .npz (without a prompt: its boxes); a 2D "
+            ".png/.jpg/.tif/.bmp/.dcm; or a video / DICOM cine."
+        ),
     ],
     output: Annotated[
         Path,
         typer.Option(
             "--output",
             "-o",
-            help="Label map (.nii.gz, .nrrd, .mha; .npz: CVPR segs + grid; .dcm: DICOM-SEG); video: masks/ or .npz.",
+            help="Label map (.nii.gz, .nrrd, .mha; .npz: CVPR segs + grid; .dcm: DICOM-SEG; a 2D image: .png); "
+            "video: masks/ or .npz.",
         ),
     ],
     box: Annotated[
-        str | None, typer.Option(help="I0,J0,I1,J1 on --slice (inclusive voxels); video: X0,Y0,X1,Y1 on --frame.")
+        list[str] | None,
+        typer.Option(
+            help="I0,J0,I1,J1 on --slice (inclusive voxels); a 2D image: X0,Y0,X1,Y1 (repeat: one label each); "
+            "video: X0,Y0,X1,Y1 on --frame."
+        ),
     ] = None,
     slice_: Annotated[int | None, typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
     frame: Annotated[
@@ -116,7 +131,8 @@ def segment_cmd(
     ] = None,
     box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
     point: Annotated[
-        list[str] | None, typer.Option(help="I,J,K or I,J,K,neg (video: X,Y,FRAME[,neg]); repeatable.")
+        list[str] | None,
+        typer.Option(help="I,J,K or I,J,K,neg; a 2D image: X,Y or X,Y,neg (video: X,Y,FRAME[,neg]); repeatable."),
     ] = None,
     mask: Annotated[
         str | None, typer.Option(help="Mask image on the same grid (non-zero = object); video: a PNG on --frame.")
@@ -163,7 +179,7 @@ def segment_cmd(
     ] = "auto",
 ) -> None:
     """Segment one object from a box, a 3D box, points or a mask, and write a label map."""
-    from volsam.cli.parsing import parse_box, parse_box3d, parse_point
+    from volsam.cli.parsing import parse_box, parse_box3d, parse_image_point, parse_point
     from volsam.io.video import is_video_input
     from volsam.jobs.request import SegmentRequest
 
@@ -198,25 +214,32 @@ def segment_cmd(
             "--format": output_format != "auto",
             "--overlay-convention": overlay_convention != "radiological",
         }
-        _check_video_flags(volume_only, box, frame)
-        prompts = ([parse_box(box, frame)] if box is not None else []) + [parse_point(p) for p in point or []]
+        if box and len(box) > 1:
+            raise PromptError("a video takes one --box (on --frame)")
+        _check_video_flags(volume_only, box[0] if box else None, frame)
+        prompts = ([parse_box(box[0], frame)] if box else []) + [parse_point(p) for p in point or []]
         _run_video(image, prompts, output, request, mask, frame, overlay)
         return
     if prompts_file is not None:
-        if box is not None or box3d is not None or point or mask is not None or slice_ is not None:
+        if box or box3d is not None or point or mask is not None or slice_ is not None:
             raise PromptError("--prompts replaces --box, --slice, --box3d, --point and --mask: give one or the other")
         if label != 1:
             raise PromptError("--label does not apply to --prompts: the file gives each object its label")
         _run_prompts_file(image, prompts_file, output, request, overlay, series, channel)
         return
-    prompts = []
-    if box is not None:
-        prompts.append(parse_box(box, slice_))
-    elif slice_ is not None:
+    boxes = [parse_box(text, slice_, planar=True) for text in box or []]
+    if slice_ is not None and not boxes:
         raise PromptError("--slice goes with --box")
-    if box3d is not None:
-        prompts.append(parse_box3d(box3d))
-    prompts += [parse_point(p) for p in point or []]
-    if not prompts and mask is None:
-        raise PromptError("give a prompt: --box with --slice, --box3d, --point or --mask")
-    _run_segment(prompts, image, output, request, mask, overlay, series, channel)
+    points = [parse_image_point(p) for p in point or []]
+    planar = (bool(boxes) and slice_ is None) or any(flat for _, flat in points)
+    objects = None
+    prompts: list = []
+    if len(boxes) > 1:
+        if points or box3d is not None or mask is not None:
+            raise PromptError("several --box make one object each: --point, --box3d and --mask go with one --box")
+        objects = [[b] for b in boxes]
+    else:
+        prompts = boxes + ([parse_box3d(box3d)] if box3d is not None else []) + [p for p, _ in points]
+    if not prompts and objects is None and mask is None and not image.lower().endswith(".npz"):
+        raise PromptError("give a prompt: --box with --slice (none for a 2D image), --box3d, --point or --mask")
+    _run_segment(prompts, image, output, request, mask, overlay, series, channel, objects, planar)

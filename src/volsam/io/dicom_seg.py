@@ -119,6 +119,8 @@ def check_source(image: Volume, path: str | Path) -> tuple[pydicom.Dataset, ...]
         where = f"{path}: source slice {k} ({ds.get('SOPInstanceUID', '?')})"
         if (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) != (nj, ni):
             raise OutputError(f"{where} is {ds.get('Rows')}x{ds.get('Columns')}, not {nj}x{ni} (rows x columns)")
+        if len(headers) == 1 and "ImagePositionPatient" not in ds and "ImageOrientationPatient" not in ds:
+            break  # a 2D image without patient geometry (X-ray, ultrasound still, secondary capture): pixels only
         try:
             position = np.array([float(v) for v in ds.ImagePositionPatient])
             orientation = np.array([float(v) for v in ds.ImageOrientationPatient])

@@ -215,3 +215,17 @@ def read_volume(
     if fmt in PICTURE_SUFFIXES.values():
         return read_picture(path, max_bytes=max_bytes)
     return _read_itk(path, fmt, channel, max_bytes, untrusted)
+
+
+def read_image(path: str | Path, *, max_bytes: int | None = None) -> Volume:
+    """Read a 2D image (PNG, JPEG, BMP, TIFF, a single-frame DICOM, a CVPR 2024 2D ``.npz``) as a Volume with
+    one slice -- the type every segmentation takes; prompts go on slice 0 (``Box2D(x0, y0, x1, y1, slice=0)``,
+    ``Point(x, y, 0)``; x = column, y = row). A colour image keeps its RGB in ``Volume.colour``.
+
+    Raises:
+        InputError: as :func:`read_volume`, and for an image of more than one slice (use read_volume).
+    """
+    volume = read_volume(path, max_bytes=max_bytes)
+    if not volume.is_2d:
+        raise InputError(f"{path}: {volume.shape[0]} slices, not a 2D image; read it with read_volume")
+    return volume

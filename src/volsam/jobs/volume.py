@@ -1,6 +1,7 @@
 """Volume jobs: read an image, segment it, write the label map on its grid (and overlay PNGs).
 
-* :func:`segment_file` -- one object from prompts (``volsam segment IMAGE --box ...``).
+* :func:`segment_file` -- one object from prompts (``volsam segment IMAGE --box ...``), or several objects
+  (``objects``: several boxes on a 2D image; a CVPR ``.npz``'s own ``boxes``), one label each.
 * :func:`segment_file_with_prompts` -- a prompts file: several objects, corrections in order, in a
   :class:`~volsam.session.Session` (``volsam segment IMAGE --prompts FILE``).
 
@@ -19,16 +20,17 @@ from pathlib import Path
 import numpy as np
 
 from volsam.core.errors import InputError, PromptError
-from volsam.core.prompts import MaskPrompt, Prompt
+from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Prompt
 from volsam.core.volume import Volume
 from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.io import read_volume, write_labels
 from volsam.io.destinations import Destination, check_destinations, new_outputs_only
 from volsam.io.dicom_seg import check_source, is_dicom_seg, read_dicom_seg
+from volsam.io.npz import npz_boxes
 from volsam.io.overlay import write_overlays
 from volsam.io.writers import DICOM_SEG, label_output_format
 from volsam.jobs.request import SegmentRequest
-from volsam.preprocess import fit_normalizer
+from volsam.preprocess import Normalizer, fit_normalizer
 from volsam.propagation import PropagationSettings, SliceResult
 from volsam.segmentation import SegmentationReport, resolve_axis, segment
 from volsam.session.prompts_file import load_prompts, mask_files
@@ -38,13 +40,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SegmentJobResult:
-    """Where a job's outputs went, and what the segmentation did."""
+    """Where a job's outputs went, and what the segmentation did (``report``: the last object's;
+    ``objects``: each object's label and voxel count)."""
 
     output: Path
     report: SegmentationReport
     voxels: int
     volume_ml: float
     overlays: list[Path] = field(default_factory=list)
+    objects: list[tuple[int, int]] = field(default_factory=list)
 
 
 def load_mask_prompt(path: str | Path, image: Volume, label: int | None = None) -> MaskPrompt:
@@ -75,6 +79,8 @@ def segment_file(
     series: str | None = None,
     channel: int | None = None,
     on_frame: Callable[[SliceResult], None] | None = None,
+    objects: Sequence[Sequence[Prompt]] | None = None,
+    planar: bool = False,
 ) -> SegmentJobResult:
     """Read ``image_path``, segment one object from ``prompts`` (and a mask file) as ``request`` says, write
     the label map to ``output`` on the image's grid, and optionally overlay PNGs.
@@ -82,41 +88,87 @@ def segment_file(
     ``engine``: an already loaded engine (None: ``request.load_engine()``); ``settings``: the slice walk
     (None: ``request.settings()``). ``request.output_format``:
     ``auto`` (from the extension) or ``dicom-seg`` (also for a ``.dcm`` output; the image must be a DICOM
-    series)."""
+    series).
+
+    ``objects``: several objects instead of ``prompts``, each its own prompts, labelled ``request.label``,
+    ``+ 1``, ... in order (where they overlap the later one wins). With no prompt, no mask and no ``objects``,
+    a CVPR ``.npz`` input's own ``boxes`` are the objects (one label per row, the challenge's convention).
+    ``planar``: the prompts were given without a slice (x, y of a 2D image, put on slice 0): refused unless
+    the image has one slice."""
     request = request or SegmentRequest()
     outputs = _destinations(output, overlay_dir)
     check_destinations(outputs, [image_path, mask_path])
     image = read_volume(image_path, series=series, channel=channel)
     fmt = _check_output(output, request.output_format, image)
-    all_prompts = list(prompts)
+    if planar and not image.is_2d:
+        raise PromptError(
+            f"{image_path} has {image.shape[0]} slices: a box or point without a slice applies to 2D images; "
+            "give --slice K (and I,J,K points)"
+        )
+    groups = _objects(image_path, image, prompts, objects, mask_path)
     if mask_path is not None:
-        all_prompts.append(load_mask_prompt(mask_path, image))
+        groups[0].append(load_mask_prompt(mask_path, image))
     eng = engine if engine is not None else request.load_engine()
-    labelmap = segment(
-        image,
-        all_prompts,
-        engine=eng,
-        axis=request.axis or "k",
-        modality=request.modality,
-        window=request.window,
-        label=request.label,
-        settings=settings or request.settings(),
-        absent_patience=request.absent_patience(),
-        on_frame=on_frame,
-    )
-    names = {request.label: f"object {request.label}"}
+    labels = np.zeros(image.shape, dtype=np.uint8 if request.label + len(groups) <= 256 else np.uint16)
+    labelmap = image  # replaced by each object's label map (groups is never empty)
+    for n, group in enumerate(groups):
+        labelmap = segment(
+            image,
+            group,
+            engine=eng,
+            axis=request.axis or "k",
+            modality=request.modality,
+            window=request.window,
+            label=request.label + n,
+            settings=settings or request.settings(),
+            absent_patience=request.absent_patience(),
+            on_frame=on_frame,
+        )
+        labels[labelmap.array > 0] = request.label + n
+    labelmap = labelmap.with_array(labels, labels=[int(v) for v in np.unique(labels) if v])
+    counts = [(request.label + n, int(np.count_nonzero(labels == request.label + n))) for n in range(len(groups))]
+    names = {label: f"object {label}" for label, _ in counts}
     with new_outputs_only(outputs):
         out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
         voxels = int(np.count_nonzero(labelmap.array))
         ml = voxels * float(np.prod(image.spacing)) / 1000.0
-        result = SegmentJobResult(out, labelmap.meta["report"], voxels, ml)
+        result = SegmentJobResult(out, labelmap.meta["report"], voxels, ml, objects=counts)
         if overlay_dir is not None:
-            norm = fit_normalizer(image, request.modality, request.window)
             result.overlays = write_overlays(
-                norm.apply(image.array), labelmap.array, overlay_dir, direction=image.direction,
-                convention=request.overlay_convention,
+                _overlay_picture(image, fit_normalizer(image, request.modality, request.window)),
+                labelmap.array, overlay_dir, direction=image.direction, convention=request.overlay_convention,
             )  # fmt: skip
     return result
+
+
+def _objects(
+    image_path: str | Path,
+    image: Volume,
+    prompts: Sequence[Prompt],
+    objects: Sequence[Sequence[Prompt]] | None,
+    mask_path: str | Path | None,
+) -> list[list[Prompt]]:
+    """The objects a job segments: ``objects``, or ``prompts`` as one, or a CVPR ``.npz``'s ``boxes``."""
+    if objects is not None:
+        if prompts:
+            raise PromptError("give either one object's prompts or several objects, not both")
+        groups = [list(group) for group in objects]
+        if not groups or not all(groups):
+            raise PromptError("every object needs at least one prompt")
+        return groups
+    if prompts or mask_path is not None:
+        return [list(prompts)]
+    if str(image_path).lower().endswith(".npz"):
+        rows = npz_boxes(image_path, image)
+        if not rows:
+            raise PromptError(f"{image_path} has no 'boxes': give a prompt (--box, --point, --mask)")
+        return [[Box2D(*row, slice=0) if len(row) == 4 else Box3D(*row)] for row in rows]
+    raise PromptError("give a prompt: --box with --slice, --box3d, --point or --mask")
+
+
+def _overlay_picture(image: Volume, norm: Normalizer) -> np.ndarray:
+    """What overlays are drawn on: a colour image's RGB, else the normalised grey ``[k, j, i]``."""
+    return image.colour if image.colour is not None else norm.apply(image.array)
 
 
 @dataclass
@@ -169,8 +221,8 @@ def segment_file_with_prompts(
         result = SessionJobResult(out, objects, time.perf_counter() - t0)
         if overlay_dir is not None:
             result.overlays = write_overlays(
-                session.normalizer.apply(image.array), labelmap.array, overlay_dir, direction=image.direction,
-                convention=request.overlay_convention,
+                _overlay_picture(image, session.normalizer), labelmap.array, overlay_dir,
+                direction=image.direction, convention=request.overlay_convention,
             )  # fmt: skip
     return result
 
