@@ -5,7 +5,7 @@ the 3D Dice, NSD (2 mm) and HD95 as surface-distance computes them (volsam.metri
 volsam reported before (MONAI-style, ``nsd_2mm_voxels``, for comparison), slices segmented and encoded, seconds
 per case and per slice, and the process's peak RSS; prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/bench_core.py --out results/bench-core.json [--crop] [--kinds dark,ring]
+    .venv/bin/python benchmarks/bench_core.py --out results/bench-core.json [--crop] [--kinds dark,ring] [--cases dark-00,ring-00]
 """
 
 from __future__ import annotations
@@ -55,11 +55,35 @@ def run_case(case, engine, settings: PropagationSettings) -> dict:
     }
 
 
+def _write(args: argparse.Namespace, rows: list[dict], summary: dict, partial: bool) -> None:
+    out = {
+        "benchmark": "core: one 2D box on the middle slice, synthetic lesions in MNI152 T1",
+        "metrics": "DSC; NSD (2 mm) and HD95 as surface-distance (surfels); nsd_2mm_voxels: boundary voxels (MONAI)",
+        "command": " ".join([".venv/bin/python", "benchmarks/bench_core.py", *sys.argv[1:]]),
+        "partial": partial,  # True while the run is going (or was stopped): not every selected case is in
+        "subset": args.cases or args.kinds or None,  # None: the whole lesion set
+        "crop": args.crop,
+        "precision": args.precision,
+        "machine": {
+            "cpu_count": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "python": sys.version.split()[0],
+        },
+        "summary": summary,
+        "cases": rows,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, default=float))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("results/bench-core.json"))
     ap.add_argument("--crop", action="store_true", help="cropped cases (quick look), not full volumes")
     ap.add_argument("--kinds", default=None, help="comma-separated lesion kinds to run")
+    ap.add_argument("--cases", default=None, help="comma-separated case names to run (a subset, recorded)")
     ap.add_argument("--precision", default="auto", help="engine precision option")
     ap.add_argument("--strategies", default="volsam,baseline")
     args = ap.parse_args(argv)
@@ -69,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.kinds:
         keep = set(args.kinds.split(","))
         cases = [c for c in cases if c.kind in keep]
+    if args.cases:
+        wanted = args.cases.split(",")
+        unknown = sorted(set(wanted) - {c.name for c in cases})
+        if unknown:
+            ap.error(f"unknown cases: {', '.join(unknown)}")
+        cases = [c for c in cases if c.name in wanted]
     engine = get_engine("medsam-lite", device="cpu", precision=args.precision)
     strategies = {
         "volsam": PropagationSettings(),
@@ -86,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['seconds_per_slice']:.2f} s/slice rss {r['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
+            _write(args, rows, {}, partial=True)  # a stopped run leaves its finished cases
     summary = {}
     for name in args.strategies.split(","):
         sel = [r for r in rows if r["strategy"] == name]
@@ -104,23 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             f"NSD {sm['mean_nsd_2mm']:.3f} (boundary voxels {sm['mean_nsd_2mm_voxels']:.3f}), "
             f"HD95 median {sm['median_hd95_mm']:.2f} mm, {sm['mean_seconds_per_slice']:.2f} s/slice"
         )
-    out = {
-        "benchmark": "core: one 2D box on the middle slice, synthetic lesions in MNI152 T1",
-        "metrics": "DSC; NSD (2 mm) and HD95 as surface-distance (surfels); nsd_2mm_voxels: boundary voxels (MONAI)",
-        "crop": args.crop,
-        "precision": args.precision,
-        "machine": {
-            "cpu_count": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "python": sys.version.split()[0],
-        },
-        "summary": summary,
-        "cases": rows,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2, default=float))
+    _write(args, rows, summary, partial=False)
     print(f"wrote {args.out}")
     return 0
 
