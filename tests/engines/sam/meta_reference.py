@@ -50,10 +50,12 @@ def _pil_stand_in() -> dict[str, types.ModuleType]:
 
 @contextlib.contextmanager
 def _loaded(*names: str, stand_ins: dict[str, types.ModuleType] | None = None) -> Iterator[list[types.ModuleType]]:
-    if any(n == "segment_anything" or n.startswith("segment_anything.") for n in sys.modules):
-        raise RuntimeError("segment_anything is already imported; refusing to load a second copy")
+    # MONAI's optional import of segment_anything (monai.networks.nets, imported by monai.metrics) fails on
+    # torchvision and leaves half-imported ``segment_anything.modeling.*`` modules behind: they are set aside
+    # while the reference loads and put back afterwards, so MONAI sees what it saw before.
     if stand_ins and any(n in sys.modules for n in stand_ins):
         raise RuntimeError("a real or stand-in torchvision is already imported; refusing to shadow it")
+    earlier = {n: sys.modules.pop(n) for n in list(sys.modules) if n.split(".")[0] == "segment_anything"}
     before = set(sys.modules)
     package = types.ModuleType("segment_anything")
     package.__path__ = [str(ROOT)]  # a namespace: the package __init__ (which imports torchvision) never runs
@@ -65,6 +67,7 @@ def _loaded(*names: str, stand_ins: dict[str, types.ModuleType] | None = None) -
         for name in set(sys.modules) - before:
             if name.split(".")[0] in ("segment_anything", "torchvision"):
                 del sys.modules[name]
+        sys.modules.update(earlier)
 
 
 def meta_sam(
