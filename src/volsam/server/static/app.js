@@ -4,11 +4,17 @@
 "use strict";
 (() => {
   const { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER } = window.niivue || {};
+  const VIEWS = ["Axial", "Coronal", "Sagittal"];  // Niivue's view v shows the slices across RAS axis 2 - v
+  const CT_PRESETS = [["400,40", "CT abdomen"], ["1500,-600", "CT lung"], ["1800,400", "CT bone"], ["80,40", "CT brain"],
+    ["350,50", "CT mediastinum"]];
+  const PERCENTILES = [["0.5,99.5", "0.5–99.5 %"], ["1,99", "1–99 %"], ["2,98", "2–98 %"], ["5,95", "5–95 %"],
+    ["0,100", "full range"]];  // MR, PET and others: percentiles of the non-zero voxels (the model's own is 0.5–99.5)
   const $ = (id) => document.getElementById(id);
   const PALETTE = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]];
   const state = { id: null, lease: null, geometry: null, objects: [], active: null, labels: null, busy: 0,
-    frames: 0, lastChange: null, errors: [] };
+    frames: 0, slices: null, lastChange: null, errors: [], prompts: [], hidden: new Set(), stats: {}, view: 0,
+    running: false };
   let nv = null;
 
   function say(text, isError = false) {
@@ -28,12 +34,14 @@
 
   async function request(path, options = {}) {
     const response = await fetch(path, Object.assign({}, options, { headers: authHeaders(options.headers) }));
-    if (response.status === 401) $("tokenbox").hidden = false;
+    if (response.status === 401) { $("token").focus(); say("this server needs its token: type it in the Token box", true); }
     if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = (await response.json()).detail; } catch (e) { /* not JSON */ }
+      let detail = response.statusText, kind = null;
+      try { const body = await response.json(); detail = body.detail; kind = body.error; } catch (e) { /* not JSON */ }
       if (Array.isArray(detail)) detail = detail.map((d) => d.msg).join("; ");
-      throw new Error(`${detail} (HTTP ${response.status})`);
+      const error = new Error(`${detail} (HTTP ${response.status})`);
+      error.kind = kind;
+      throw error;
     }
     return response;
   }
@@ -64,7 +72,7 @@
     for (let v = 1; v <= top; v++) {
       const [r, g, b] = colour(v);
       const known = state.objects.find((o) => o.label === v);
-      cm.R.push(r); cm.G.push(g); cm.B.push(b); cm.A.push(known ? 255 : 0); cm.I.push(v);
+      cm.R.push(r); cm.G.push(g); cm.B.push(b); cm.A.push(known && !state.hidden.has(v) ? 255 : 0); cm.I.push(v);
       cm.labels.push(known ? known.name : "");
     }
     return cm;
@@ -93,8 +101,10 @@
   function goTo(ijk) {  // put the crosshair (and so the displayed slices) on native voxel (i, j, k)
     nv.scene.crosshairPos = nv.vox2frac(rasVoxel(ijk));
     nv.drawScene();
+    nv.createOnLocationChange();
   }
 
+  // -- label map, objects and their statistics --------------------------------------------------------------
   async function refreshLabels() {
     const vol = await NVImage.loadFromUrl({ url: `/api/sessions/${state.id}/labelmap?t=${Date.now()}`,
       name: "labels.nii.gz", headers: authHeaders() });
@@ -103,6 +113,31 @@
     if (state.labels) nv.removeVolume(state.labels);
     nv.addVolume(vol);
     state.labels = vol;
+    state.stats = labelStats(vol);
+    renderObjects();
+  }
+
+  function labelStats(vol) {  // per label: voxels, ml and the range of slices along the session's axis
+    const img = vol.img, [nx, ny] = [vol.hdr.dims[1], vol.hdr.dims[2]], axis = state.geometry.axis;
+    const ml = state.geometry.spacing.reduce((a, b) => a * b, 1) / 1000;
+    const out = {};
+    for (let n = 0; n < img.length; n++) {
+      const v = img[n];
+      if (!v) continue;
+      const ijk = [n % nx, Math.floor(n / nx) % ny, Math.floor(n / (nx * ny))];
+      const s = out[v] || (out[v] = { voxels: 0, first: ijk[axis], last: ijk[axis] });
+      s.voxels += 1;
+      if (ijk[axis] < s.first) s.first = ijk[axis];
+      if (ijk[axis] > s.last) s.last = ijk[axis];
+    }
+    for (const s of Object.values(out)) s.ml = s.voxels * ml;
+    return out;
+  }
+
+  function recolour() {
+    if (!state.labels) return;
+    state.labels.setColormapLabel(labelColormap());
+    nv.updateGLVolume();
   }
 
   function renderObjects() {
@@ -112,37 +147,268 @@
       const li = document.createElement("li");
       li.dataset.label = o.label;
       li.className = o.label === state.active ? "active" : "";
+      const shown = document.createElement("input");
+      shown.type = "checkbox";
+      shown.checked = !state.hidden.has(o.label);
+      shown.title = "show / hide";
+      shown.className = "visible";
+      shown.onclick = (ev) => {
+        ev.stopPropagation();
+        if (shown.checked) state.hidden.delete(o.label); else state.hidden.add(o.label);
+        recolour();
+      };
       const sw = document.createElement("span");
       sw.className = "swatch";
       sw.style.background = `rgb(${colour(o.label).join(",")})`;
-      li.append(sw, `${o.name} (${o.label})`);
+      const del = document.createElement("button");
+      del.textContent = "×";
+      del.title = "delete this object (undoable)";
+      del.className = "delete";
+      del.onclick = (ev) => { ev.stopPropagation(); removeObject(o.label); };
+      const stats = document.createElement("span");
+      stats.className = "stats";
+      const s = state.stats[o.label];
+      const axis = "ijk"[state.geometry.axis];
+      stats.textContent = s ? `${s.ml.toFixed(2)} ml · ${axis} ${s.first}–${s.last}` : "empty";
+      li.append(del, shown, sw, `${o.name} (${o.label})`, stats);
       li.onclick = () => { state.active = o.label; renderObjects(); };
       list.append(li);
     }
   }
 
-  async function afterEdit(change) {
-    state.lastChange = change;
-    await refreshLabels();
-    const where = change.frames ? `slices ${change.frames[0]}–${change.frames[1]}` : "nothing changed";
-    say(`done in ${change.seconds.toFixed(1)} s: ${where}`);
-  }
-
-  async function edit(path, body) {
+  async function removeObject(label) {
     try {
-      const change = await api(path, body === undefined ? { method: "POST" }
-        : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const change = await api(`/api/sessions/${state.id}/objects/${label}`, { method: "DELETE" });
+      state.objects = state.objects.filter((o) => o.label !== label);
+      if (state.active === label) state.active = state.objects.length ? state.objects[state.objects.length - 1].label : null;
       await afterEdit(change);
     } catch (e) { say(e.message, true); }
   }
 
+  async function syncObjects() {  // after undo / redo an object may come back or go
+    const described = await api(`/api/sessions/${state.id}`);
+    state.objects = described.objects.map((o) => ({ label: o.label, name: o.name }));
+    if (!state.objects.some((o) => o.label === state.active)) {
+      state.active = state.objects.length ? state.objects[state.objects.length - 1].label : null;
+    }
+  }
+
+  // -- the prompts, drawn as markers until undone ---------------------------------------------------------
+  async function refreshPrompts() {
+    const response = await request(`/api/sessions/${state.id}/prompts`);
+    const doc = (response.headers.get("content-type") || "").startsWith("application/json") ? await response.json() : null;
+    state.prompts = [];
+    for (const o of doc ? doc.objects : []) for (const p of o.prompts) state.prompts.push(Object.assign({ label: o.label }, p));
+    drawMarks();
+  }
+
+  function tileShows(tile, ijk) {  // whether screen tile `tile` shows the slice through native voxel ijk
+    const frac = nv.vox2frac(rasVoxel(ijk)), r = 2 - tile.axCorSag, dims = nv.volumes[0].dimsRAS;
+    return Math.abs(frac[r] - tile.sliceFrac) < 0.5 / dims[r + 1];
+  }
+
+  function tilePoint(tile, n, ijk) {
+    const found = nv.frac2canvasPosWithTile(nv.vox2frac(rasVoxel(ijk)), n);
+    const pos = found && found.tileIndex === n ? found.pos : null;
+    return pos ? [pos[0] / nv.uiData.dpr, pos[1] / nv.uiData.dpr] : null;
+  }
+
+  function drawMarks() {
+    const canvas = $("marks"), rect = canvas.getBoundingClientRect();
+    canvas.width = rect.width;
+    canvas.height = rect.height;
+    const g = canvas.getContext("2d");
+    if (!nv || !nv.volumes.length || !state.geometry) return;
+    const axis = state.geometry.axis, [u, v] = [0, 1, 2].filter((n) => n !== axis);
+    nv.screenSlices.forEach((tile, n) => {
+      if (tile.axCorSag < 0 || tile.axCorSag > 2) return;
+      crosshair(g, tile, n);
+      for (const p of state.prompts) {
+        if (state.hidden.has(p.label)) continue;
+        const [r, gr, b] = colour(p.label);
+        g.strokeStyle = `rgb(${r},${gr},${b})`;
+        g.lineWidth = 1.5;
+        if (p.box && p.slice !== undefined) {
+          const a = [0, 0, 0], c = [0, 0, 0];
+          a[axis] = c[axis] = p.slice;
+          [a[u], a[v], c[u], c[v]] = p.box;
+          if (!tileShows(tile, a)) continue;
+          const pa = tilePoint(tile, n, a), pc = tilePoint(tile, n, c);
+          if (!pa || !pc) continue;
+          g.setLineDash([5, 3]);
+          g.strokeRect(Math.min(pa[0], pc[0]), Math.min(pa[1], pc[1]), Math.abs(pc[0] - pa[0]), Math.abs(pc[1] - pa[1]));
+          g.setLineDash([]);
+        } else if (p.point) {
+          if (!tileShows(tile, p.point)) continue;
+          const q = tilePoint(tile, n, p.point);
+          if (!q) continue;
+          const positive = p.positive !== false;
+          g.fillStyle = positive ? "#3c3" : "#e33";
+          g.beginPath();
+          g.arc(q[0], q[1], 5, 0, 2 * Math.PI);
+          g.fill();
+          g.strokeStyle = "#fff";
+          g.beginPath();
+          g.moveTo(q[0] - 3, q[1]); g.lineTo(q[0] + 3, q[1]);
+          if (positive) { g.moveTo(q[0], q[1] - 3); g.lineTo(q[0], q[1] + 3); }
+          g.stroke();
+        }
+      }
+    });
+  }
+
+  // One CSS pixel wide whatever the zoom (Niivue's own is half a voxel wide: thick on small images), with a gap
+  // around the point so that what is under it stays visible.
+  function crosshair(g, tile, n) {
+    const found = nv.frac2canvasPosWithTile(nv.scene.crosshairPos, n);
+    if (!found || found.tileIndex !== n) return;
+    const dpr = nv.uiData.dpr, [x, y] = [found.pos[0] / dpr, found.pos[1] / dpr];
+    const [l, t, w, h] = tile.leftTopWidthHeight.map((c) => c / dpr), gap = 6;
+    g.strokeStyle = "rgba(60, 255, 60, 0.75)";
+    g.lineWidth = 1;
+    g.beginPath();
+    const cx = Math.round(x) + 0.5, cy = Math.round(y) + 0.5;
+    g.moveTo(l, cy); g.lineTo(x - gap, cy); g.moveTo(x + gap, cy); g.lineTo(l + w, cy);
+    g.moveTo(cx, t); g.lineTo(cx, y - gap); g.moveTo(cx, y + gap); g.lineTo(cx, t + h);
+    g.stroke();
+  }
+
+  // -- slices: slider, number and position per view; keys and wheel -----------------------------------------
+  function crosshairVox() { return nv.frac2vox(nv.scene.crosshairPos); }
+
+  function nativeAxisOf(r) {  // the native axis (0 i, 1 j, 2 k) along RAS axis r
+    const v = crosshairVox(), w = v.slice();
+    w[r] += 1;
+    const a = nativeVoxel(v), b = nativeVoxel(w);
+    return [0, 1, 2].find((n) => a[n] !== b[n]);
+  }
+
+  function sliceInfo() {  // for each view: its RAS-voxel slider value, native axis and index, and mm position
+    if (!nv || !nv.volumes.length) return null;
+    const vox = crosshairVox(), native = nativeVoxel(vox), mm = nv.frac2mm(nv.scene.crosshairPos);
+    return [0, 1, 2].map((view) => {
+      const r = 2 - view, axis = nativeAxisOf(r);
+      return { view, value: vox[r], count: nv.volumes[0].dimsRAS[r + 1], axis: "ijk"[axis], index: native[axis],
+        mm: mm[r], letter: "RAS"[r] };
+    });
+  }
+
+  function updateSlices() {
+    const info = sliceInfo();
+    if (!info) return;
+    for (const s of info) {
+      const row = document.querySelector(`.slice[data-view="${s.view}"]`), slider = row.querySelector("input");
+      slider.max = s.count - 1;
+      slider.value = s.value;
+      row.querySelector(".number").textContent = `${s.axis} ${s.index} / ${s.count} · ${s.letter} ${s.mm.toFixed(1)} mm`;
+    }
+  }
+
+  function setSlice(view, value) {  // view's slice to RAS voxel index `value` (clamped)
+    const r = 2 - view, vox = crosshairVox(), count = nv.volumes[0].dimsRAS[r + 1];
+    vox[r] = Math.max(0, Math.min(count - 1, Math.round(value)));
+    nv.scene.crosshairPos = nv.vox2frac(vox);
+    nv.drawScene();
+    nv.createOnLocationChange();
+  }
+
+  function step(delta, view = state.view) { if (nv && nv.volumes.length) setSlice(view, crosshairVox()[2 - view] + delta); }
+
+  // -- window / level: presets per modality, typed values, right-drag -----------------------------------------
+  function presets(modality) {
+    const select = $("window");
+    select.textContent = "";
+    const add = (value, text) => { const o = document.createElement("option"); o.value = value; o.textContent = text; select.append(o); };
+    if (modality === "CT") { add("auto", "auto (robust range)"); for (const [v, t] of CT_PRESETS) add(v, t); }
+    else { for (const [v, t] of PERCENTILES) add(`p${v}`, t); }
+  }
+
+  function percentiles(vol, lo, hi) {  // of the non-zero voxels (a sample of at most ~200 000)
+    const img = vol.img, stride = Math.max(1, Math.floor(img.length / 200000)), sample = [];
+    for (let n = 0; n < img.length; n += stride) if (img[n] !== 0 && Number.isFinite(img[n])) sample.push(img[n]);
+    if (!sample.length) return [0, 1];
+    sample.sort((a, b) => a - b);
+    const at = (p) => sample[Math.min(sample.length - 1, Math.floor((p / 100) * (sample.length - 1)))];
+    const scale = (x) => x * (vol.hdr.scl_slope || 1) + (vol.hdr.scl_inter || 0);
+    return [scale(at(lo)), scale(at(hi))];
+  }
+
+  function setWindow(lo, hi) {
+    const vol = nv.volumes[0];
+    vol.cal_min = lo;
+    vol.cal_max = hi > lo ? hi : lo + 1e-3;
+    nv.updateGLVolume();
+    showWindow();
+  }
+
+  function showWindow() {
+    const vol = nv.volumes[0];
+    if (!vol) return;
+    const w = vol.cal_max - vol.cal_min, l = (vol.cal_max + vol.cal_min) / 2;
+    $("ww").value = Number(w.toPrecision(5));
+    $("wl").value = Number(l.toPrecision(5));
+  }
+
+  function windowPreset() {
+    if (!nv || !nv.volumes.length) return;
+    const vol = nv.volumes[0], value = $("window").value;
+    if (value === "auto") setWindow(vol.robust_min, vol.robust_max);
+    else if (value.startsWith("p")) setWindow(...percentiles(vol, ...value.slice(1).split(",").map(Number)));
+    else { const [w, l] = value.split(",").map(Number); setWindow(l - w / 2, l + w / 2); }
+  }
+
+  function typedWindow() {
+    const w = Number($("ww").value), l = Number($("wl").value);
+    if (Number.isFinite(w) && Number.isFinite(l) && w > 0) setWindow(l - w / 2, l + w / 2);
+  }
+
+  // -- running: progress, stop -------------------------------------------------------------------------------
+  function showWork() {
+    $("work").className = state.busy ? "" : "idle";
+    $("stop").disabled = !state.busy;
+    const bar = $("progress");
+    if (state.busy && state.frames > 0 && state.slices) { bar.max = state.slices; bar.value = Math.min(state.frames, state.slices); }
+    else bar.removeAttribute("value");  // indeterminate until the walk's extent is known
+  }
+
+  async function stop() {
+    if (!state.id || !state.busy) return;
+    try { await api(`/api/sessions/${state.id}/cancel`, { method: "POST" }); say("stopping…"); }
+    catch (e) { say(e.message, true); }
+  }
+
+  async function afterEdit(change) {  // lastChange is set once the label map and the markers are drawn
+    await refreshLabels();
+    await refreshPrompts();
+    state.lastChange = change;
+    const where = change.frames ? `slices ${change.frames[0]}–${change.frames[1]}` : "nothing changed";
+    say(`done in ${(change.seconds || 0).toFixed(1)} s: ${where}`);
+  }
+
+  async function edit(path, body) {
+    if (body && body.type) {  // the prompt shows as a marker at once, while the model runs
+      state.prompts.push(Object.assign({ label: body.object }, body.type === "box" ? { box: body.box, slice: body.slice }
+        : { point: body.point, positive: body.positive }));
+      drawMarks();
+      say("segmenting…");
+    }
+    try {
+      const change = await api(path, body === undefined ? { method: "POST" }
+        : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      if (path.endsWith("/undo") || path.endsWith("/redo")) await syncObjects();
+      await afterEdit(change);
+    } catch (e) {
+      if (e.kind === "Cancelled") { state.stopped = true; say("stopped: the object is as it was before this prompt"); }
+      else say(e.message, true);
+      if (state.id) refreshPrompts().catch(() => {});  // the refused or stopped prompt's marker goes
+    }
+  }
   function tool() { return document.querySelector('input[name="tool"]:checked').value; }
 
   function setMouse() {
     if (!nv) return;
-    if (tool() === "look") nv.setMouseEventConfig(undefined);
-    else nv.setMouseEventConfig({ leftButton: { primary: DRAG_MODE.callbackOnly },
-      rightButton: DRAG_MODE.crosshair, centerButton: DRAG_MODE.pan });
+    nv.setMouseEventConfig({ leftButton: { primary: tool() === "look" ? DRAG_MODE.crosshair : DRAG_MODE.callbackOnly },
+      rightButton: DRAG_MODE.windowing, centerButton: DRAG_MODE.pan });
   }
 
   async function onRelease(p) {
@@ -181,10 +447,11 @@
   }
 
   function onEvent(e) {
-    if (e.type === "busy") { state.busy += 1; state.frames = 0; $("progress").hidden = false; $("frames").textContent = ""; }
-    else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} slices segmented`; }
-    else if (e.type === "idle") { state.busy = Math.max(0, state.busy - 1); $("progress").hidden = state.busy === 0; }
+    if (e.type === "busy") { state.busy += 1; state.frames = 0; state.slices = e.slices || null; $("frames").textContent = ""; }
+    else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} slices`; }
+    else if (e.type === "idle") state.busy = Math.max(0, state.busy - 1);
     else if (e.type === "closed") say("the session was closed", true);
+    showWork();
   }
 
   async function listen(id) {  // Server-Sent Events read with fetch (EventSource cannot send headers)
@@ -231,12 +498,15 @@
       state.lease = null;
       const created = await api("/api/sessions", { method: "POST", body: form });
       Object.assign(state, { id: created.id, lease: created.lease, geometry: created.geometry, objects: [], active: null,
-        labels: null });
+        labels: null, prompts: [], hidden: new Set(), stats: {} });
       await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image`, name: "image.nii.gz", headers: authHeaders() }]);
       $("download-seg").hidden = !created.geometry.dicom_seg;  // only for images uploaded as a DICOM series
+      presets(created.geometry.modality);
+      windowPreset();
       listen(state.id);
       await addObject();
-      say(`${file.name}: ${created.geometry.size.join(" × ")} voxels. Draw a box on a slice.`);
+      updateSlices();
+      say(`${file.name}: ${created.geometry.size.join(" × ")} voxels, ${created.geometry.modality || "?"}. Draw a box on a slice.`);
     } catch (e) { say(e.message, true); }
   }
 
@@ -250,38 +520,93 @@
     renderObjects();
   }
 
-  function windowPreset() {
-    if (!nv || !nv.volumes.length) return;
-    const vol = nv.volumes[0], value = $("window").value;
-    if (value === "auto") { vol.cal_min = vol.robust_min; vol.cal_max = vol.robust_max; }
-    else { const [w, l] = value.split(",").map(Number); vol.cal_min = l - w / 2; vol.cal_max = l + w / 2; }
-    nv.updateGLVolume();
+  function setView(view) {
+    if (!nv) return;
+    nv.setSliceType(view);
+    if (view < 3) state.view = view;
+    drawMarks();
+  }
+
+  function keys(e) {  // the page's shortcuts (listed in the Keys panel); typing in a field is left alone
+    const target = e.target, typing = target && (target.tagName === "INPUT" && target.type !== "range" && target.type !== "radio"
+      && target.type !== "checkbox" || target.tagName === "SELECT" || target.tagName === "TEXTAREA");
+    if (typing) return;
+    const ctrl = e.ctrlKey || e.metaKey, key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    const pick = (value) => { document.querySelector(`input[name="tool"][value="${value}"]`).checked = true; setMouse(); };
+    const actions = {
+      b: () => pick("box"), p: () => pick("add"), n: () => pick("remove"), l: () => pick("look"),
+      c: () => nextCandidate(), ArrowUp: () => step(1), ArrowDown: () => step(-1), PageUp: () => step(5),
+      PageDown: () => step(-5), Escape: () => stop(),
+    };
+    let action = null;
+    if (ctrl && key === "z") action = () => (e.shiftKey ? $("redo") : $("undo")).click();
+    else if (ctrl && key === "y") action = () => $("redo").click();
+    else if (!ctrl && !e.altKey && actions[key]) action = actions[key];
+    if (!action) return;
+    e.preventDefault();
+    e.stopPropagation();  // Niivue's own keys (view mode, clip plane) do not run as well
+    action();
+  }
+
+  async function nextCandidate() {
+    if (!state.id || state.active === null) return;
+    const info = sliceInfo(), axis = state.geometry.axis;
+    const view = info.find((s) => s.axis === "ijk"[axis]);
+    const slice = view ? view.index : nativeVoxel(crosshairVox())[axis];
+    await edit(`/api/sessions/${state.id}/objects/${state.active}/candidate`, { slice });
   }
 
   async function start() {
     $("open").onclick = open;
     $("addobj").onclick = () => (state.id ? addObject().catch((e) => say(e.message, true)) : say("open a volume first", true));
-    $("download").onclick = (ev) => { ev.preventDefault(); if (state.id) download(`/api/sessions/${state.id}/labelmap`, "labelmap.nii.gz"); };
-    $("download-seg").onclick = (ev) => {
+    const downloads = { download: ["", "labelmap.nii.gz"], "download-seg": ["?format=dicom-seg", "labelmap.dcm"],
+      "download-slicer": ["?format=seg-nrrd", "labelmap.seg.nrrd"] };
+    for (const [id, [query, name]] of Object.entries(downloads)) {
+      $(id).onclick = (ev) => { ev.preventDefault(); if (state.id) download(`/api/sessions/${state.id}/labelmap${query}`, name); };
+    }
+    $("download-prompts").onclick = (ev) => {
       ev.preventDefault();
-      if (state.id) download(`/api/sessions/${state.id}/labelmap?format=dicom-seg`, "labelmap.dcm");
+      if (state.id) download(`/api/sessions/${state.id}/prompts`, state.prompts.some((p) => p.mask) ? "prompts.zip" : "prompts.json");
     };
     $("token").onchange = () => { if ($("token").value) api("/api/login", { method: "POST" }).catch((e) => say(e.message, true)); };
     $("undo").onclick = () => state.id && edit(`/api/sessions/${state.id}/undo`);
     $("redo").onclick = () => state.id && edit(`/api/sessions/${state.id}/redo`);
+    $("candidate").onclick = () => nextCandidate();
+    $("stop").onclick = stop;
     $("window").onchange = windowPreset;
+    $("ww").onchange = typedWindow;
+    $("wl").onchange = typedWindow;
+    $("radiological").onchange = () => { if (nv) { nv.setRadiologicalConvention($("radiological").checked); drawMarks(); } };
     $("opacity").oninput = () => { if (state.labels) nv.setOpacity(nv.volumes.indexOf(state.labels), Number($("opacity").value)); };
-    for (const b of document.querySelectorAll("[data-view]")) b.onclick = () => nv && nv.setSliceType(Number(b.dataset.view));
+    for (const b of document.querySelectorAll("button[data-view]")) b.onclick = () => setView(Number(b.dataset.view));
+    for (const row of document.querySelectorAll(".slice")) {
+      row.querySelector("input").oninput = (ev) => { if (nv && nv.volumes.length) setSlice(Number(row.dataset.view), Number(ev.target.value)); };
+    }
     for (const r of document.querySelectorAll('input[name="tool"]')) r.onchange = setMouse;
+    document.addEventListener("keydown", keys, true);
+    showWork();
     if (!Niivue) { say("the viewer did not load (static/vendor/niivue.umd.js missing: run `make install`)", true); return; }
-    nv = new Niivue({ sliceType: SLICE_TYPE.MULTIPLANAR, multiplanarShowRender: SHOW_RENDER.NEVER,
-      dragAndDropEnabled: false, logLevel: "warn" });
+    // "All": three planes and a 3D rendering (no empty quadrant); wheel up goes to the next slice toward
+    // superior / anterior / right, as in 3D Slicer and ITK-SNAP; the crosshair is drawn by drawMarks
+    nv = new Niivue({ sliceType: SLICE_TYPE.MULTIPLANAR, multiplanarShowRender: SHOW_RENDER.ALWAYS,
+      dragAndDropEnabled: false, logLevel: "warn", loadingText: "", invertScrollDirection: true,
+      crosshairWidth: 0, isRadiologicalConvention: false,
+      multiplanarPadPixels: 6, textHeight: 0.05, viewModeHotKey: "", clipPlaneHotKey: "", keyDebounceTime: 0 });
     await nv.attachToCanvas($("gl"));
     nv.onDragRelease = (p) => { onRelease(p); };
+    nv.onLocationChange = () => { updateSlices(); drawMarks(); };
+    nv.onIntensityChange = () => showWindow();
+    $("gl").addEventListener("mouseup", () => setTimeout(showWindow, 0));  // after a right-drag's last step
+    const draw = nv.drawScene.bind(nv);
+    nv.drawScene = (...args) => { const out = draw(...args); drawMarks(); return out; };
+    $("gl").addEventListener("mousemove", (e) => {  // the view under the mouse is the one ↑ ↓ move
+      const n = nv.tileIndex(e.offsetX * nv.uiData.dpr, e.offsetY * nv.uiData.dpr);
+      if (n >= 0 && nv.screenSlices[n].axCorSag <= 2) state.view = nv.screenSlices[n].axCorSag;
+    });
     setMouse();
     rubberBand();
   }
 
-  window.volsam = { state, get nv() { return nv; }, nativeVoxel, rasVoxel, canvasPoint, goTo };
+  window.volsam = { state, get nv() { return nv; }, nativeVoxel, rasVoxel, canvasPoint, goTo, sliceInfo, setSlice };
   start();
 })();
