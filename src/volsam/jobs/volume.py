@@ -32,6 +32,7 @@ from volsam.io.writers import DICOM_SEG, label_output_format
 from volsam.jobs.request import SegmentRequest
 from volsam.preprocess import Normalizer, fit_normalizer
 from volsam.propagation import PropagationSettings, SliceResult
+from volsam.propagation.prompts import frame_prompts
 from volsam.segmentation import SegmentationReport, resolve_axis, segment
 from volsam.session.prompts_file import load_prompts, mask_files
 
@@ -108,6 +109,9 @@ def segment_file(
     groups = _objects(image_path, image, prompts, objects, mask_path)
     if mask_path is not None:
         groups[0].append(load_mask_prompt(mask_path, image))
+    axis = resolve_axis(image, request.axis or "k")
+    for group in groups:  # every prompt checked against the image before the model loads
+        frame_prompts(group, image.size, axis)
     eng = engine if engine is not None else request.load_engine()
     labels = np.zeros(image.shape, dtype=np.uint8 if request.label + len(groups) <= 256 else np.uint16)
     labelmap = image  # replaced by each object's label map (groups is never empty)
