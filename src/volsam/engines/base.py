@@ -95,6 +95,18 @@ class SliceEngine(ABC):
             mask_logits: low-resolution logits from an earlier :class:`SlicePrediction` (model space).
         """
 
+    def predict_candidates(
+        self,
+        embedding: SliceEmbedding,
+        box: tuple[float, float, float, float] | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        mask_logits: np.ndarray | None = None,
+    ) -> list[SlicePrediction]:
+        """Every mask the model proposes for this prompt, :meth:`predict`'s answer first (SAM-family decoders
+        make several for an ambiguous prompt). The default: that one answer only."""
+        return [self.predict(embedding, box=box, points=points, point_labels=point_labels, mask_logits=mask_logits)]
+
 
 @dataclass(frozen=True)
 class FramePrompt:

@@ -92,6 +92,9 @@ class CachedEngine(SliceEngine):
     def predict(self, embedding: SliceEmbedding, **kwargs: object) -> SlicePrediction:
         return self.inner.predict(embedding, **kwargs)
 
+    def predict_candidates(self, embedding: SliceEmbedding, **kwargs: object) -> list[SlicePrediction]:
+        return self.inner.predict_candidates(embedding, **kwargs)
+
     def clear(self) -> None:
         """Forget every kept embedding."""
         self._items.clear()

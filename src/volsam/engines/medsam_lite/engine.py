@@ -222,3 +222,35 @@ class MedSAMLiteEngine(SliceEngine):
             full = F.interpolate(logits[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False)
             mask = (full[0, 0] > 0).cpu().numpy()
         return SlicePrediction(mask=mask, score=float(iou[0, 0]), logits=logits[0, 0].float().cpu().numpy())
+
+    def predict_candidates(
+        self,
+        embedding: SliceEmbedding,
+        box: tuple[float, float, float, float] | None = None,
+        points: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        mask_logits: np.ndarray | None = None,
+    ) -> list[SlicePrediction]:
+        """The single-mask output (:meth:`predict`'s answer) and the decoder's three multimask outputs, in
+        token order: four candidates."""
+        out = [self.predict(embedding, box=box, points=points, point_labels=point_labels, mask_logits=mask_logits)]
+        boxes = None if box is None else self._box(box, embedding)
+        pts = None if points is None else self._points(points, point_labels, embedding)
+        masks = None if mask_logits is None else self._mask(mask_logits)
+        with torch.inference_mode():
+            sparse, dense = self.net.prompt_encoder(points=pts, boxes=boxes, masks=masks)
+            logits, iou = self.net.mask_decoder(
+                embedding.features.to(self.device)[None], self._dense_pe, sparse, dense, multimask_output=True
+            )
+            height, width = embedding.frame_shape
+            _, _, h, w = self._scale(embedding)
+            full = F.interpolate(logits[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False)
+            for n in range(logits.shape[1]):
+                out.append(
+                    SlicePrediction(
+                        mask=(full[0, n] > 0).cpu().numpy(),
+                        score=float(iou[0, n]),
+                        logits=logits[0, n].float().cpu().numpy(),
+                    )
+                )
+        return out
