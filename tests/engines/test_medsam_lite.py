@@ -43,7 +43,7 @@ def state() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def engine() -> MedSAMLiteEngine:
-    return MedSAMLiteEngine(device="cpu", precision="fp32")
+    return MedSAMLiteEngine(device="cpu", precision="fp32", backend="torch")  # the torch modules themselves
 
 
 @pytest.fixture(scope="module")

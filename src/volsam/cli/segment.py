@@ -161,6 +161,10 @@ def segment_cmd(
     precision: Annotated[
         str, typer.Option(help="auto, fp32 or bf16 (autocast); auto = bf16 for sam2 on CUDA, fp32 otherwise.")
     ] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(help="medsam-lite encoder: auto, torch or openvino (CPU, fp32); auto = openvino if installed."),
+    ] = "auto",
     series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
     channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
     strategy: Annotated[str, typer.Option(help="Propagation: volsam or baseline (CVPR24).")] = "volsam",
@@ -191,6 +195,7 @@ def segment_cmd(
         model=model,
         device=device,
         precision=precision,
+        backend=backend,
         strategy=strategy,
         absent_frames=absent_frames,
         full_range=full_range,

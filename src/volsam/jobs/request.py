@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from volsam.core.errors import EngineError, OutputError, SettingsError
 from volsam.core.volume import Volume
 from volsam.engines import get as get_engine
+from volsam.engines.backends import check_backend
 from volsam.engines.base import SliceEngine, TrackerEngine, check_precision
 from volsam.engines.registry import available
 from volsam.io.labels import LABEL_FORMATS
@@ -35,6 +36,8 @@ class SegmentRequest:
         model: weights: a path, a catalogue name or a hub id (None: the engine's default).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (checked when the engine loads).
         precision: ``auto``, ``fp32`` or ``bf16``.
+        backend: what runs the image encoder (``medsam-lite``): ``auto``, ``torch`` or ``openvino``
+            (:mod:`volsam.engines.backends`); only ``auto`` for the other engines.
         strategy: the slice walk: ``volsam`` or ``baseline`` (the CVPR 2024 baseline).
         absent_frames: tracker engines stop a direction after this many frames without the object; None =
             the input's default (3 slices for a volume, never for a video).
@@ -53,6 +56,7 @@ class SegmentRequest:
     model: str | None = None
     device: str = "auto"
     precision: str = "auto"
+    backend: str = "auto"
     strategy: str = "volsam"
     absent_frames: int | None = None
     full_range: bool = False
@@ -68,6 +72,7 @@ class SegmentRequest:
         if self.engine not in engines:
             raise EngineError(f"unknown engine {self.engine!r}; known engines: {', '.join(sorted(engines))}")
         check_precision(self.precision)
+        check_backend(self.backend)
         Strategy.parse(self.strategy, "strategy")
         if self.absent_frames is not None and (isinstance(self.absent_frames, bool) or self.absent_frames < 1):
             raise SettingsError(f"absent frames (--absent-frames) must be >= 1, got {self.absent_frames}")
@@ -98,7 +103,9 @@ class SegmentRequest:
 
     def load_engine(self) -> SliceEngine | TrackerEngine:
         """The engine with its weights on its device (built once per process, see :func:`volsam.engines.get`)."""
-        options = {} if self.precision == "auto" else {"precision": self.precision}
+        options: dict[str, str] = {} if self.precision == "auto" else {"precision": self.precision}
+        if self.backend != "auto":
+            options["backend"] = self.backend
         return get_engine(self.engine, model=self.model, device=self.device, **options)
 
     def session(

@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from volsam.core.errors import EngineError, InputError, PromptError
+from volsam.engines.backends import check_backend, resolve_backend
 from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
-from volsam.engines.medsam_lite import CAPABILITIES, NAME
+from volsam.engines.medsam_lite import CAPABILITIES, NAME, fused_ops
 from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
 from volsam.engines.precision import autocast, check_precision, native_bf16
 
@@ -65,6 +66,12 @@ class MedSAMLiteEngine(SliceEngine):
         num_threads: if given, ``torch.set_num_threads`` (process-wide) when the engine is built.
         net: an already built LiteMedSAM module to run instead of loading ``model`` (e.g. a copy of a model
             being fine-tuned); the engine moves it to ``device`` and puts it in eval mode.
+        backend: what runs the image encoder: ``torch``, ``openvino`` (CPU, fp32: the encoder converted once
+            and cached on disk, :mod:`volsam.engines.backends.openvino`) or ``auto``
+            (:func:`~volsam.engines.backends.resolve_backend`: openvino on the CPU in fp32 when installed;
+            torch for a ``net`` handed in, which may still change).
+            Torch is the reference and the fallback: a backend that is missing or fails to convert logs one
+            line and torch runs. The prompt encoder and mask decoder always run in torch.
     """
 
     name = NAME
@@ -78,8 +85,10 @@ class MedSAMLiteEngine(SliceEngine):
         batch_size: int | None = None,
         num_threads: int | None = None,
         net: torch.nn.Module | None = None,
+        backend: str = "auto",
     ) -> None:
         check_precision(precision)
+        check_backend(backend)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise EngineError(f"batch_size must be a positive integer, got {batch_size!r}")
         try:
@@ -97,7 +106,30 @@ class MedSAMLiteEngine(SliceEngine):
         self.net = net.to(self.device).eval() if net is not None else load_lite_medsam(model, self.device)
         with torch.inference_mode():
             self._dense_pe = self.net.prompt_encoder.dense_pe()
-        log.info("LiteMedSAM engine on %s, precision %s, batch %d", self.device, self.precision, self.batch_size)
+        if net is not None and backend == "auto":
+            backend = "torch"  # a module handed in may still change (fine-tuning): no frozen copy of it
+        self.backend = resolve_backend(backend, str(self.device), self.precision)
+        self._encoder = self._load_backend() if self.backend != "torch" else None
+        log.info(
+            "LiteMedSAM engine on %s, precision %s, batch %d, backend %s",
+            self.device, self.precision, self.batch_size, self.backend,
+        )  # fmt: skip
+
+    def _load_backend(self):
+        """The image encoder on the chosen backend, or None (torch) when it cannot be built here."""
+        from volsam.engines.backends.openvino import OpenVinoModule
+
+        try:
+            return OpenVinoModule(
+                self.net.image_encoder,
+                (1, 3, INPUT_SIZE, INPUT_SIZE),
+                name="litemedsam-encoder",
+                trace_context=fused_ops.plain_ops,
+            )
+        except EngineError as exc:
+            log.warning("backend %s unavailable (%s): using torch", self.backend, exc)
+            self.backend = "torch"
+            return None
 
     # ---------------------------------------------------------------- encoding
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
@@ -120,6 +152,8 @@ class MedSAMLiteEngine(SliceEngine):
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Image encoder on a preprocessed ``(n, 3, 256, 256)`` batch -> float32 ``(n, 256, 64, 64)``."""
+        if self._encoder is not None:
+            return self._encoder(x).to(self.device)
         with torch.inference_mode(), self._autocast():
             return self.net.image_encoder(x).float()
 

@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,6 +31,18 @@ def _has_onednn_pointwise() -> bool:
 
 #: Whether the fused oneDNN calls are used (set False to force the plain path).
 ONEDNN = _has_onednn_pointwise()
+
+
+@contextlib.contextmanager
+def plain_ops() -> Iterator[None]:
+    """Within the block the plain PyTorch path runs instead of the fused oneDNN calls (for tracing a module
+    into another runtime, which cannot read ``torch.ops.mkldnn``)."""
+    global ONEDNN
+    saved, ONEDNN = ONEDNN, False
+    try:
+        yield
+    finally:
+        ONEDNN = saved
 
 
 def gelu_(x: torch.Tensor) -> torch.Tensor:
