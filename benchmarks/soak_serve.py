@@ -36,6 +36,7 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--case", default="small-00")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds one request may take (a loaded machine)")
     ap.add_argument("--out", type=Path, default=Path("results/soak-serve.json"))
     args = ap.parse_args()
     case = lesion_case(args.case, crop=True)
@@ -55,7 +56,7 @@ def main() -> int:
             env=os.environ | {"TMPDIR": str(temp)},
         )
         url = f"http://127.0.0.1:{port}"
-        http = httpx.Client(base_url=url, timeout=120)
+        http = httpx.Client(base_url=url, timeout=args.timeout)
         for _ in range(600):
             try:
                 http.get("/api/health")
@@ -88,7 +89,11 @@ def main() -> int:
             left = sorted(str(p.relative_to(temp)) for p in temp.rglob("*"))
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # still inside a model call: SIGTERM is handled when it returns
+                proc.wait()
             log.close()
     result = {
         "command": " ".join(sys.argv),
