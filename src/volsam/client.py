@@ -111,6 +111,7 @@ class RemoteSession:
         self.id: str = created["id"]
         self.geometry: dict[str, Any] = created["geometry"]
         self._http.headers["X-Session-Lease"] = created["lease"]
+        self.last_candidate: tuple[int, int] | None = None  # (rank, count) of the last next_candidate
 
     def _upload(self, image: str | os.PathLike[str] | Volume, form: dict) -> httpx.Response:
         if isinstance(image, Volume):
@@ -175,6 +176,12 @@ class RemoteSession:
         data = base64.b64encode(gzip.compress(block.tobytes(), compresslevel=1)).decode()
         box = [int(v) for v in (i0, j0, k0, i1, j1, k1)]
         return self._prompt({"object": obj, "type": "mask", "box": box, "data": data, "run": run})
+
+    def next_candidate(self, obj: int, slice: int) -> Change:
+        """As :meth:`volsam.Session.next_candidate`; ``last_candidate`` is then ``(rank, count)``."""
+        answer = self._call("POST", f"/objects/{int(obj)}/candidate", json={"slice": int(slice)}).json()
+        self.last_candidate = (int(answer.pop("candidate")), int(answer.pop("candidates")))
+        return Change.from_dict(answer)
 
     def run(self) -> Change:
         return Change.from_dict(self._call("POST", "/run").json())

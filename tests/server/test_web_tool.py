@@ -1,8 +1,9 @@
 """The web page as an annotation tool, in headless Chromium (Debian's, driven by Playwright) against the server's
-own code in a uvicorn process with the toy engine (0.1 s per slice, so that a walk can be watched and
-stopped): slice sliders and numbers, wheel direction, arrow keys, window / level, shortcuts, markers that stay
-until undone, the objects panel, the progress bar and the stop button, the downloads. Screenshots of the
-states go to docs/images/ (the README's server quick start shows them)."""
+own code in a uvicorn process with the toy engine (0.1 s per slice, so that a walk can be watched and stopped;
+three candidate masks per prompt): slice sliders and numbers, wheel direction, arrow keys, window / level,
+shortcuts, markers that stay until undone, the objects panel, the progress bar and the stop button, the
+downloads, candidate cycling. Screenshots of the states go to docs/images/ (the README's server quick start
+shows them)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ IMAGES = ROOT / "docs" / "images"
 SERVER = textwrap.dedent(
     """
     import sys, time, uvicorn
-    from tests.support.toy_engine import ToyEngine
+    from tests.session.test_candidates import CandidateToy
     from volsam.server.app import create_app
     from volsam.server.config import ServerConfig
     from volsam.server.store import SessionStore
 
-    class Slow(ToyEngine):  # 0.1 s a slice: a walk can be watched and stopped
+    class Slow(CandidateToy):  # 0.1 s a slice: a walk can be watched and stopped; three candidate masks
         def predict(self, embedding, **kw):
             time.sleep(0.1)
             return super().predict(embedding, **kw)
@@ -315,3 +316,30 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
 
     doc = json.loads(got["prompts.json"].read_text())
     assert doc["objects"][0]["prompts"][0]["slice"] == 20
+
+
+def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
+    path, _ = scan
+    with playwright.sync_playwright() as p:
+        page = Page(p, toy_server, path)
+        try:
+            page.page.click('button[data-view="0"]')
+            page.drag_box(12, 18, 46, 52, 20)
+            page.wait_change()
+            stats = lambda: page.page.locator("#objects li .stats").inner_text()  # noqa: E731
+            original, voxels = stats(), page.js("window.volsam.state.stats[1].voxels")
+            seen = []
+            for rank in (1, 2, 0):
+                page.js("window.volsam.state.lastChange = null")
+                page.page.keyboard.press("c")
+                page.wait_change()
+                assert page.js("window.volsam.state.lastChange.candidate") == rank
+                assert f"candidate {rank + 1} of 3" in page.page.inner_text("#status")
+                seen.append(page.js("window.volsam.state.stats[1].voxels"))
+                if rank == 1:
+                    page.shot("web-candidate.png")
+            assert seen[0] < voxels and seen[1] != seen[0]  # the label map changed with each candidate
+            assert seen[2] == voxels and stats() == original  # and came back with the model's first answer
+            assert not page.errors and not page.js("window.volsam.state.errors"), page.errors
+        finally:
+            page.close()

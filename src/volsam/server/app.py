@@ -35,7 +35,7 @@ from volsam import __version__
 from volsam.core.errors import NoDicomSource, Unauthorized
 from volsam.jobs.request import SegmentRequest
 from volsam.server.access import Leased, authorised
-from volsam.server.bodies import ERRORS, ObjectIn, PromptIn, apply_prompt, parse_box
+from volsam.server.bodies import ERRORS, CandidateIn, ObjectIn, PromptIn, apply_prompt, parse_box
 from volsam.server.config import ServerConfig
 from volsam.server.errors import install_error_handlers, server_folders
 from volsam.server.guard import COOKIE, Guard, cookie_value
@@ -222,6 +222,15 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     def add_prompt(entry: Leased, body: PromptIn) -> dict:
         with store.using(entry) as session:
             return apply_prompt(session, body).to_dict()
+
+    @app.post("/api/sessions/{sid}/objects/{label}/candidate", dependencies=auth)
+    def next_candidate(entry: Leased, label: int, body: CandidateIn) -> dict:
+        """The model's next candidate mask for the object's prompt on ``slice``, re-propagated (undoable):
+        the change, plus ``candidate`` (the rank shown; 0 = the model's first answer) and ``candidates``."""
+        with store.using(entry) as session:
+            change = session.next_candidate(label, body.slice).to_dict()
+            rank, count = session.last_candidate
+            return {**change, "candidate": rank, "candidates": count}
 
     @app.post("/api/sessions/{sid}/run", dependencies=auth)
     def run(entry: Leased) -> dict:

@@ -47,6 +47,10 @@ class ObjectIn(BaseModel):
     name: str | None = Field(None, max_length=200)
 
 
+class CandidateIn(BaseModel):
+    slice: int = Field(..., ge=0, description="a slice (along the session's axis) with the object's box or clicks")
+
+
 class PromptIn(BaseModel):
     """One prompt for one object. Coordinates are voxel indices of the image as uploaded."""
 

@@ -104,6 +104,8 @@ class Session:
         self._history = History(history)
         self._added = 0
         self._first_frame_at: float | None = None
+        self._candidates: dict[tuple, int] = {}  # (object, prompt key) -> the candidate shown (next_candidate)
+        self.last_candidate: tuple[int, int] | None = None  # (rank, count) of the last next_candidate
         self.on_frame: Callable[[int], None] | None = None  # called with each slice index segmented (progress)
 
     # -- objects ------------------------------------------------------------------------------------------------
@@ -219,6 +221,37 @@ class Session:
         first = self._first_frame_at - t0 if self._first_frame_at is not None else None
         return replace(change, seconds=time.perf_counter() - t0, first_frame_seconds=first)
 
+    # -- candidate masks ----------------------------------------------------------------------------------------
+    def next_candidate(self, obj: int, slice: int) -> Change:
+        """Show the model's next candidate mask for the object's box / clicks on ``slice`` and re-propagate the
+        object from it (one undoable step; the choice is kept as a mask prompt on that slice, replacing an
+        earlier choice there). Repeated calls cycle through the candidates and back to the model's first
+        answer; a new prompt on the slice starts the cycle again. Slice engines only
+        (:meth:`~volsam.engines.base.SliceEngine.predict_candidates`; see :mod:`volsam.session.candidates`).
+        ``last_candidate`` is then ``(rank shown, number of candidates)``; rank 0 is the model's first answer."""
+        from volsam.session.candidates import slice_candidates
+
+        o = self._object(obj)
+        if isinstance(self.engine, TrackerEngine):
+            raise PromptError(f"candidate masks need a slice engine; {self.engine.name} is a tracker")
+        if o.mask is None or not o.mask.any():
+            raise PromptError(f"object {obj} has no voxels yet: give it a box first")
+        masks, key = slice_candidates(
+            self.engine,
+            self.volume.array,
+            self.axis,
+            self.normalizer.apply,
+            [p for p in o.prompts if not isinstance(p, MaskPrompt)],
+            int(slice),
+            o.window,
+            getattr(self.volume, "colour", None),
+        )
+        rank = (self._candidates.get((obj, key), 0) + 1) % len(masks)
+        change = self.add(obj, MaskPrompt(masks[rank]))
+        self._candidates[(obj, key)] = rank
+        self.last_candidate = (rank, len(masks))
+        return change
+
     # -- undo -----------------------------------------------------------------------------------------------------
     def undo(self) -> Change:
         """Take back the last step (adding an object, prompts, a reset or a removal); no-op at the start."""
@@ -275,7 +308,7 @@ class Session:
         record_before = _record(o)
         old = o.mask.copy() if o.mask is not None else np.zeros(self.volume.array.shape, bool)
         o.mask = o.mask.copy() if o.mask is not None else None  # edits write into a new array (rollback keeps the old)
-        o.prompts = _merged(o.prompts, new)
+        o.prompts = _merged(o.prompts, new, self.axis)
         encoded_before = self._corrector.frames_encoded
         fresh = o.mask is None or not o.mask.any() or any(isinstance(p, Box3D) for p in new)
         if fresh:
@@ -350,14 +383,19 @@ def _zeros(like: np.ndarray, region: tuple[slice, slice, slice] | None) -> np.nd
     return np.zeros_like(like[region]) if region is not None else None
 
 
-def _merged(old: list[Prompt], new: list[Prompt]) -> list[Prompt]:
-    """The prompt list after ``new``: a box on a slice replaces that slice's box, a 3D box the 3D box."""
+def _merged(old: list[Prompt], new: list[Prompt], axis: int) -> list[Prompt]:
+    """The prompt list after ``new``: a box on a slice replaces that slice's box, a 3D box the 3D box, a mask on
+    one slice an earlier mask on that one slice only (a candidate chosen again)."""
+    from volsam.session.candidates import single_slice
+
     out = list(old)
     for p in new:
         if isinstance(p, Box2D):
             out = [q for q in out if not (isinstance(q, Box2D) and q.slice == p.slice)]
         elif isinstance(p, Box3D):
             out = [q for q in out if not isinstance(q, Box3D)]
+        elif (s := single_slice(p, axis)) is not None:
+            out = [q for q in out if single_slice(q, axis) != s]
         out.append(p)
     return out
 

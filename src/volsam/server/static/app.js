@@ -382,7 +382,8 @@
     await refreshPrompts();
     state.lastChange = change;
     const where = change.frames ? `slices ${change.frames[0]}–${change.frames[1]}` : "nothing changed";
-    say(`done in ${(change.seconds || 0).toFixed(1)} s: ${where}`);
+    const which = change.candidates ? `candidate ${change.candidate + 1} of ${change.candidates} (C: next), ` : "";
+    say(`${which}done in ${(change.seconds || 0).toFixed(1)} s: ${where}`);
   }
 
   async function edit(path, body) {
