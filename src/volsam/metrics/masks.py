@@ -10,13 +10,26 @@ from volsam.core.errors import InputError
 
 
 def as_masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both arrays as bool masks (any non-zero voxel is foreground); 2D ``[j, i]`` or 3D ``[k, j, i]``."""
+    """Both arrays as bool masks (any non-zero voxel is foreground); 2D ``[j, i]`` or 3D ``[k, j, i]``.
+
+    Bool arrays are returned as they are (not copied): callers only read them."""
     p, g = np.asarray(pred), np.asarray(gt)
     if p.shape != g.shape:
         raise InputError(f"prediction shape {p.shape} does not match ground-truth shape {g.shape}")
     if p.ndim not in (2, 3):
         raise InputError(f"metrics need 2D [j, i] or 3D [k, j, i] masks, got shape {p.shape}")
-    return p != 0, g != 0
+    return _bool(p), _bool(g)
+
+
+def _bool(a: np.ndarray) -> np.ndarray:
+    return a if a.dtype == np.bool_ else a != 0
+
+
+def cropped(p: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bool masks ``p`` and ``g`` cut to the union's bounding box (unchanged when both are empty). Every metric
+    here is the same on the cut: voxels outside it are background in both masks, as outside the array."""
+    box = union_box(p, g)
+    return (p, g) if box is None else (p[box], g[box])
 
 
 def sampling(spacing_ijk: Sequence[float], ndim: int) -> tuple[float, ...]:

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from volsam.core.errors import InputError
-from volsam.metrics.masks import as_masks, sampling, union_box
+from volsam.metrics.masks import as_masks, cropped, sampling, union_box
 from volsam.metrics.overlap import dice
 from volsam.metrics.surfels import corner_codes, surfel_sizes
 
@@ -144,6 +144,7 @@ def surface_dice(
         raise InputError(f"tolerance_mm must be a non-negative number of mm, got {tolerance_mm!r}")
     p, g = as_masks(pred, gt)
     sampling(spacing_ijk, p.ndim)
+    p, g = cropped(p, g)  # one pass over the full arrays; the rest works on the union's box
     if not p.any() and not g.any():
         return float(empty_value)
     if not p.any() or not g.any():
@@ -197,6 +198,7 @@ def scores(
         raise InputError(f"tolerance_mm must be a non-negative number of mm, got {tolerance_mm!r}")
     p, g = as_masks(pred, gt)
     sampling(spacing_ijk, p.ndim)
+    p, g = cropped(p, g)  # one pass over the full arrays; Dice and the surfaces work on the union's box
     dsc = dice(p, g, empty_value=empty_value)
     if not p.any() or not g.any():
         both_empty = not p.any() and not g.any()
