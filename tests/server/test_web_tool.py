@@ -336,6 +336,7 @@ def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
                 assert page.js("window.volsam.state.lastChange.candidate") == rank
                 assert f"candidate {rank + 1} of 3" in page.page.inner_text("#status")
                 seen.append(page.js("window.volsam.state.stats[1].voxels"))
+                assert page.marks() > 50  # the box's marker stays (the choice is a mask prompt beside it)
                 if rank == 1:
                     page.shot("web-candidate.png")
             assert seen[0] < voxels and seen[1] != seen[0]  # the label map changed with each candidate

@@ -132,6 +132,10 @@ def test_the_server_route_and_the_client_call(tmp_path):
         assert r.status_code == 200 and (r.json()["candidate"], r.json()["candidates"]) == (2, 3)
         remote.next_candidate(obj, 20)
         assert remote.last_candidate == (0, 3) and np.array_equal(remote.labelmap().array, original)
+        # the choice is a mask prompt: the prompts download becomes a zip, its document alone stays JSON
+        assert client.get(f"/api/sessions/{sid}/prompts").headers["content-type"] == "application/zip"
+        doc = client.get(f"/api/sessions/{sid}/prompts", params={"document": "true"}).json()
+        assert [sorted(p) for p in doc["objects"][0]["prompts"]] == [["box", "slice"], ["mask"]]
         r = client.post(f"/api/sessions/{sid}/objects/{obj}/candidate", json={"slice": 3})
         assert r.status_code == 400 and r.json()["error"] == "PromptError"
 

@@ -305,9 +305,14 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         return Response(nifti_bytes(volume, label=False), media_type="application/gzip")
 
     @app.get("/api/sessions/{sid}/prompts", dependencies=auth, response_class=Response, responses=PROMPTS)
-    def prompts(entry: Leased) -> Response:
+    def prompts(
+        entry: Leased,
+        document: Annotated[
+            bool, Query(description="the JSON document only, even with mask prompts (their files left out)")
+        ] = False,
+    ) -> Response:
         with store.locked(entry) as session:
-            return prompts_response(session)
+            return prompts_response(session, document_only=document)
 
     @app.get("/api/sessions/{sid}/events", dependencies=auth, response_class=StreamingResponse, responses=EVENTS)
     async def events(entry: Leased, after: int = 0, follow: bool = True) -> StreamingResponse:

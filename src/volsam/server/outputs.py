@@ -77,12 +77,13 @@ def slicer_seg_bytes(labelmap: Volume) -> bytes:
         return write_slicer_seg(labelmap, Path(tmp) / SLICER_SEG_NAME).read_bytes()
 
 
-def prompts_response(session: Any) -> Response:
-    """The session's prompts document: JSON, or a zip of it and its mask files when it has mask prompts."""
+def prompts_response(session: Any, document_only: bool = False) -> Response:
+    """The session's prompts document: JSON, or a zip of it and its mask files when it has mask prompts
+    (``document_only``: the JSON in any case, naming mask files it does not carry: the web page's markers)."""
     with tempfile.TemporaryDirectory(prefix="volsam-prompts-") as tmp:
         path = session.save_prompts(Path(tmp) / "prompts.json")
         files = sorted(p for p in Path(tmp).iterdir() if p.is_file())
-        if files == [path]:
+        if files == [path] or document_only:
             return JSONResponse(json.loads(path.read_text()))
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

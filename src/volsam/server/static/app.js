@@ -195,8 +195,7 @@
 
   // -- the prompts, drawn as markers until undone ---------------------------------------------------------
   async function refreshPrompts() {
-    const response = await request(`/api/sessions/${state.id}/prompts`);
-    const doc = (response.headers.get("content-type") || "").startsWith("application/json") ? await response.json() : null;
+    const doc = await api(`/api/sessions/${state.id}/prompts?document=true`);  // mask prompts: named, not sent
     state.prompts = [];
     for (const o of doc ? doc.objects : []) for (const p of o.prompts) state.prompts.push(Object.assign({ label: o.label }, p));
     drawMarks();
