@@ -23,7 +23,7 @@ H, W = 40, 48
 
 
 class RecordingToy(ToyEngine):
-    """The toy engine (bright pixels in the box, on the frame's grey) keeping every frame it was given."""
+    """The toy engine (bright pixels in the box, on the frame's luma) keeping every frame it was given."""
 
     def __init__(self):
         super().__init__()
@@ -31,8 +31,7 @@ class RecordingToy(ToyEngine):
 
     def encode(self, frames):
         self.frames.extend(np.asarray(f).copy() for f in frames)
-        grey = [volsam.core.volume.luma(f) if f.ndim == 3 else f for f in frames]
-        return super().encode(np.stack(grey))
+        return super().encode(frames)
 
 
 def _photo() -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from volsam.core.volume import luma
 from volsam.engines.base import (
     Capabilities,
     SliceEmbedding,
@@ -29,8 +30,10 @@ class ToyEngine(SliceEngine):
         self.encoded: list[int] = []
 
     def encode(self, frames: np.ndarray) -> list[SliceEmbedding]:
+        """Grey frames as they are; RGB frames ``(n, H, W, 3)`` (a colour image) by their BT.601 luma."""
         self.encoded.append(len(frames))
-        return [SliceEmbedding(features=f.copy(), frame_shape=f.shape) for f in frames]
+        grey = [luma(f) if f.ndim == 3 else f for f in frames]
+        return [SliceEmbedding(features=f.copy(), frame_shape=f.shape) for f in grey]
 
     def predict(self, embedding, box=None, points=None, point_labels=None, mask_logits=None) -> SlicePrediction:
         bright = embedding.features >= 128

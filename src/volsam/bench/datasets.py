@@ -17,10 +17,11 @@ Layouts (:func:`open_dataset` detects them; ``layout=`` forces one):
     :mod:`volsam.io.npz`; one target per label value in ``gts``, with its ``boxes`` row when the file has one
     per label (CVPR 2024's ``(N, 6)`` array; CVPR 2025's boxes are pickled dicts, which are not read: loading
     a pickle runs code, and ``cvpr25`` derives its box from the truth). The modality is the file name's first
-    ``_`` field (``CT_AbdTumor_...`` -> CT).
+    ``_`` field (``CT_AbdTumor_...`` -> CT), or the second of a ``2DBox_`` / ``3DBox_`` name
+    (``2DBox_Dermoscopy_...`` -> Dermoscopy). 2D files (``imgs`` (H, W, 3), ``gts`` (H, W)) are one-slice images.
 ``pairs``
-    ``images/`` and ``labels/`` with the same file names (an nnU-Net channel suffix ``_0000`` on the image is
-    allowed); one target per label value found.
+    ``images/`` and ``labels/`` (or ``masks/``) with the same file names (an nnU-Net channel suffix ``_0000``
+    on the image is allowed); 2D pictures (PNG, JPEG, TIFF, BMP) too; one target per label value found.
 ``lesions``
     volsam's built-in synthetic lesion set (:mod:`volsam.data.lesions`, MNI152 T1 with inserted lesions);
     opened with the path ``builtin:lesions`` (full volumes) or ``builtin:lesions-crop``.
@@ -51,7 +52,7 @@ BRATS_TARGETS = {
     "tumour-core": (1, 3, 4),
     "enhancing-tumour": (3, 4),
 }
-_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _CHANNEL_SUFFIX = re.compile(r"_\d{4}$")
 
 
@@ -266,6 +267,8 @@ def _npz_case(path: Path) -> tuple[Volume, Volume, tuple[Target, ...]]:
                 boxes = np.asarray(data["boxes"])
             except ValueError:  # CVPR 2025 files pickle their boxes (dicts): never unpickled here
                 boxes = None
+    if gts.ndim == 2 and image.array.shape[0] == 1:  # a CVPR 2024 2D file: gts (H, W)
+        gts = gts[None]
     if gts.shape != image.array.shape:
         raise InputError(f"{path}: 'gts' {gts.shape} does not match 'imgs' {image.array.shape}")
     label = image.with_array(gts.astype(np.int32 if gts.dtype.kind == "f" else gts.dtype))
@@ -281,12 +284,22 @@ def _npz_case(path: Path) -> tuple[Volume, Volume, tuple[Target, ...]]:
     return image, label, tuple(targets)
 
 
+def _npz_modality(name: str) -> str:
+    """The modality of a challenge file: ``2DBox_Dermoscopy_...`` -> Dermoscopy, ``CT_AbdTumor_...`` -> CT."""
+    from volsam.io.npz import cvpr_modality
+
+    found = cvpr_modality(name)
+    if found is not None:
+        return found.upper() if found.upper() in ("CT", "MR", "PET") else found
+    return name.split("_", 1)[0].upper() if "_" in name else "auto"
+
+
 def _npz(root: Path) -> Dataset:
     files = sorted(p for p in root.glob("*.npz") if not p.name.startswith("."))
     cases = [
         Case(
             _stem(p),
-            p.name.split("_", 1)[0].upper() if "_" in p.name else "auto",
+            _npz_modality(p.name),
             str(p),
             (),
             loader=lambda p=p: _npz_case(p),
@@ -298,7 +311,7 @@ def _npz(root: Path) -> Dataset:
 
 # -- image / label pairs ----------------------------------------------------------------------------------
 def _pairs(root: Path) -> Dataset:
-    labels = {_stem(p): p for p in _images(root / "labels")}
+    labels = {_stem(p): p for p in _images(root / ("labels" if (root / "labels").is_dir() else "masks"))}
     images: dict[str, Path] = {}
     for p in _images(root / "images"):
         stem = _stem(p)
@@ -339,7 +352,7 @@ def detect_layout(root: Path) -> str:
     """Which layout a folder has (see the module notes); raises :class:`InputError` when none fits."""
     if (root / "dataset.json").is_file():
         return "msd"
-    if (root / "images").is_dir() and (root / "labels").is_dir():
+    if (root / "images").is_dir() and ((root / "labels").is_dir() or (root / "masks").is_dir()):
         return "pairs"
     if any(root.glob("*.npz")):
         return "npz"

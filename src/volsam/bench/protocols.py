@@ -59,7 +59,7 @@ from volsam.core.volume import Volume
 from volsam.metrics import dice, surface_dice
 from volsam.session import Session
 
-PROTOCOLS = ("cvpr25", "seed-mask", "seed-clicks", "box-middle", "box3d")
+PROTOCOLS = ("cvpr25", "seed-mask", "seed-clicks", "box-middle", "box3d", "box2d")
 MULTI_STEP = ("cvpr25", "seed-clicks")
 CHALLENGE_NSD_RULE = 0.2  # cvpr25: NSD is 0 when DSC <= 0.2
 CHALLENGE_SECONDS_PER_CLASS = 90.0  # cvpr25: the time allowed per class and image
@@ -371,6 +371,8 @@ def run_protocol(
             time_limit_s=time_limit_s,
         )
         return image.per_class[0]
+    if protocol == "box2d":
+        return _run_box2d(session_factory, truth, spacing, tolerance_mm)
     score = Scorer(truth, spacing, tolerance_mm, rule=False)
     session = session_factory()
     axis = session.axis
@@ -401,6 +403,23 @@ def run_protocol(
             u, v, positive = found
             ijk = _ijk(axis, u, v, middle)
             timed(f"{'+' if positive else '-'}click", lambda ijk=ijk, p=positive: session.add_point(obj, ijk, p))
+    return result
+
+
+def _run_box2d(
+    session_factory: Callable[[], Session], truth: np.ndarray, spacing: tuple[float, float, float], tolerance_mm: float
+) -> ProtocolResult:
+    """``box2d``: the object's tight box on a 2D image (the CVPR 2024 2D files, the MedSAM2 paper's 2D rows),
+    scored in 2D: DSC and NSD on the (H, W) masks with the (i, j) pixel spacing."""
+    if truth.shape[0] != 1:
+        raise InputError(f"box2d is for 2D images; this one has {truth.shape[0]} slices (use box-middle)")
+    score = Scorer(truth[0], spacing[:2], tolerance_mm, rule=False)  # type: ignore[arg-type]
+    session = session_factory()
+    obj = session.add_object(name="target")
+    t0 = time.perf_counter()
+    session.add_box(obj, 0, _box2d(truth[0]))
+    result = ProtocolResult("box2d")
+    result.steps.append(score("box", session.mask(obj)[0], time.perf_counter() - t0))
     return result
 
 

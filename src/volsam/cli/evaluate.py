@@ -16,7 +16,9 @@ def bench_cmd(
     dataset: Annotated[
         str, typer.Argument(help="Dataset folder (MSD task, BraTS, CVPR .npz, images/+labels/) or builtin:lesions.")
     ],
-    protocol: Annotated[str, typer.Option(help="cvpr25, seed-mask, seed-clicks, box-middle or box3d.")] = "cvpr25",
+    protocol: Annotated[
+        str, typer.Option(help="cvpr25, seed-mask, seed-clicks, box-middle, box3d or box2d (2D images).")
+    ] = "cvpr25",
     output: Annotated[Path, typer.Option("--output", "-o", help="Result folder (resumable).")] = Path("results/bench"),
     engine: Annotated[str, typer.Option(help="medsam-lite or sam2.")] = "medsam-lite",
     model: Annotated[str | None, typer.Option(help="Weights (directory, .pt, catalogue name).")] = None,
