@@ -62,3 +62,12 @@ def test_box2d_on_image_and_mask_folders(tmp_path):
 def test_box2d_refuses_a_volume():
     with pytest.raises(InputError, match="box2d is for 2D images; this one has 3 slices"):
         run_protocol("box2d", lambda: None, np.ones((3, 4, 4), bool), (1.0, 1.0, 1.0))
+
+
+def test_builtin_2d_set():
+    dataset = open_dataset("builtin:lesions-2d")
+    assert len(dataset.cases) == 40 and dataset.cases[0].case_id.endswith("-grey")
+    grey, colour = dataset.cases[0].load(), dataset.cases[1].load()
+    assert grey.image.is_2d and grey.image.colour is None and colour.image.colour is not None
+    assert np.array_equal(grey.label.array, colour.label.array) and grey.label.array.any()
+    assert np.array_equal(colour.image.colour[0, ..., 0], grey.image.array[0])  # red = the grey slice

@@ -24,7 +24,8 @@ Layouts (:func:`open_dataset` detects them; ``layout=`` forces one):
     on the image is allowed); 2D pictures (PNG, JPEG, TIFF, BMP) too; one target per label value found.
 ``lesions``
     volsam's built-in synthetic lesion set (:mod:`volsam.data.lesions`, MNI152 T1 with inserted lesions);
-    opened with the path ``builtin:lesions`` (full volumes) or ``builtin:lesions-crop``.
+    opened with the path ``builtin:lesions`` (full volumes) or ``builtin:lesions-crop``; ``builtin:lesions-2d``
+    is the 2D set for ``box2d``: each case's middle slice as an 8-bit image, grey and tinted colour.
 
 Nothing here trusts the folder: entries of ``dataset.json`` must stay inside the task folder, a case whose
 files are missing is listed in :attr:`Dataset.problems` (never a crash), and image and label must share
@@ -347,6 +348,39 @@ def _lesions(crop: bool) -> Dataset:
     return Dataset(name, "lesions", f"builtin:{name}", cases, [])
 
 
+def _lesion_slice(case_id: str, colour: bool) -> tuple[Volume, Volume, tuple[Target, ...]]:
+    """The middle slice of a cropped lesion case as an 8-bit 2D image (0.5..99.5 percentiles of its non-zero
+    pixels -> 0..255), grey or tinted RGB (R, G, B = g, 0.8 g, 0.6 g), with its label slice."""
+    from volsam.core.volume import luma
+    from volsam.data.lesions import lesion_case
+
+    lesion = lesion_case(case_id, crop=True)
+    k = lesion.middle_box.slice
+    raw = lesion.image.array[k].astype(np.float32)
+    low, high = np.percentile(raw[raw > 0], (0.5, 99.5))
+    grey = np.rint(np.clip((raw - low) / max(high - low, 1e-6), 0, 1) * 255).astype(np.uint8)
+    rgb = np.stack([grey, np.rint(grey * 0.8), np.rint(grey * 0.6)], axis=-1).astype(np.uint8) if colour else None
+    spacing = (lesion.image.spacing[0], lesion.image.spacing[1], 1.0)
+    meta = {"source": f"builtin:lesions-2d/{case_id}", "format": "builtin", "display_values": True}
+    array = luma(rgb)[None] if rgb is not None else grey[None]
+    image = Volume(array, spacing=spacing, meta=meta, colour=None if rgb is None else rgb[None])
+    label = image.with_array((lesion.label.array[k] > 0).astype(np.uint8)[None])
+    return image, label, (Target(lesion.kind, (1,)),)
+
+
+def _lesions_2d() -> Dataset:
+    """``builtin:lesions-2d``: the middle slice of each cropped lesion case (5 kinds x 4), grey and colour."""
+    from volsam.data.lesions import lesion_case_names
+
+    cases = [
+        Case(f"{case_id}-{tint}", f"MR-2D-{tint}", f"builtin:lesions-2d/{case_id}-{tint}", (),
+             loader=lambda case_id=case_id, tint=tint: _lesion_slice(case_id, tint == "colour"))
+        for case_id in lesion_case_names(variants=False)
+        for tint in ("grey", "colour")
+    ]  # fmt: skip
+    return Dataset("lesions-2d", "lesions", "builtin:lesions-2d", cases, [])
+
+
 # -- entry point ------------------------------------------------------------------------------------------
 def detect_layout(root: Path) -> str:
     """Which layout a folder has (see the module notes); raises :class:`InputError` when none fits."""
@@ -371,7 +405,7 @@ def open_dataset(
     channel: int | None = None,
     sequence: str = "flair",
 ) -> Dataset:
-    """The cases of a dataset folder (or ``builtin:lesions`` / ``builtin:lesions-crop``).
+    """The cases of a dataset folder (or ``builtin:lesions`` / ``builtin:lesions-crop`` / ``builtin:lesions-2d``).
 
     Args:
         path: the folder.
@@ -382,9 +416,9 @@ def open_dataset(
     text = str(path)
     if text.startswith("builtin:"):
         name = text.split(":", 1)[1]
-        if name not in ("lesions", "lesions-crop"):
-            raise InputError(f"unknown built-in dataset {name!r}; known: lesions, lesions-crop")
-        return _lesions(crop=name == "lesions-crop")
+        if name not in ("lesions", "lesions-crop", "lesions-2d"):
+            raise InputError(f"unknown built-in dataset {name!r}; known: lesions, lesions-crop, lesions-2d")
+        return _lesions_2d() if name == "lesions-2d" else _lesions(crop=name == "lesions-crop")
     root = Path(path).expanduser()
     if not root.is_dir():
         raise InputError(f"{root}: no such dataset folder")
