@@ -61,6 +61,8 @@ def guess_modality(volume: Volume) -> tuple[str, str]:
     tag = volume.meta.get("modality")
     if isinstance(tag, str) and tag.upper() in _DICOM_MODALITY:
         return _DICOM_MODALITY[tag.upper()], f"DICOM Modality tag {tag!r}"
+    if volume.meta.get("display_values"):
+        return "display", "an 8-bit picture: values 0..255 used as they are"
     finite = volume.array[np.isfinite(volume.array)] if volume.array.dtype.kind == "f" else volume.array
     lo = float(finite.min()) if finite.size else 0.0
     if lo < -500:

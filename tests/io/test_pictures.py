@@ -239,3 +239,11 @@ def test_one_slice_npz_segs_are_two_dimensional(tmp_path, rgb):
 def test_colour_must_match_the_array():
     with pytest.raises(InputError, match="colour must be uint8 RGB"):
         Volume(np.zeros((1, 4, 5), np.uint8), colour=np.zeros((1, 4, 5, 3), np.float32))
+
+
+def test_info_of_a_colour_picture(tmp_path, rgb):
+    from volsam.io import describe, format_description
+
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    text = format_description(describe(read_image(tmp_path / "photo.png")))
+    assert "colour     RGB" in text and "photo.png (png)" in text and "34 x 21 x 1 voxels" in text

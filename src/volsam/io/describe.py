@@ -58,6 +58,7 @@ def describe(volume: Volume) -> dict[str, Any]:
         "source": meta.get("source"),
         "series_uid": meta.get("series_uid"),
         "series_description": meta.get("series_description"),
+        "colour": volume.colour is not None,
     }
 
 
@@ -84,6 +85,8 @@ def format_description(d: dict[str, Any]) -> str:
     lines.append(f"modality   {d['modality']}{origin_note.get(d.get('modality_source') or '', '')}")
     stored = f" (stored as {d['pixel_type']})" if d.get("pixel_type") not in (None, d["dtype"]) else ""
     lines.append(f"dtype      {d['dtype']}{stored}")
+    if d.get("colour"):
+        lines.append("colour     RGB (engines are given the RGB picture; intensities below are its BT.601 luma)")
     intensity = f"intensity  min {_num(d['min'])}, max {_num(d['max'])}, mean {_num(d['mean'])}"
     if d.get("nan_count"):
         intensity += f"; NaN voxels: {d['nan_count']}"
