@@ -124,3 +124,18 @@ def test_random_sam_engines_on_a_2d_colour_image(cls):
     seg = volsam.segment(image, Box2D(10, 8, 34, 30, slice=0), engine=engine, label=2)
     assert seen and all(s[1:] == (H, W, 3) for s in seen)
     assert seg.same_grid(image) and set(np.unique(seg.array)) <= {0, 2}
+
+
+def test_a_png_mask_prompts_a_2d_dicom(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from volsam.jobs.volume import load_mask_prompt
+
+    image = read_image(get_testdata_file("CT_small.dcm"))  # 0.66 mm pixels; a PNG has no spacing
+    mask = np.zeros((128, 128), np.uint8)
+    mask[40:60, 50:70] = 1
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    assert load_mask_prompt(tmp_path / "m.png", image).binary().sum() == 400
+    Image.fromarray(mask[:100]).save(tmp_path / "small.png")
+    with pytest.raises(volsam.InputError, match="not on the image grid"):
+        load_mask_prompt(tmp_path / "small.png", image)

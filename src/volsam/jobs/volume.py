@@ -28,6 +28,7 @@ from volsam.io.destinations import Destination, check_destinations, new_outputs_
 from volsam.io.dicom_seg import check_source, is_dicom_seg, read_dicom_seg
 from volsam.io.npz import npz_boxes
 from volsam.io.overlay import write_overlays
+from volsam.io.pictures import PICTURE_SUFFIXES
 from volsam.io.writers import DICOM_SEG, label_output_format
 from volsam.jobs.request import SegmentRequest
 from volsam.preprocess import Normalizer, fit_normalizer
@@ -54,11 +55,12 @@ class SegmentJobResult:
 
 def load_mask_prompt(path: str | Path, image: Volume, label: int | None = None) -> MaskPrompt:
     """Read a mask file (or a DICOM-SEG of ``image``'s series) and check it lies on ``image``'s grid (nothing
-    is resampled)."""
+    is resampled); a picture (PNG, TIFF...) holds no geometry: its pixels need only match the image's."""
     if str(path).lower().endswith(".dcm") and is_dicom_seg(path):
         return MaskPrompt(np.asarray(read_dicom_seg(path, image).array), label=label)
     mask = read_volume(path)
-    if not mask.same_grid(image):
+    pixels_only = mask.meta.get("format") in PICTURE_SUFFIXES.values()  # a PNG / TIFF... has no geometry
+    if not (mask.same_grid(image) or (pixels_only and mask.shape == image.shape)):
         raise InputError(
             f"mask {path} is not on the image grid (mask size {mask.size}, spacing "
             f"{tuple(round(s, 3) for s in mask.spacing)}; image size {image.size}, spacing "
