@@ -215,9 +215,12 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
         page = Page(p, toy_server, path)
         try:
             page.page.click('button[data-view="0"]')
+            layout = [page.page.locator(q).bounding_box() for q in ("#viewer", "#tools", "#status", "#stop")]
             # a box; while the walk runs the bar is determinate (slices along k) and Stop stops it
             page.drag_box(12, 18, 46, 52, 20)
             page.page.wait_for_function("() => window.volsam.state.frames >= 3", timeout=30_000)
+            running = [page.page.locator(q).bounding_box() for q in ("#viewer", "#tools", "#status", "#stop")]
+            assert running == layout  # nothing moves while the model runs
             assert page.page.locator("#progress").get_attribute("max") == str(SHAPE[0])
             assert int(page.page.locator("#progress").get_attribute("value")) >= 3
             assert page.marks() > 50  # the drawn box shows while the model runs
@@ -344,3 +347,22 @@ def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
             assert not page.errors and not page.js("window.volsam.state.errors"), page.errors
         finally:
             page.close()
+
+
+def test_before_a_volume_the_canvas_is_empty_and_the_token_box_is_there(toy_server):
+    from PIL import Image
+
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.goto(toy_server)
+            page.wait_for_function("() => window.volsam.nv && window.volsam.nv.gl")
+            page.wait_for_timeout(300)
+            shot = np.asarray(Image.open(__import__("io").BytesIO(page.locator("#gl").screenshot())).convert("RGB"))
+            inside = shot[3:-3, 3:-3]  # (the element's edge rows may catch the page around it)
+            assert (inside == inside[0, 0]).all()  # no "loading ..." text, nothing drawn
+            assert page.locator("#token").is_visible()  # asked for up front, not only after a 401
+            assert page.inner_text("#status").startswith("Choose a volume")
+        finally:
+            browser.close()
