@@ -3,7 +3,9 @@ object (:func:`segment_slices`, what :func:`volsam.segment` runs for LiteMedSAM)
 
 With the volsam strategy the frames are cut to a square window around the prompts
 (:func:`~volsam.propagation.frames.focus_window`) so that a small object fills enough of the model's input;
-when the object reaches the window's edge, the walk runs again in a window twice as wide.
+when the object reaches the window's edge, the walk runs again in a window twice as wide (a context that
+gives the same window again, at the window's floor, is skipped: its frames, and so its walk, would not
+change).
 """
 
 from __future__ import annotations
@@ -54,10 +56,15 @@ def segment_slices(
         raise PromptError("the prompts mark no pixel on any slice")
     context = settings.roi_context
     encoded = 0
+    walked: Window | None = None
     while True:
         roi = None
         if settings.volsam:
             roi = focus_window(extent, frames.full_shape, context, settings.roi_min, settings.roi_max_fraction)
+        if walked is not None and roi == walked:  # the wider context gave the same window (its floor): the
+            context *= 2  # same frames would give the same walk, encoded again for nothing
+            continue
+        walked = roi
         stack = frames.windowed(roi)
         masks, walk, scores = _walk(engine, stack, prompts, settings, on_frame)
         encoded += walk.frames_encoded
