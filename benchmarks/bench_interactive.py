@@ -48,7 +48,7 @@ def run_case(case, engine, clicks: int, click_prompts: bool = False) -> dict:
     first_frame = []
     kinds = []
     for _ in range(clicks):
-        click = next_click(session.mask(obj), truth, case.image.spacing)
+        click = next_click(session.mask(obj), truth)  # the challenge measures depth in voxels
         if click is None:
             break
         t0 = time.perf_counter()
