@@ -71,3 +71,35 @@ def test_builtin_2d_set():
     assert grey.image.is_2d and grey.image.colour is None and colour.image.colour is not None
     assert np.array_equal(grey.label.array, colour.label.array) and grey.label.array.any()
     assert np.array_equal(colour.image.colour[0, ..., 0], grey.image.array[0])  # red = the grey slice
+
+
+def _two_lesions() -> tuple[np.ndarray, np.ndarray]:
+    """Grey (30, 40): two bright 6 x 6 lesions under label 1, and a bright distractor (not labelled) between
+    them, inside the box of the whole label but outside each lesion's own box."""
+    grey = np.full((30, 40), 30, np.uint8)
+    grey[4:10, 4:10] = 220
+    grey[20:26, 30:36] = 220
+    grey[13:17, 18:22] = 220  # the distractor
+    gts = np.zeros((30, 40), np.uint8)
+    gts[4:10, 4:10] = 1
+    gts[20:26, 30:36] = 1
+    return grey, gts
+
+
+@pytest.mark.parametrize(
+    ("objects", "prompt", "expected"), [("labels", "box", 72 / 80), ("components", "2 boxes", 1.0)]
+)
+def test_box2d_one_box_per_component(tmp_path, objects, prompt, expected):
+    grey, gts = _two_lesions()
+    np.savez(tmp_path / "2DBox_Fundus_0001.npz", imgs=np.stack([grey] * 3, axis=-1), gts=gts)
+    loaded = open_dataset(tmp_path).cases[0].load()
+    factory = session_factory(loaded.image, ToyEngine(), "Fundus")
+    result = run_protocol("box2d", factory, loaded.truth(loaded.targets[0]), loaded.image.spacing, objects=objects)
+    (step,) = result.steps
+    assert step.prompt == prompt
+    assert step.dice == pytest.approx(expected)  # one box takes the distractor too (72 true of 88 predicted)
+
+
+def test_box2d_unknown_objects():
+    with pytest.raises(InputError, match="unknown objects 'blobs'"):
+        run_protocol("box2d", lambda: None, np.ones((1, 4, 4), bool), (1.0, 1.0, 1.0), objects="blobs")

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +120,13 @@ class Dataset:
     root: str
     cases: list[Case]
     problems: list[str] = field(default_factory=list)
+
+    def with_modality(self, modality: str) -> Dataset:
+        """The same cases with ``modality`` instead of what the files say (``volsam bench --modality``)."""
+        if not modality.strip():
+            raise InputError("--modality must not be empty")
+        cases = [replace(c, modality=modality.strip()) for c in self.cases]
+        return Dataset(self.name, self.layout, self.root, cases, list(self.problems))
 
     def select(self, ids: Iterable[str] | None = None, limit: int | None = None) -> list[Case]:
         """Cases in ``case_id`` order, only ``ids`` if given (unknown ids raise), at most ``limit``."""

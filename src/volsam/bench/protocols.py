@@ -38,6 +38,12 @@ is the range of slices (along the session's slice axis, ``k`` by default) that c
     mask. Per-class results carry the class's own DSC, its NSD with the DSC rule applied to the class, and
     the challenge's AUC of those.
 
+``box2d``
+    2D images (the CVPR 2024 2D files, the MedSAM2 paper's 2D rows): the tight box of the object, scored in
+    2D. ``objects="components"`` gives one box per 8-connected component of the object instead (for datasets
+    whose objects are scattered, e.g. several lesions under one label): each box is its own session object
+    and the object's prediction is the union of their masks.
+
 The other protocols report NSD without the DSC <= 0.2 rule, as the SAM 2 papers do.
 """
 
@@ -61,6 +67,7 @@ from volsam.session import Session
 
 PROTOCOLS = ("cvpr25", "seed-mask", "seed-clicks", "box-middle", "box3d", "box2d")
 MULTI_STEP = ("cvpr25", "seed-clicks")
+BOX2D_OBJECTS = ("labels", "components")  # box2d: one box per label, or one per connected component
 CHALLENGE_NSD_RULE = 0.2  # cvpr25: NSD is 0 when DSC <= 0.2
 CHALLENGE_SECONDS_PER_CLASS = 90.0  # cvpr25: the time allowed per class and image
 
@@ -344,6 +351,7 @@ def run_protocol(
     clicks: int = 5,
     tolerance_mm: float = 2.0,
     time_limit_s: float = CHALLENGE_SECONDS_PER_CLASS,
+    objects: str = "labels",
 ) -> ProtocolResult:
     """Run ``protocol`` on one object (``cvpr25``: an image holding only this class, see :func:`run_cvpr25`).
 
@@ -356,6 +364,7 @@ def run_protocol(
         clicks: the number of simulated clicks (``cvpr25``, ``seed-clicks``).
         tolerance_mm: NSD tolerance.
         time_limit_s: ``cvpr25``: the time allowed per class.
+        objects: ``box2d``: ``labels`` (one box for the object) or ``components`` (one per connected component).
     """
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
@@ -372,7 +381,7 @@ def run_protocol(
         )
         return image.per_class[0]
     if protocol == "box2d":
-        return _run_box2d(session_factory, truth, spacing, tolerance_mm)
+        return _run_box2d(session_factory, truth, spacing, tolerance_mm, objects)
     score = Scorer(truth, spacing, tolerance_mm, rule=False)
     session = session_factory()
     axis = session.axis
@@ -407,19 +416,39 @@ def run_protocol(
 
 
 def _run_box2d(
-    session_factory: Callable[[], Session], truth: np.ndarray, spacing: tuple[float, float, float], tolerance_mm: float
+    session_factory: Callable[[], Session],
+    truth: np.ndarray,
+    spacing: tuple[float, float, float],
+    tolerance_mm: float,
+    objects: str = "labels",
 ) -> ProtocolResult:
-    """``box2d``: the object's tight box on a 2D image (the CVPR 2024 2D files, the MedSAM2 paper's 2D rows),
+    """``box2d``: the object's tight box on a 2D image (or one box per 8-connected component with
+    ``objects="components"``, each its own session object, predicted together and scored as their union),
     scored in 2D: DSC and NSD on the (H, W) masks with the (i, j) pixel spacing."""
+    if objects not in BOX2D_OBJECTS:
+        raise InputError(f"unknown objects {objects!r}; choose from {', '.join(BOX2D_OBJECTS)}")
     if truth.shape[0] != 1:
         raise InputError(f"box2d is for 2D images; this one has {truth.shape[0]} slices (use box-middle)")
+    if not truth.any():
+        raise InputError("the target is empty: nothing to evaluate")
     score = Scorer(truth[0], spacing[:2], tolerance_mm, rule=False)  # type: ignore[arg-type]
+    if objects == "components":
+        from scipy import ndimage
+
+        parts, n = ndimage.label(truth[0], structure=np.ones((3, 3), bool))
+        masks = [parts == m for m in range(1, n + 1)]
+    else:
+        masks = [truth[0]]
     session = session_factory()
-    obj = session.add_object(name="target")
+    objs = [session.add_object(name=f"target-{n}") for n in range(len(masks))]
     t0 = time.perf_counter()
-    session.add_box(obj, 0, _box2d(truth[0]))
+    for obj, mask in zip(objs, masks, strict=True):
+        session.add_box(obj, 0, _box2d(mask), run=False)
+    session.run()
+    seconds = time.perf_counter() - t0
+    pred = np.logical_or.reduce([session.mask(obj)[0] for obj in objs])
     result = ProtocolResult("box2d")
-    result.steps.append(score("box", session.mask(obj)[0], time.perf_counter() - t0))
+    result.steps.append(score("box" if len(masks) == 1 else f"{len(masks)} boxes", pred, seconds))
     return result
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from volsam.bench.datasets import Case, Dataset, Target, open_dataset
-from volsam.bench.protocols import PROTOCOLS, run_cvpr25, run_protocol, session_factory
+from volsam.bench.protocols import BOX2D_OBJECTS, PROTOCOLS, run_cvpr25, run_protocol, session_factory
 from volsam.core.errors import InputError, VolsamError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,10 @@ _SAME_RUN = (
     "tolerance_mm",
     "channel",
     "scoring",
+    "modality",
+    "objects",
 )
+_OLD_DEFAULTS = {"objects": "labels"}  # what a run.json written before a key existed meant
 
 
 @dataclass
@@ -82,6 +85,9 @@ class BenchConfig:
     time_limit_s: float = 90.0
     cache_mb: float = 2048.0
     note: str = ""
+    modality: str | None = None  # instead of the dataset's (file-name prefix, dataset.json)
+    objects: str = "labels"  # box2d: one box per label, or per connected component ("components")
+    random_weights: bool = False  # the --model weights are randomly initialised: the numbers say the path runs
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -147,6 +153,9 @@ def _run_meta(config: BenchConfig, dataset: Dataset) -> dict[str, Any]:
         "protocol": config.protocol,
         "engine": config.engine,
         "model": config.model,
+        "random_weights": config.random_weights,
+        "modality": config.modality,
+        "objects": config.objects,
         "device": config.device,
         "precision": config.precision,
         "clicks": config.clicks,
@@ -170,7 +179,7 @@ def _write_meta(out: Path, meta: dict[str, Any]) -> None:
             old = json.loads(path.read_text())
         except ValueError as exc:
             raise InputError(f"{path} is not valid JSON; move the folder away or fix it") from exc
-        differ = [k for k in _SAME_RUN if old.get(k) != meta.get(k)]
+        differ = [k for k in _SAME_RUN if old.get(k, _OLD_DEFAULTS.get(k)) != meta.get(k)]
         if differ:
             details = ", ".join(f"{k}: {old.get(k)!r} there, {meta.get(k)!r} now" for k in differ)
             raise InputError(f"{out} holds another run ({details}); choose another -o folder")
@@ -225,7 +234,13 @@ def run_bench(config: BenchConfig, progress: Callable[[str, int, int], None] | N
     """Run ``config``; returns the results file. ``progress(case_id, done, total)`` is called per case."""
     if config.protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {config.protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if config.objects not in BOX2D_OBJECTS:
+        raise InputError(f"unknown --objects {config.objects!r}; choose from {', '.join(BOX2D_OBJECTS)}")
+    if config.objects != "labels" and config.protocol != "box2d":
+        raise InputError(f"--objects {config.objects} applies to the box2d protocol only")
     dataset = open_dataset(config.dataset, layout=config.layout, channel=config.channel, sequence=config.sequence)
+    if config.modality is not None:
+        dataset = dataset.with_modality(config.modality)
     for problem in dataset.problems:
         log.warning("%s: %s", dataset.name, problem)
     shard = config.shard or shard_from_env()
@@ -249,6 +264,10 @@ def run_bench(config: BenchConfig, progress: Callable[[str, int, int], None] | N
     if progress is not None:
         progress("", len(cases), len(cases))
     return results
+
+
+def _engine_fields(config: BenchConfig) -> dict[str, Any]:
+    return {"engine": config.engine, "model": config.model, "random_weights": config.random_weights}
 
 
 def _run_case(case: Case, config: BenchConfig, new_engine: Callable[[], Any], done: set) -> Iterator[dict]:
@@ -286,12 +305,13 @@ def _run_case(case: Case, config: BenchConfig, new_engine: Callable[[], Any], do
                 clicks=config.clicks,
                 tolerance_mm=config.tolerance_mm,
                 time_limit_s=config.time_limit_s,
+                objects=config.objects,
             )
         except Exception as exc:  # noqa: BLE001 -- one failing case must not end the run; it is recorded
             log.debug("%s/%s failed:\n%s", case.case_id, target.name, traceback.format_exc())
             yield record | {"error": f"{type(exc).__name__}: {exc}"}
             continue
-        yield record | result.to_dict() | {"engine": config.engine, "model": config.model}
+        yield record | result.to_dict() | _engine_fields(config)
 
 
 def _run_image(case: Case, config: BenchConfig, new_engine: Callable[[], Any], done: set) -> Iterator[dict]:
@@ -325,7 +345,7 @@ def _run_image(case: Case, config: BenchConfig, new_engine: Callable[[], Any], d
         log.debug("%s failed:\n%s", case.case_id, traceback.format_exc())
         yield image_line | {"classes": [t.name for t in targets], "error": f"{type(exc).__name__}: {exc}"}
         return
-    engine = {"engine": config.engine, "model": config.model}
+    engine = _engine_fields(config)
     for target, per_class in zip(targets, result.per_class, strict=True):
         yield (
             base

@@ -20,7 +20,7 @@ def bench_cmd(
         str, typer.Option(help="cvpr25, seed-mask, seed-clicks, box-middle, box3d or box2d (2D images).")
     ] = "cvpr25",
     output: Annotated[Path, typer.Option("--output", "-o", help="Result folder (resumable).")] = Path("results/bench"),
-    engine: Annotated[str, typer.Option(help="medsam-lite or sam2.")] = "medsam-lite",
+    engine: Annotated[str, typer.Option(help="medsam-lite, sam2, sam, medsam or sam2-image.")] = "medsam-lite",
     model: Annotated[str | None, typer.Option(help="Weights (directory, .pt, catalogue name).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32 or bf16.")] = "auto",
@@ -37,6 +37,21 @@ def bench_cmd(
     tolerance: Annotated[float, typer.Option(help="NSD tolerance in mm.")] = 2.0,
     time_limit: Annotated[float, typer.Option(help="cvpr25: seconds allowed per object.")] = 90.0,
     note: Annotated[str, typer.Option(help="A line about this run, shown in the report.")] = "",
+    modality: Annotated[
+        str | None,
+        typer.Option(help="Modality of every case (default: the CVPR file-name prefix, dataset.json, or auto)."),
+    ] = None,
+    objects: Annotated[
+        str, typer.Option(help="box2d: one box per label (labels) or per connected component (components).")
+    ] = "labels",
+    random_weights: Annotated[
+        bool,
+        typer.Option(
+            "--random-weights",
+            help="Say that --model holds randomly initialised weights (a test model): recorded, and the report "
+            "labels the run as not meaningful for accuracy.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate an engine on a dataset with a published protocol; one JSON line per case and object."""
     from volsam.bench.runner import BenchConfig, parse_shard, run_bench
@@ -60,6 +75,9 @@ def bench_cmd(
         tolerance_mm=tolerance,
         time_limit_s=time_limit,
         note=note,
+        modality=modality,
+        objects=objects,
+        random_weights=random_weights,
     )
     with progress_display() as progress:
         task = progress.add_task("cases", total=None)
