@@ -18,6 +18,13 @@ presses *next candidate* until the candidate with the best Dice on the key slice
 
 Prints one JSON line per case and a summary per lesion kind (mean 3D Dice).
 
+Measured 2026-12-06 (2-core CPU under load; cases dark-00, ring-00, ring-01, small-00, flat-00, bright-00;
+mean 3D Dice): key slice alone, first candidate 0.835 -> picked 0.915. Plain walk: first 0.479, key+first
+0.574, key+same 0.655, key+similar 0.628. volsam: session:first 0.815, session:picked 0.815 (per case within
++-0.006: the correction re-propagates from the key slice only until it agrees with the old result). Following
+the chosen rank through volsam's own walk instead (a fresh walk with every slice's rank-r candidate; tried, not
+kept) fell to 0.11-0.56 on dark-00, ring-00, bright-00, flat-00: the non-first candidates leak on neighbours.
+
     .venv/bin/python benchmarks/bench_candidates.py --per-kind 2
     .venv/bin/python benchmarks/bench_candidates.py --cases ring-00 flat-00
 """

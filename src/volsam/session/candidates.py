@@ -4,7 +4,9 @@ first; :meth:`volsam.Session.next_candidate` lets a person step through the othe
 The chosen candidate becomes a mask prompt on that slice (one undoable step, saved in the prompts file) and
 the object is re-propagated from it as any correction is (:mod:`volsam.session.correctors`): the neighbours are
 prompted with the chosen mask's box and take the model's first answer there. ``benchmarks/bench_candidates.py``
-compares this rule with following the chosen rank or the most similar candidate on every slice.
+compares this rule with following the chosen rank or the most similar candidate on every slice: on six lesion
+cases the pick lifts the key slice (mean Dice 0.835 -> 0.915) but not the 3D result (0.815 either way), and
+following the rank through volsam's walk was much worse (0.11-0.56), so the neighbours keep the first answer.
 """
 
 from __future__ import annotations
