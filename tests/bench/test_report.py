@@ -82,3 +82,51 @@ def test_not_a_result_folder(tmp_path):
         write_report([tmp_path], tmp_path / "out")
     with pytest.raises(InputError, match="at least one"):
         write_report([], tmp_path / "out")
+
+
+def _box2d(case, modality, dice, nsd):
+    step = {"prompt": "box", "dice": dice, "nsd": nsd, "seconds": 1.0}
+    record = {"case": case, "target": "lesion", "modality": modality, "protocol": "box2d", "steps": [step]}
+    return record | {"final_dice": dice, "final_nsd": nsd, "seconds": 1.0}
+
+
+def test_engine_by_modality_table_for_box2d(tmp_path):
+    lite = _folder(
+        tmp_path / "lite",
+        [_box2d("a", "Dermoscopy", 0.9, 0.8), _box2d("b", "Dermoscopy", 0.7, 0.6), _box2d("c", "X-ray", 0.5, 0.4)],
+        protocol="box2d",
+    )
+    sam = _folder(
+        tmp_path / "sam",
+        [_box2d("a", "Dermoscopy", 0.1, 0.0), {"case": "c", "target": "lesion", "modality": "X-ray", "error": "E"}],
+        protocol="box2d", engine="sam", model="/m/sam_random.pth", random_weights=True,
+    )  # fmt: skip
+    medsam2 = _folder(
+        tmp_path / "m2", [_box2d("a", "X-ray", 0.6, 0.5)], protocol="box2d", engine="sam2-image", model="MedSAM2.pt"
+    )
+    tiny = _folder(
+        tmp_path / "t",
+        [_box2d("a", "X-ray", 0.3, 0.2)],
+        protocol="box2d",
+        engine="sam2-image",
+        model="sam2.1_t_tiny.pt",
+    )
+    other = _folder(tmp_path / "cv", [_record("c1", "liver", [0.5, 0.7])])  # not box2d: not in the table
+    text = write_report([medsam2, lite, other, tiny, sam], tmp_path / "report").read_text()
+    assert "| modality | SAM (random weights) | LiteMedSAM | SAM 2 tiny | MedSAM2 |" in text  # the paper's order
+    assert "| Dermoscopy | 0.100 / 0.000 | 0.800 / 0.700 |  |  |" in text
+    assert "| X-ray |  (1 failed) | 0.500 / 0.400 | 0.300 / 0.200 | 0.600 / 0.500 |" in text.replace("–", "")
+    assert "| **all** | 0.100 / 0.000 (1 failed) | 0.700 / 0.600 |" in text
+    assert "say nothing about its accuracy" in text
+    rows = list(csv.DictReader((tmp_path / "report" / "engine_modality.csv").open()))
+    assert {(r["engine"], r["random_weights"]) for r in rows} >= {
+        ("SAM (random weights)", "True"),
+        ("MedSAM2", "False"),
+    }
+    assert (tmp_path / "report" / "engine_modality.png").stat().st_size > 1000
+
+
+def test_no_engine_table_without_box2d_runs(tmp_path):
+    run = _folder(tmp_path / "lite", [_record("c1", "liver", [0.5, 0.7])])
+    assert "engine × modality" not in write_report([run], tmp_path / "report").read_text()
+    assert not (tmp_path / "report" / "engine_modality.csv").exists()

@@ -16,6 +16,10 @@ Writes into the output folder:
     mean DSC after each interaction, one line per run (interactive protocols).
 ``dice_boxplot.png``
     final DSC per target, one box per run.
+``engine_modality.csv``, ``engine_modality.png``
+    ``box2d`` runs: the MedSAM2 paper's 2D comparison, modality x engine (SAM, MedSAM, LiteMedSAM, SAM 2 sizes,
+    MedSAM2), mean DSC and NSD per cell; runs recorded with ``--random-weights`` are labelled as such (their
+    numbers say that the path runs, nothing about the engine).
 
 Records are merged across shard files; where a (case, target) appears more than once (a failed case run
 again) the last result counts. Failed objects are counted, not averaged in. ``cvpr25``'s image lines
@@ -191,6 +195,107 @@ def _challenge_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# the paper's column order; sam2-image is "SAM 2 <size>" or "MedSAM2" from its weights' name
+_ENGINE_ORDER = ("SAM", "MedSAM", "LiteMedSAM", "SAM 2", "MedSAM2")
+_ENGINE_NAMES = {"sam": "SAM", "medsam": "MedSAM", "medsam-lite": "LiteMedSAM", "sam2": "SAM 2", "sam2-image": "SAM 2"}
+_SAM2_SIZES = (("base_plus", "base+"), ("base+", "base+"), ("b+", "base+"), ("tiny", "tiny"), ("small", "small"),
+               ("large", "large"))  # fmt: skip
+RANDOM_MARK = " (random weights)"
+
+
+def engine_label(meta: dict) -> str:
+    """The paper's name of a run's engine: ``SAM``, ``MedSAM``, ``LiteMedSAM``, ``SAM 2 tiny`` ... ``MedSAM2``
+    (from the weights' name), with :data:`RANDOM_MARK` when the run was recorded with random weights."""
+    engine = str(meta.get("engine"))
+    model = Path(str(meta.get("model") or "")).name.lower()
+    name = _ENGINE_NAMES.get(engine, engine)
+    if engine in ("sam2", "sam2-image"):
+        if "medsam2" in model:
+            name = "MedSAM2"
+        else:
+            size = next((size for key, size in _SAM2_SIZES if key in model), None)
+            name = f"SAM 2 {size}" if size else name
+    return name + (RANDOM_MARK if meta.get("random_weights") else "")
+
+
+def _engine_rank(label: str) -> int:
+    base = label.removesuffix(RANDOM_MARK)
+    return next((n for n, e in reversed(list(enumerate(_ENGINE_ORDER))) if base.startswith(e)), len(_ENGINE_ORDER))
+
+
+def _engine_modality(runs: Sequence[Run]) -> tuple[list[str], list[str], list[dict]]:
+    """box2d runs as (columns, modalities, rows): one row per (modality, column) with mean DSC and NSD over the
+    run's objects of that modality (``all``: every object), objects counted and failures counted."""
+    box2d = sorted(
+        (r for r in runs if r.meta.get("protocol") == "box2d"),
+        key=lambda r: (_engine_rank(engine_label(r.meta)), engine_label(r.meta), r.name),
+    )
+    labels = [engine_label(r.meta) for r in box2d]
+    columns = [f"{lab} [{r.name}]" if labels.count(lab) > 1 else lab for lab, r in zip(labels, box2d, strict=True)]
+    modalities = sorted({str(x.get("modality")) for r in box2d for x in r.records if x.get("target") is not None})
+    rows = []
+    for column, run in zip(columns, box2d, strict=True):
+        for modality in [*modalities, "all"]:
+            rs = [x for x in run.results if modality == "all" or str(x.get("modality")) == modality]
+            failed = [x for x in run.failures if modality == "all" or str(x.get("modality")) == modality]
+            if not rs and not failed:
+                continue
+            rows.append(
+                {
+                    "engine": column,
+                    "run": run.name,
+                    "modality": modality,
+                    "random_weights": bool(run.meta.get("random_weights")),
+                    "n": len(rs),
+                    "failed": len(failed),
+                    "dice_mean": _stats([x["final_dice"] for x in rs])[0],
+                    "nsd_mean": _stats([x["final_nsd"] for x in rs])[0],
+                }
+            )
+    return columns, modalities, rows
+
+
+def _engine_modality_table(columns: list[str], modalities: list[str], rows: list[dict]) -> str:
+    cells = {(r["modality"], r["engine"]): r for r in rows}
+    lines = ["| modality | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for modality in [*modalities, "all"]:
+        line = [f"**{modality}**" if modality == "all" else modality]
+        for column in columns:
+            r = cells.get((modality, column))
+            if r is None:
+                line.append("")
+                continue
+            text = "–" if math.isnan(r["dice_mean"]) else f"{r['dice_mean']:.3f} / {r['nsd_mean']:.3f}"
+            line.append(text + (f" ({r['failed']} failed)" if r["failed"] else ""))
+        lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines)
+
+
+def _engine_modality_plot(columns: list[str], modalities: list[str], rows: list[dict], out: Path) -> str | None:
+    """Grouped bars of mean DSC, modality x engine; random-weights runs hatched."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    cells = {(r["modality"], r["engine"]): r for r in rows}
+    groups = [*modalities, "all"]
+    width = 0.8 / len(columns)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) * len(columns)), 4))
+    for n, column in enumerate(columns):
+        values = [cells[(g, column)]["dice_mean"] if (g, column) in cells else math.nan for g in groups]
+        random = any(r["random_weights"] for r in rows if r["engine"] == column)
+        ax.bar([m + n * width for m in range(len(groups))], values, width * 0.9, label=column, color=f"C{n}",
+               hatch="//" if random else None, alpha=0.5 if random else 0.9)  # fmt: skip
+    ax.set_xticks([m + 0.4 - width / 2 for m in range(len(groups))], groups, rotation=20, ha="right")
+    ax.set_ylabel("mean DSC (box2d)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(out / "engine_modality.png", dpi=120)
+    plt.close(fig)
+    return "engine_modality.png"
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         path.write_text("")
@@ -229,8 +334,8 @@ def _case_rows(run: Run) -> list[dict]:
     return rows
 
 
-def _plots(runs: Sequence[Run], out: Path) -> list[str]:
-    """The PNGs; returns their file names (none when matplotlib is missing or there is nothing to plot)."""
+def _pyplot():
+    """matplotlib's pyplot on the Agg backend, or None (with a warning) when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -238,6 +343,14 @@ def _plots(runs: Sequence[Run], out: Path) -> list[str]:
         import matplotlib.pyplot as plt
     except ImportError:
         log.warning("matplotlib is not installed: no plots (pip install matplotlib)")
+        return None
+    return plt
+
+
+def _plots(runs: Sequence[Run], out: Path) -> list[str]:
+    """The PNGs; returns their file names (none when matplotlib is missing or there is nothing to plot)."""
+    plt = _pyplot()
+    if plt is None:
         return []
     made = []
     multi = [r for r in runs if any(len(x.get("steps", [])) > 1 for x in r.results)]
@@ -300,6 +413,11 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
         _write_csv(out / "challenge.csv", challenge)
     _write_csv(out / "cases.csv", [row for run in runs for row in _case_rows(run)])
     plots = _plots(runs, out)
+    columns, modalities, engine_rows = _engine_modality(runs)
+    if engine_rows:
+        _write_csv(out / "engine_modality.csv", engine_rows)
+        made = _engine_modality_plot(columns, modalities, engine_rows, out)
+        plots += [made] if made else []
     lines = ["# volsam benchmark report", "", "| run | dataset | protocol | engine | model | device | volsam |"]
     lines.append("|---|---|---|---|---|---|---|")
     for run in runs:
@@ -319,6 +437,18 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
             "DSC <= 0.2); AUC = trapezoid rule over the 5 click steps (at most 4.0); time = inference time of "
             "the 6 steps; over time = images past 90 s per class."
         )
+    if engine_rows:
+        lines += ["", "## 2D: engine × modality (box2d; mean DSC / NSD)", ""]
+        lines += [_engine_modality_table(columns, modalities, engine_rows), ""]
+        lines.append(
+            "One box per object on each image; DSC / NSD on the 2D masks, means over the objects of that modality "
+            "(all: every object of the run)."
+        )
+        if any(r["random_weights"] for r in engine_rows):
+            lines.append(
+                f"Columns marked{RANDOM_MARK} ran with randomly initialised weights (`--random-weights`): they "
+                "show that the engine's path runs, and say nothing about its accuracy."
+            )
     lines += ["", "## Per target", "", _markdown_table(by_target, "target", steps), ""]
     lines += ["## Per modality", "", _markdown_table(by_modality, "modality", steps), ""]
     lines.append(
