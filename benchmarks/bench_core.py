@@ -5,7 +5,8 @@ the 3D Dice, NSD (2 mm) and HD95 as surface-distance computes them (volsam.metri
 volsam reported before (MONAI-style, ``nsd_2mm_voxels``, for comparison), slices segmented and encoded, seconds
 per case and per slice, and the process's peak RSS; prints a table and writes JSON.
 
-    .venv/bin/python benchmarks/bench_core.py --out results/bench-core.json [--crop] [--kinds dark,ring] [--cases dark-00,ring-00]
+    .venv/bin/python benchmarks/bench_core.py --out results/bench-core.json [--crop] [--kinds dark,ring]
+        [--cases dark-00,ring-00]
 """
 
 from __future__ import annotations
