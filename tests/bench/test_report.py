@@ -118,6 +118,7 @@ def test_engine_by_modality_table_for_box2d(tmp_path):
     assert "| X-ray |  (1 failed) | 0.500 / 0.400 | 0.300 / 0.200 | 0.600 / 0.500 |" in text.replace("–", "")
     assert "| **all** | 0.100 / 0.000 (1 failed) | 0.700 / 0.600 |" in text
     assert "say nothing about its accuracy" in text
+    assert "| sam | /m/sam_random.pth (random weights) |" in text  # the runs' table says it too
     rows = list(csv.DictReader((tmp_path / "report" / "engine_modality.csv").open()))
     assert {(r["engine"], r["random_weights"]) for r in rows} >= {
         ("SAM (random weights)", "True"),

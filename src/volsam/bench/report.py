@@ -422,9 +422,10 @@ def write_report(folders: Sequence[str | Path], out: str | Path) -> Path:
     lines.append("|---|---|---|---|---|---|---|")
     for run in runs:
         m = run.meta
+        model = (m.get("model") or "default") + (RANDOM_MARK if m.get("random_weights") else "")
         lines.append(
             f"| {run.name} | {m.get('dataset_name', m.get('dataset'))} | {m.get('protocol')} | {m.get('engine')} | "
-            f"{m.get('model') or 'default'} | {m.get('device')} | {m.get('versions', {}).get('volsam', '?')} |"
+            f"{model} | {m.get('device')} | {m.get('versions', {}).get('volsam', '?')} |"
         )
     notes = [f"- {run.name}: {run.meta['note']}" for run in runs if run.meta.get("note")]
     if notes:
