@@ -286,7 +286,9 @@ def test_dicom_seg_download_for_a_dicom_upload(case, tmp_path):
     nifti = _nifti(client.get(url, headers=h).content)
     assert nifti.array.any() and np.array_equal(seg.array, nifti.array)
     assert seg.meta["labels"] == {label: "lesion"}
-    assert client.get(url, params={"format": "png"}, headers=h).status_code == 422
+    r = client.get(url, params={"format": "png"}, headers=h)  # a PNG mask is for 2D images only
+    assert r.status_code == 400 and "for 2D images" in r.json()["detail"], r.text
+    assert client.get(url, params={"format": "jpeg"}, headers=h).status_code == 422
 
     r = _open(client, path, modality="MR")  # a NIfTI upload: no series to reference
     assert r.json()["geometry"]["dicom_seg"] is False

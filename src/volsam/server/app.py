@@ -41,10 +41,13 @@ from volsam.server.errors import install_error_handlers, server_folders
 from volsam.server.guard import COOKIE, Guard, cookie_value
 from volsam.server.models import local_models, resolve_model
 from volsam.server.outputs import (
+    MASK_PNG_NAME,
     SEG_NAME,
     SLICER_SEG_NAME,
+    colour_nifti_bytes,
     dicom_seg_bytes,
     geometry,
+    mask_png_bytes,
     nifti_bytes,
     prompts_response,
     slicer_seg_bytes,
@@ -67,9 +70,10 @@ LABELMAP = _content(
     "application/gzip",
     "application/dicom",
     "application/octet-stream",
-    what="the label map (NIfTI .nii.gz, DICOM-SEG, or 3D Slicer's .seg.nrrd)",
+    "image/png",
+    what="the label map (NIfTI .nii.gz, DICOM-SEG, 3D Slicer's .seg.nrrd, or a 2D image's mask PNG)",
 )
-IMAGE = _content("application/gzip", what="the image as uploaded, as NIfTI .nii.gz")
+IMAGE = _content("application/gzip", what="the image as uploaded, as NIfTI .nii.gz (colour=true: RGB24)")
 REGION = _content("application/octet-stream", what="gzip of uint16 little-endian [k, j, i] inside the box")
 PROMPTS = {200: {"description": "the prompts document (a zip with its mask files when it has mask prompts)",
                  "content": {"application/json": {"schema": {"type": "object"}},
@@ -145,7 +149,13 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.post("/api/sessions", dependencies=auth, status_code=201)
     async def create_session(
-        file: Annotated[UploadFile, File(description="NIfTI, NRRD, MHA, CVPR .npz, or a DICOM series as .zip")],
+        file: Annotated[
+            UploadFile,
+            File(
+                description="NIfTI, NRRD, MHA, CVPR .npz, a DICOM series as .zip, or a 2D image: "
+                ".png .jpg .jpeg .bmp .tif .tiff, a single .dcm"
+            ),
+        ],
         engine: Annotated[str, Form()] = "medsam-lite",
         model: Annotated[
             str | None, Form(description="a model name from GET /api/capabilities (never a path)", max_length=100)
@@ -258,12 +268,21 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     def labelmap(
         entry: Leased,
         format: Annotated[
-            Literal["nifti", "dicom-seg", "seg-nrrd"],
-            Query(description="dicom-seg: for images uploaded as a DICOM series; seg-nrrd: 3D Slicer's .seg.nrrd"),
+            Literal["nifti", "dicom-seg", "seg-nrrd", "png"],
+            Query(
+                description="dicom-seg: for images uploaded as a DICOM series; seg-nrrd: 3D Slicer's .seg.nrrd; "
+                "png: a 2D image's label map, the input's size (as `volsam segment photo.png -o mask.png`)"
+            ),
         ] = "nifti",
     ) -> Response:
         with store.locked(entry) as session:
             volume, image = session.labelmap(), session.volume
+        if format == "png":
+            return Response(
+                mask_png_bytes(volume),
+                media_type="image/png",
+                headers={"Content-Disposition": f'attachment; filename="{MASK_PNG_NAME}"'},
+            )
         if format == "seg-nrrd":
             return Response(
                 slicer_seg_bytes(volume),
@@ -299,10 +318,16 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         )
 
     @app.get("/api/sessions/{sid}/image", dependencies=auth, response_class=Response, responses=IMAGE)
-    def image(entry: Leased) -> Response:
+    def image(
+        entry: Leased,
+        colour: Annotated[
+            bool, Query(description="a colour 2D image's RGB picture (NIfTI RGB24) instead of its grey values")
+        ] = False,
+    ) -> Response:
         with store.locked(entry) as session:
             volume = session.volume
-        return Response(nifti_bytes(volume, label=False), media_type="application/gzip")
+        body = colour_nifti_bytes(volume) if colour else nifti_bytes(volume, label=False)
+        return Response(body, media_type="application/gzip")
 
     @app.get("/api/sessions/{sid}/prompts", dependencies=auth, response_class=Response, responses=PROMPTS)
     def prompts(

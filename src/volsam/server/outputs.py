@@ -1,6 +1,6 @@
 """What the server sends back besides a :class:`~volsam.core.changes.Change`: an image's geometry, and
-downloads (NIfTI, DICOM-SEG, 3D Slicer's .seg.nrrd, the prompts document), each written by the same io function
-as the CLI's."""
+downloads (NIfTI, DICOM-SEG, 3D Slicer's .seg.nrrd, a 2D image's mask PNG, the prompts document), each written
+by the same io function as the CLI's."""
 
 from __future__ import annotations
 
@@ -14,17 +14,20 @@ from typing import Any
 import numpy as np
 from fastapi.responses import JSONResponse, Response
 
-from volsam.core.errors import NoDicomSource
+from volsam.core.errors import InputError, NoDicomSource
 from volsam.core.volume import Volume
 
 SEG_NAME = "labelmap.dcm"  # the DICOM-SEG download's file name (also what its refusals name)
 SLICER_SEG_NAME = "labelmap.seg.nrrd"  # the 3D Slicer segmentation download's file name
+MASK_PNG_NAME = "mask.png"  # a 2D image's label map as a PNG the input's size
 
 
 def geometry(volume: Volume, axis: int, session: Any = None) -> dict:
     """The image's grid as the web page and the client see it: ``modality`` is the one the session normalises
     with (CT, MR, PET or other, after ``auto`` was resolved), ``dicom_modality`` the DICOM tag (None for other
-    formats), ``dicom_seg`` whether a DICOM-SEG download is possible, ``channel`` the volume read of a 4D file."""
+    formats), ``dicom_seg`` whether a DICOM-SEG download is possible, ``channel`` the volume read of a 4D file,
+    ``is_2d`` a one-slice image (a picture, a single DICOM frame: the mask PNG download applies), ``colour``
+    whether it has an RGB picture (``GET .../image?colour=true``)."""
     normalizer = getattr(session, "normalizer", None)
     return {
         "size": list(volume.size),
@@ -37,6 +40,8 @@ def geometry(volume: Volume, axis: int, session: Any = None) -> dict:
         "dicom_modality": volume.meta.get("modality"),
         "channel": volume.meta.get("channel"),
         "dicom_seg": volume.meta.get("dicom_headers") is not None,
+        "is_2d": volume.is_2d,
+        "colour": volume.colour is not None,
     }
 
 
@@ -47,6 +52,62 @@ def nifti_bytes(volume: Volume, label: bool) -> bytes:
     with tempfile.TemporaryDirectory(prefix="volsam-out-") as tmp:
         path = write_volume(volume, Path(tmp) / "out.nii.gz", label=label)
         return path.read_bytes()
+
+
+def mask_png_bytes(labelmap: Volume) -> bytes:
+    """A 2D image's label map as the grey PNG ``volsam segment photo.png -o mask.png`` writes (the input's size,
+    uint8; uint16 above 255). InputError (400) for an image of more than one slice."""
+    from volsam.io.writers import write_labels
+
+    if not labelmap.is_2d:
+        raise InputError(f"a PNG mask is for 2D images; this image has {labelmap.shape[0]} slices (ask for nifti)")
+    with tempfile.TemporaryDirectory(prefix="volsam-out-") as tmp:
+        return write_labels(labelmap, Path(tmp) / MASK_PNG_NAME).read_bytes()
+
+
+def colour_nifti_bytes(volume: Volume) -> bytes:
+    """A colour 2D image's RGB picture as a gzipped NIfTI-1 of datatype RGB24 (what Niivue shows in colour), on
+    the same grid as :func:`nifti_bytes` writes the grey image. InputError when the image has no colour."""
+    import gzip
+
+    if volume.colour is None:
+        raise InputError("this image has no colour picture; ask for the image without colour=true")
+    nk, nj, ni = volume.shape
+    header = np.zeros(1, NIFTI1_HEADER)
+    h = header[0]
+    h["sizeof_hdr"], h["vox_offset"], h["magic"] = 348, 352.0, b"n+1"
+    h["dim"][:4] = (3, ni, nj, nk)
+    h["dim"][4:] = 1
+    h["datatype"], h["bitpix"] = 128, 24  # DT_RGB24
+    h["pixdim"][0] = 1.0  # qfac
+    h["pixdim"][1:4] = volume.spacing
+    h["scl_slope"], h["xyzt_units"] = 0.0, 2  # no scaling; millimetres
+    h["sform_code"], h["qform_code"] = 1, 0
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    rotation = lps_to_ras @ np.asarray(volume.direction, float).reshape(3, 3) @ np.diag(volume.spacing)
+    affine = np.hstack([rotation, (lps_to_ras @ np.asarray(volume.origin, float))[:, None]])
+    h["srow_x"], h["srow_y"], h["srow_z"] = affine
+    pixels = np.ascontiguousarray(volume.colour, dtype=np.uint8)  # [k, j, i, 3]: i fastest, RGB interleaved
+    return gzip.compress(header.tobytes() + b"\0" * 4 + pixels.tobytes(), compresslevel=1)
+
+
+NIFTI1_HEADER = np.dtype(
+    [
+        ("sizeof_hdr", "<i4"), ("data_type", "S10"), ("db_name", "S18"), ("extents", "<i4"),
+        ("session_error", "<i2"), ("regular", "S1"), ("dim_info", "u1"), ("dim", "<i2", 8),
+        ("intent_p1", "<f4"), ("intent_p2", "<f4"), ("intent_p3", "<f4"), ("intent_code", "<i2"),
+        ("datatype", "<i2"), ("bitpix", "<i2"), ("slice_start", "<i2"), ("pixdim", "<f4", 8),
+        ("vox_offset", "<f4"), ("scl_slope", "<f4"), ("scl_inter", "<f4"), ("slice_end", "<i2"),
+        ("slice_code", "u1"), ("xyzt_units", "u1"), ("cal_max", "<f4"), ("cal_min", "<f4"),
+        ("slice_duration", "<f4"), ("toffset", "<f4"), ("glmax", "<i4"), ("glmin", "<i4"),
+        ("descrip", "S80"), ("aux_file", "S24"), ("qform_code", "<i2"), ("sform_code", "<i2"),
+        ("quatern_b", "<f4"), ("quatern_c", "<f4"), ("quatern_d", "<f4"), ("qoffset_x", "<f4"),
+        ("qoffset_y", "<f4"), ("qoffset_z", "<f4"), ("srow_x", "<f4", 4), ("srow_y", "<f4", 4),
+        ("srow_z", "<f4", 4), ("intent_name", "S16"), ("magic", "S4"),
+    ]
+)  # fmt: skip
+if NIFTI1_HEADER.itemsize != 348:  # pragma: no cover -- a typo above
+    raise RuntimeError("the NIfTI-1 header layout is not 348 bytes")
 
 
 def dicom_seg_bytes(labelmap: Volume, image: Volume, engine: str, model: str | None) -> bytes:

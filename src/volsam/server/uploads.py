@@ -1,10 +1,14 @@
-"""Uploaded volumes: stored under a name the server chooses, size-limited (also while the body streams in:
+"""Uploaded images: stored under a name the server chooses, size-limited (also while the body streams in:
 :class:`volsam.server.guard.Guard`), unpacked safely, read within the decoded-size limit.
 
-The client's file name is used for one thing only: its extension, from a fixed list. Zip archives (DICOM
+The client's file name is used for one thing only: its extension, from a fixed list (volumes, a DICOM series
+as ``.zip``, and 2D images: ``.png .jpg .jpeg .bmp .tif .tiff`` and a single ``.dcm``). The extension only
+picks the reader; the content must then be that format (a PNG named ``.jpg`` is refused: Pillow is given the
+one format the name says, tifffile and pydicom check their own headers). Zip archives (DICOM
 series) are unpacked by :func:`volsam.io.archive.unpacked_zip` (no absolute or ``..`` entries, no links,
 limited file count and inflated size). Images are read with ``max_bytes`` (``--max-image-mb``: refused from
-their headers before anything is decompressed) and ``untrusted`` (no NRRD / MetaImage data in another file).
+their headers before anything is decompressed; pictures also meet Pillow's decompression-bomb limit) and
+``untrusted`` (no NRRD / MetaImage data in another file).
 Refusals name the upload as ``upload.<ext>``, never the server's temporary folder.
 """
 
@@ -18,7 +22,9 @@ from pathlib import Path
 from volsam.core.errors import InputError, UploadTooLarge, VolsamError
 from volsam.core.volume import Volume
 
-SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".zip", ".npz")
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".zip", ".npz")
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")  # 2D images (one-slice Volumes)
+SUFFIXES = VOLUME_SUFFIXES + PICTURE_SUFFIXES
 ZIP_INFLATION = 4  # a zip may unpack to this many times the upload limit
 MAX_ZIP_FILES = 5000
 CHUNK = 1 << 20  # bytes read at a time; also the room left for the multipart framing around a file
