@@ -1,6 +1,9 @@
 // volsam web page: a client of the session API (see /docs), drawn with Niivue (BSD-2-Clause, bundled).
 // Voxel coordinates sent to the server are indices (i, j, k) of the image file as uploaded; Niivue reports
 // voxels of its RAS-reoriented copy, converted back by nativeVoxel().
+// A 2D image (a picture, a single DICOM frame: geometry.is_2d) is one slice: one axial view, no slice
+// sliders, its colour picture when it has one (NIfTI RGB24 from /image?colour=true; no window / level then),
+// shown radiological so that column 0 is on the left and row 0 at the top, as image viewers show it.
 "use strict";
 (() => {
   const { Niivue, NVImage, SLICE_TYPE, DRAG_MODE, SHOW_RENDER } = window.niivue || {};
@@ -14,7 +17,7 @@
     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]];
   const state = { id: null, lease: null, geometry: null, objects: [], active: null, labels: null, busy: 0,
     frames: 0, slices: null, lastChange: null, errors: [], prompts: [], hidden: new Set(), stats: {}, view: 0,
-    running: false };
+    running: false, flat: false };
   let nv = null;
 
   function say(text, isError = false) {
@@ -169,7 +172,10 @@
       stats.className = "stats";
       const s = state.stats[o.label];
       const axis = "ijk"[state.geometry.axis];
-      stats.textContent = s ? `${s.ml.toFixed(2)} ml · ${axis} ${s.first}–${s.last}` : "empty";
+      const [si, sj] = state.geometry.spacing;
+      if (!s) stats.textContent = "empty";
+      else if (state.flat) stats.textContent = `${s.voxels} px · ${(s.voxels * si * sj).toFixed(1)} mm²`;
+      else stats.textContent = `${s.ml.toFixed(2)} ml · ${axis} ${s.first}–${s.last}`;
       li.append(del, shown, sw, `${o.name} (${o.label})`, stats);
       li.onclick = () => { state.active = o.label; renderObjects(); };
       list.append(li);
@@ -380,7 +386,7 @@
     await refreshLabels();
     await refreshPrompts();
     state.lastChange = change;
-    const where = change.frames ? `slices ${change.frames[0]}–${change.frames[1]}` : "nothing changed";
+    const where = !change.frames ? "nothing changed" : state.flat ? "the image" : `slices ${change.frames[0]}–${change.frames[1]}`;
     const which = change.candidates ? `candidate ${change.candidate + 1} of ${change.candidates} (C: next), ` : "";
     say(`${which}done in ${(change.seconds || 0).toFixed(1)} s: ${where}`);
   }
@@ -496,18 +502,42 @@
     say(`uploading ${file.name}…`);
     try {
       state.lease = null;
-      const created = await api("/api/sessions", { method: "POST", body: form });
-      Object.assign(state, { id: created.id, lease: created.lease, geometry: created.geometry, objects: [], active: null,
-        labels: null, prompts: [], hidden: new Set(), stats: {} });
-      await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image`, name: "image.nii.gz", headers: authHeaders() }]);
-      $("download-seg").hidden = !created.geometry.dicom_seg;  // only for images uploaded as a DICOM series
-      presets(created.geometry.modality);
-      windowPreset();
+      const created = await api("/api/sessions", { method: "POST", body: form }), g = created.geometry;
+      const wasFlat = state.flat;
+      Object.assign(state, { id: created.id, lease: created.lease, geometry: g, objects: [], active: null,
+        labels: null, prompts: [], hidden: new Set(), stats: {}, flat: g.is_2d });
+      layout(g, wasFlat);
+      const colour = g.is_2d && g.colour;
+      await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image${colour ? "?colour=true" : ""}`, name: "image.nii.gz",
+        headers: authHeaders() }]);
+      $("download-seg").hidden = !g.dicom_seg;  // only for images uploaded as a DICOM series
+      if (!colour) { presets(g.modality); windowPreset(); }
       listen(state.id);
       await addObject();
       updateSlices();
-      say(`${file.name}: ${created.geometry.size.join(" × ")} voxels, ${created.geometry.modality || "?"}. Draw a box on a slice.`);
+      if (g.is_2d) {
+        const shown = colour ? "in colour" : "grey";
+        say(`${file.name}: 2D image ${g.size[0]} × ${g.size[1]} pixels, shown ${shown}. Draw a box or click.`);
+      } else say(`${file.name}: ${g.size.join(" × ")} voxels, ${g.modality || "?"}. Draw a box on a slice.`);
     } catch (e) { say(e.message, true); }
+  }
+
+  function layout(g, wasFlat) {  // one view for a 2D image; the 3D layout back for a volume after one
+    const flat = g.is_2d;
+    $("views").hidden = flat;
+    $("slices").hidden = flat;
+    $("windowing").hidden = flat && g.colour;
+    $("download-png").hidden = !flat;
+    $("download").textContent = flat ? "NIfTI (one slice)" : "NIfTI";
+    nv.opts.isOrientationTextVisible = !flat;  // R / A letters say nothing about a picture
+    if (flat) {
+      state.view = 0;
+      nv.setRadiologicalConvention(true);  // RAS x runs against the columns: column 0 on the left
+      nv.setSliceType(SLICE_TYPE.AXIAL);
+    } else if (wasFlat) {
+      nv.setRadiologicalConvention($("radiological").checked);
+      nv.setSliceType(SLICE_TYPE.MULTIPLANAR);
+    }
   }
 
   async function addObject() {
@@ -560,6 +590,7 @@
     $("open").onclick = open;
     $("addobj").onclick = () => (state.id ? addObject().catch((e) => say(e.message, true)) : say("open a volume first", true));
     const downloads = { download: ["", "labelmap.nii.gz"], "download-seg": ["?format=dicom-seg", "labelmap.dcm"],
+      "download-png": ["?format=png", "mask.png"],
       "download-slicer": ["?format=seg-nrrd", "labelmap.seg.nrrd"] };
     for (const [id, [query, name]] of Object.entries(downloads)) {
       $(id).onclick = (ev) => { ev.preventDefault(); if (state.id) download(`/api/sessions/${state.id}/labelmap${query}`, name); };
