@@ -201,6 +201,15 @@ class RemoteSession:
         """Every object on the image grid, as :meth:`volsam.Session.labelmap`."""
         return _volume_from_nifti(self._call("GET", "/labelmap").content)
 
+    def save_labelmap(self, path: str | os.PathLike[str], format: str = "nifti") -> Path:
+        """Write the server's label map file to ``path`` as it sends it: ``nifti`` (.nii.gz), ``png`` (a 2D
+        image's mask PNG, the input's size, as ``volsam segment photo.png -o mask.png`` writes it), ``seg-nrrd``
+        (3D Slicer) or ``dicom-seg`` (DICOM uploads). Returns ``path``."""
+        blob = self._call("GET", "/labelmap", params={"format": format}).content
+        target = Path(path)
+        target.write_bytes(blob)
+        return target
+
     def labelmap_region(self, box: Sequence[int]) -> np.ndarray:
         """The label map inside ``box`` ``(i0, j0, k0, i1, j1, k1)`` (e.g. a :class:`Change`'s box), ``[k, j, i]``."""
         response = self._call("GET", "/labelmap/region", params={"box": ",".join(str(int(v)) for v in box)})

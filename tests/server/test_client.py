@@ -176,3 +176,18 @@ def test_a_4d_image_is_opened_with_channel_and_refusals_keep_their_type(url, tmp
     (tmp_path / "huge.nii").write_bytes(bytes(header))
     with pytest.raises(ImageTooLarge, match=r"limit of .* MB \(HTTP 413\)"):
         RemoteSession(url, token=TOKEN, image=tmp_path / "huge.nii")
+
+
+def test_a_png_image_and_its_mask_png(url, tmp_path):
+    from PIL import Image
+
+    picture = np.full((30, 40), 20, np.uint8)
+    picture[8:20, 10:28] = 220  # a bright rectangle, rows 8..19, columns 10..27
+    Image.fromarray(picture).save(tmp_path / "photo.png")
+    with RemoteSession(url, token=TOKEN, image=tmp_path / "photo.png") as s:
+        assert s.geometry["is_2d"] and s.geometry["size"] == [40, 30, 1]
+        obj = s.add_object(name="rectangle")
+        s.add_box(obj, 0, (6, 4, 32, 24))
+        path = s.save_labelmap(tmp_path / "mask.png", format="png")
+        assert np.array_equal(np.asarray(Image.open(path)), (picture > 128).astype(np.uint8) * obj)
+        assert np.array_equal(s.labelmap().array[0], np.asarray(Image.open(path)))
