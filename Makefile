@@ -87,13 +87,14 @@ bench-harness: dev
 	rm -rf $(HARNESS)/lesions-*
 	$(BIN)/volsam bench builtin:lesions --protocol cvpr25 --device cpu -o $(HARNESS)/lesions-cvpr25-lite
 	$(BIN)/volsam bench builtin:lesions --protocol seed-mask --device cpu -o $(HARNESS)/lesions-seedmask-lite
+	$(BIN)/volsam bench builtin:lesions-2d --protocol box2d --device cpu -o $(HARNESS)/lesions-2d-box2d-lite
 	$(BIN)/python benchmarks/random_sam2_model.py results/models/medsam2-random
 	$(BIN)/volsam bench builtin:lesions-crop --protocol seed-mask --engine sam2 \
 		--model results/models/medsam2-random --device cpu --limit 6 \
 		--note "random-init SAM 2 (no weights offline): shows the pipeline runs; its Dice means nothing" \
 		-o $(HARNESS)/lesions-seedmask-sam2-random
 	$(BIN)/volsam report $(HARNESS)/lesions-cvpr25-lite $(HARNESS)/lesions-seedmask-lite \
-		$(HARNESS)/lesions-seedmask-sam2-random -o $(HARNESS)/report
+		$(HARNESS)/lesions-seedmask-sam2-random $(HARNESS)/lesions-2d-box2d-lite -o $(HARNESS)/report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info  # build/ holds the slicer-core venv
