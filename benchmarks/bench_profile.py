@@ -10,7 +10,11 @@ and writing the label map. An instrumented engine wraps the real one, so nothing
 load, read, segment, write), side by side.
 
     .venv/bin/python benchmarks/bench_profile.py --out results/profile.json [--cases dark-00,ring-01] [--cli 2]
-        [--backend torch]
+        [--variants baseline:torch,volsam:torch,volsam:openvino] [--encoder-frames 8]
+
+Variants are ``strategy:backend`` pairs run one after the other on each case (side by side in time); the
+volsam variants' masks are compared by Dice with the first volsam variant's (today's torch fp32 by default),
+and each variant's whole time is divided by the baseline strategy's (torch) on the same case.
 
 The machine may be shared: only the ratios and the shares measured in the same run mean something.
 """
@@ -125,71 +129,153 @@ def profile_case(name: str, engine: TimedEngine, folder: Path, strategy: str) ->
     }
 
 
-def cli_seconds(name: str, folder: Path, strategy: str, backend: str | None) -> float:
+def cli_seconds(name: str, folder: Path, strategy: str, backend: str) -> float:
     case = lesion_case(name)
     cmd = [str(ROOT / ".venv/bin/volsam"), "segment", str(folder / f"{name}.nii.gz"), *box_args(case.middle_box)]
     cmd += ["-o", str(folder / f"{name}-{strategy}-cli.nii.gz"), "--strategy", strategy, "--device", "cpu"]
-    cmd += ["--modality", "MR"]
-    if backend is not None:
-        cmd += ["--backend", backend]
+    cmd += ["--modality", "MR", "--backend", backend]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
     return time.perf_counter() - t0
+
+
+def encoder_times(engines: dict[str, TimedEngine], frames: np.ndarray, rounds: int) -> dict[str, dict]:
+    """Seconds per frame of each backend's ``encode`` (one frame per call, backends alternating, ``rounds``
+    passes over ``frames``): fastest and median call, and the largest embedding difference to torch."""
+    times: dict[str, list[float]] = {b: [] for b in engines}
+    feats: dict[str, list] = {b: [] for b in engines}
+    for r in range(rounds):
+        for frame in frames:
+            for backend, engine in engines.items():
+                t0 = time.perf_counter()
+                emb = engine.inner.encode(frame[None])[0]
+                times[backend].append(time.perf_counter() - t0)
+                if r == 0:
+                    feats[backend].append(emb.features)
+    out = {}
+    for backend in engines:
+        diff = None
+        if "torch" in feats and backend != "torch":
+            diff = max(float((a - b).abs().max()) for a, b in zip(feats["torch"], feats[backend]))
+        out[backend] = {
+            "fastest_s": min(times[backend]),
+            "median_s": statistics.median(times[backend]),
+            "max_abs_diff_vs_torch": diff,
+        }
+    return out
+
+
+def dice_of(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a > 0, b > 0
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("results/profile.json"))
     ap.add_argument("--cases", default=None, help="comma-separated case names (default: the first of each kind)")
-    ap.add_argument("--strategies", default="volsam,baseline")
+    ap.add_argument(
+        "--variants",
+        default="baseline:torch,volsam:torch,volsam:openvino",
+        help="strategy:backend pairs, run side by side per case; the first volsam one is the masks' reference",
+    )
     ap.add_argument("--cli", type=int, default=0, help="also time a real volsam segment process on N cases")
-    ap.add_argument("--backend", default=None, help="engine backend option (default: the engine's default)")
+    ap.add_argument("--encoder-frames", type=int, default=0, help="time the encoder per backend on N slices")
+    ap.add_argument("--encoder-rounds", type=int, default=3)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     names = args.cases.split(",") if args.cases else [n for n in lesion_case_names() if n.endswith("-00")]
-    options = {} if args.backend is None else {"backend": args.backend}
-    registry.clear_cache()
-    t0 = time.perf_counter()
-    inner = registry.get("medsam-lite", device="cpu", **options)
-    load_s = time.perf_counter() - t0
-    engine = TimedEngine(inner)
-    rows = []
+    variants = [tuple(v.split(":")) for v in args.variants.split(",")]
+    engines: dict[str, TimedEngine] = {}
+    load_s: dict[str, float] = {}
+    for backend in dict.fromkeys(b for _, b in variants):
+        registry.clear_cache()
+        t0 = time.perf_counter()
+        engines[backend] = TimedEngine(registry.get("medsam-lite", device="cpu", precision="fp32", backend=backend))
+        load_s[backend] = time.perf_counter() - t0
+        print(f"engine {backend}: built in {load_s[backend]:.1f} s (runs {engines[backend].inner.backend})")
+    reference = next(f"{s}:{b}" for s, b in variants if s == "volsam")
+    rows, cli = [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name in names:
-            for strategy in args.strategies.split(","):
-                r = profile_case(name, engine, folder, strategy)
+            masks = {}
+            for strategy, backend in variants:
+                r = profile_case(name, engines[backend], folder, strategy)
+                r["backend"] = backend
+                masks[f"{strategy}:{backend}"] = read_volume(folder / f"{name}-{strategy}-seg.nii.gz").array
                 rows.append(r)
                 print(
-                    f"{name:16s} {strategy:8s} total {r['total_s']:6.2f} s: read {r['read_s']:.2f} "
+                    f"{name:16s} {strategy:8s} {backend:8s} total {r['total_s']:6.2f} s: read {r['read_s']:.2f} "
                     f"encode {r['encode_s']:.2f} (discarded windows {r['encode_discarded_windows_s']:.2f}, "
                     f"{r['frames_encoded']} frames) decoder {r['decoder_s']:.2f} ({r['decoder_calls']} calls) "
                     f"other {r['other_s']:.2f} write {r['write_s']:.2f}  dice {r['dice']:.3f}",
                     flush=True,
                 )
-        cli = []
+            for r in rows[-len(variants) :]:
+                key = f"{r['strategy']}:{r['backend']}"
+                if r["strategy"] == "volsam":
+                    r["dice_vs_reference"] = dice_of(masks[key], masks[reference])
         for name in names[: args.cli]:
-            for strategy in args.strategies.split(","):
-                seconds = cli_seconds(name, folder, strategy, args.backend)
-                cli.append({"case": name, "strategy": strategy, "seconds": seconds})
-                print(f"{name:16s} {strategy:8s} volsam segment process: {seconds:.2f} s", flush=True)
-    summary = {}
+            for strategy, backend in variants:
+                seconds = cli_seconds(name, folder, strategy, backend)
+                cli.append({"case": name, "strategy": strategy, "backend": backend, "seconds": seconds})
+                print(f"{name:16s} {strategy:8s} {backend:8s} volsam segment process: {seconds:.2f} s", flush=True)
+    encoder = {}
+    if args.encoder_frames:
+        case = lesion_case(names[0])
+        from volsam.preprocess import fit_normalizer
+
+        norm = fit_normalizer(case.image, "MR")
+        k = case.middle_box.slice
+        frames = norm.apply(case.image.array[k - args.encoder_frames // 2 : k + (args.encoder_frames + 1) // 2])
+        encoder = encoder_times(engines, np.asarray(frames), args.encoder_rounds)
+        for backend, e in encoder.items():
+            print(f"encoder {backend:8s} fastest {e['fastest_s']:.3f} s/slice median {e['median_s']:.3f}", flush=True)
+    summary: dict[str, dict] = {}
     keys = [
         "total_s", "read_s", "encode_s", "encode_final_window_s", "encode_discarded_windows_s", "decoder_s",
         "other_s", "write_s", "frames_encoded", "frames_encoded_discarded_windows", "decoder_calls",
     ]  # fmt: skip
-    for strategy in args.strategies.split(","):
-        sel = [r for r in rows if r["strategy"] == strategy]
-        summary[strategy] = {k: statistics.fmean(r[k] for r in sel) for k in keys}
-        summary[strategy]["share"] = {
-            k: summary[strategy][k] / summary[strategy]["total_s"]
-            for k in ("read_s", "encode_final_window_s", "encode_discarded_windows_s", "decoder_s", "other_s", "write_s")
+    for strategy, backend in variants:
+        key = f"{strategy}:{backend}"
+        sel = [r for r in rows if r["strategy"] == strategy and r["backend"] == backend]
+        summary[key] = {k: statistics.fmean(r[k] for r in sel) for k in keys}
+        summary[key]["share"] = {
+            k: summary[key][k] / summary[key]["total_s"]
+            for k in (
+                "read_s",
+                "encode_final_window_s",
+                "encode_discarded_windows_s",
+                "decoder_s",
+                "other_s",
+                "write_s",
+            )
         }
+        if strategy == "volsam":
+            summary[key]["min_dice_vs_reference"] = min(r["dice_vs_reference"] for r in sel)
+        base = [r for r in rows if r["strategy"] == "baseline"]
+        if base and strategy != "baseline":
+            # per case: this variant's whole time over the reference strategy's, same case, same run
+            ratios = [
+                r["total_s"] / b["total_s"]
+                for r in sel
+                for b in base
+                if b["case"] == r["case"] and b["backend"] == "torch"
+            ]
+            summary[key]["time_vs_baseline_mean_ratio"] = statistics.fmean(ratios) if ratios else None
+            summary[key]["time_vs_baseline_total_ratio"] = sum(r["total_s"] for r in sel) / sum(
+                b["total_s"] for b in base if b["backend"] == "torch"
+            )
+        print(f"{key:18s} " + " ".join(f"{k}={v:.3f}" for k, v in summary[key].items() if isinstance(v, float)))
     out = {
         "benchmark": "profile of a whole volsam segment (one 2D box on the middle slice, full MNI152 lesion cases)",
-        "backend": args.backend,
+        "variants": [f"{s}:{b}" for s, b in variants],
+        "masks_reference": reference,
         "model_load_s": load_s,
+        "encoder": encoder,
         "summary": summary,
         "cases": rows,
         "cli": cli,
@@ -202,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
-    print(f"model load {load_s:.2f} s; wrote {args.out}")
+    print(f"wrote {args.out}")
     return 0
 
 
