@@ -1,11 +1,13 @@
 """A 2D image in the web page (headless Chromium, the toy engine in a uvicorn process, as test_web_tool.py):
 a colour PNG opens as one view in colour (column 0 on the left, row 0 at the top; no slice sliders, no other
 planes, no window / level), a box and a - click on it, the mask PNG download equals ``volsam segment``'s file
-job on the same box; then a volume opened in the same page gets its three planes and sliders back."""
+job on the same box; then a volume opened in the same page gets its three planes and sliders back, and a 16-bit
+grey TIFF after it is one grey view with window / level."""
 
 from __future__ import annotations
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 from tests.server.test_web import ARGS, CHROMIUM, playwright, pytestmark  # noqa: F401 -- the same browser, skips
@@ -69,6 +71,8 @@ class PicturePage(Page):
 def test_a_colour_png_box_click_and_mask_png_then_a_volume_again(toy_server, scan, tmp_path):  # noqa: F811
     photo = tmp_path / "photo.png"
     Image.fromarray(_photo()).save(photo)
+    tiff = tmp_path / "scan.tif"
+    tifffile.imwrite(tiff, _photo()[..., 0].astype(np.uint16) * 200)
     with playwright.sync_playwright() as p:
         page = PicturePage(p, toy_server, photo)
         try:
@@ -121,6 +125,13 @@ def test_a_colour_png_box_click_and_mask_png_then_a_volume_again(toy_server, sca
             assert page.page.locator("#slices").is_visible() and page.page.locator("#views").is_visible()
             assert page.page.locator("#download-png").is_hidden()
             assert sorted(page.js("window.volsam.nv.screenSlices.map((t) => t.axCorSag)")) == [0, 1, 2, 4]
+            # a 16-bit grey TIFF: one view again, grey, with window / level
+            page.open(tiff)
+            status = page.page.inner_text("#status")
+            assert "2D image 120 × 90 pixels, shown grey" in status, status
+            assert page.page.locator("#windowing").is_visible() and page.page.locator("#slices").is_hidden()
+            assert page.js("window.volsam.nv.screenSlices.map((t) => t.axCorSag)") == [0]
+            assert page.js("window.volsam.nv.volumes[0].hdr.datatypeCode") == 512  # uint16, as stored
             assert not page.errors, page.errors
             assert not page.js("window.volsam.state.errors")
         finally:
