@@ -87,6 +87,7 @@ def test_a_colour_png_box_click_and_mask_png_then_a_volume_again(toy_server, sca
             tiles = page.js("window.volsam.nv.screenSlices.map((t) => t.axCorSag)")
             assert tiles == [0], tiles
             assert page.page.locator("#download-png").is_visible()
+            assert "PgUp" not in page.page.inner_text("#keys")  # no slice keys for one slice
             # column 0 on the left, row 0 at the top; the picture's colours are on the canvas
             left_top, right_bottom = page.canvas_xy((0, 0, 0)), page.canvas_xy((W - 1, H - 1, 0))
             assert left_top[0] < right_bottom[0] and left_top[1] < right_bottom[1], (left_top, right_bottom)

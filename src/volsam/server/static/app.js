@@ -524,6 +524,7 @@
 
   function layout(g, wasFlat) {  // one view for a 2D image; the 3D layout back for a volume after one
     const flat = g.is_2d;
+    document.body.classList.toggle("two-d", flat);
     $("views").hidden = flat;
     $("slices").hidden = flat;
     $("windowing").hidden = flat && g.colour;
