@@ -23,6 +23,7 @@ limit (``PIL.Image.MAX_IMAGE_PIXELS`` pixels, whatever ``max_bytes`` says).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,9 @@ _EXIF_ORIENTATION = 0x0112
 _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP"}
 _MODE_BYTES = {"1": 1, "L": 1, "LA": 2, "P": 3, "RGB": 3, "RGBA": 4, "CMYK": 4, "YCbCr": 3, "I": 4, "F": 4}
 _MODE_BYTES.update({"I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "PA": 4, "RGBX": 4, "RGBa": 4, "La": 2})
+# warnings.catch_warnings changes process-wide state: opens (header parsing only) are serialised so that
+# concurrent uploads in the server cannot restore each other's filters half-way.
+_OPEN_LOCK = threading.Lock()
 
 
 def picture_format(path: Path) -> str | None:
@@ -84,7 +88,7 @@ def _volume(pixels: np.ndarray, path: Path, fmt: str, meta: dict[str, Any]) -> V
 
 def _read_pil(path: Path, fmt: str, max_bytes: int | None) -> Volume:
     try:
-        with warnings.catch_warnings():
+        with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(path, formats=[_PIL_FORMATS[fmt]])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
