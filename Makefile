@@ -93,8 +93,17 @@ bench-harness: dev
 		--model results/models/medsam2-random --device cpu --limit 6 \
 		--note "random-init SAM 2 (no weights offline): shows the pipeline runs; its Dice means nothing" \
 		-o $(HARNESS)/lesions-seedmask-sam2-random
+	$(BIN)/python benchmarks/random_sam_model.py results/models/sam-random-small
+	for engine in sam medsam; do $(BIN)/volsam bench builtin:lesions-2d --protocol box2d --engine $$engine \
+		--model results/models/sam-random-small --random-weights --device cpu --limit 10 \
+		-o $(HARNESS)/lesions-2d-box2d-$$engine-random || exit 1; done
+	$(BIN)/volsam bench builtin:lesions-2d --protocol box2d --engine sam2-image \
+		--model results/models/medsam2-random --random-weights --device cpu --limit 10 \
+		-o $(HARNESS)/lesions-2d-box2d-medsam2-random
 	$(BIN)/volsam report $(HARNESS)/lesions-cvpr25-lite $(HARNESS)/lesions-seedmask-lite \
-		$(HARNESS)/lesions-seedmask-sam2-random $(HARNESS)/lesions-2d-box2d-lite -o $(HARNESS)/report
+		$(HARNESS)/lesions-seedmask-sam2-random $(HARNESS)/lesions-2d-box2d-lite \
+		$(HARNESS)/lesions-2d-box2d-sam-random $(HARNESS)/lesions-2d-box2d-medsam-random \
+		$(HARNESS)/lesions-2d-box2d-medsam2-random -o $(HARNESS)/report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info  # build/ holds the slicer-core venv
