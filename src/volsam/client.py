@@ -63,13 +63,23 @@ def _volume_from_nifti(blob: bytes) -> Volume:
     return volume
 
 
+def _png_array(blob: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob), formats=["PNG"]) as img:
+        return np.asarray(img)
+
+
 class RemoteSession:
     """An interactive session held by a volsam server.
 
     Args:
         url: the server, e.g. ``http://127.0.0.1:8000``.
         token: the server's bearer token (None when it needs none).
-        image: a file to upload (NIfTI, NRRD, MHA, .npz, DICOM .zip) or a :class:`Volume` (sent as NIfTI).
+        image: a file to upload (NIfTI, NRRD, MHA, .npz, DICOM .zip, a 2D picture, a video or DICOM cine: a video
+            session, see :meth:`frame`) or a :class:`Volume` (sent as NIfTI).
         engine, model: as for :class:`volsam.Session` (``model`` a catalogue name the server knows).
         modality, window, axis: intensity normalisation and slice axis, as for :class:`volsam.Session`.
         channel: which volume of a 4D image to segment (as ``volsam segment --channel``).
@@ -204,11 +214,38 @@ class RemoteSession:
     def save_labelmap(self, path: str | os.PathLike[str], format: str = "nifti") -> Path:
         """Write the server's label map file to ``path`` as it sends it: ``nifti`` (.nii.gz), ``png`` (a 2D
         image's mask PNG, the input's size, as ``volsam segment photo.png -o mask.png`` writes it), ``seg-nrrd``
-        (3D Slicer) or ``dicom-seg`` (DICOM uploads). Returns ``path``."""
-        blob = self._call("GET", "/labelmap", params={"format": format}).content
+        (3D Slicer), ``dicom-seg`` (DICOM uploads), or a video session's ``npz`` / ``png-zip`` (as ``volsam
+        segment VIDEO -o masks.npz`` / ``-o masks/``, the zip with the JSON sidecar). Streamed; returns ``path``."""
+        return self._save("/labelmap", path, params={"format": format})
+
+    def _save(self, route: str, path: str | os.PathLike[str], **kw: Any) -> Path:
+        """Stream a download to ``path`` (a video's masks are never held whole in memory)."""
         target = Path(path)
-        target.write_bytes(blob)
+        try:
+            with self._http.stream("GET", f"/api/sessions/{self.id}{route}", **kw) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for(response)
+                with target.open("wb") as fh:
+                    for block in response.iter_bytes():
+                        fh.write(block)
+        except httpx.HTTPError as exc:
+            raise EngineError(f"the volsam server did not answer: {exc}") from exc
         return target
+
+    # -- video sessions (a video or DICOM cine upload; prompts: Box2D with slice = frame, Point(x, y, frame)) --
+    def frame(self, n: int) -> np.ndarray:
+        """A video session's frame ``n``: uint8 ``(H, W, 3)`` RGB (``(H, W)`` grey for a grey cine)."""
+        return _png_array(self._call("GET", f"/frames/{int(n)}").content)
+
+    def frame_labels(self, n: int) -> np.ndarray:
+        """A video session's label map of frame ``n``: ``(H, W)`` label values."""
+        return _png_array(self._call("GET", f"/labelmap/frames/{int(n)}").content)
+
+    def save_overlay(self, path: str | os.PathLike[str]) -> Path:
+        """A video session's overlay video (each object's contour) written to ``path`` (MP4). Save the masks with
+        :meth:`save_labelmap` ``format="npz"`` or ``"png-zip"`` (per-frame PNGs and the JSON sidecar)."""
+        return self._save("/overlay", path)
 
     def labelmap_region(self, box: Sequence[int]) -> np.ndarray:
         """The label map inside ``box`` ``(i0, j0, k0, i1, j1, k1)`` (e.g. a :class:`Change`'s box), ``[k, j, i]``."""

@@ -28,11 +28,11 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, Query, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from volsam import __version__
-from volsam.core.errors import NoDicomSource, Unauthorized
+from volsam.core.errors import InputError, NoDicomSource, Unauthorized, VolsamError
 from volsam.jobs.request import SegmentRequest
 from volsam.server.access import Leased, authorised
 from volsam.server.bodies import ERRORS, CandidateIn, ObjectIn, PromptIn, apply_prompt, parse_box
@@ -53,7 +53,17 @@ from volsam.server.outputs import (
     slicer_seg_bytes,
 )
 from volsam.server.store import SessionStore
-from volsam.server.uploads import CHUNK, discard, read_upload, save_upload, scratch
+from volsam.server.uploads import (
+    CHUNK,
+    check_video,
+    discard,
+    is_video_upload,
+    read_upload,
+    renamed,
+    save_upload,
+    scratch,
+)
+from volsam.server.videos import VIDEO_FORMATS, VideoSession, VideoUpload, video_download, video_of, volume_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +88,8 @@ REGION = _content("application/octet-stream", what="gzip of uint16 little-endian
 PROMPTS = {200: {"description": "the prompts document (a zip with its mask files when it has mask prompts)",
                  "content": {"application/json": {"schema": {"type": "object"}},
                              "application/zip": {"schema": {"type": "string", "format": "binary"}}}}}  # fmt: skip
+PNG = _content("image/png", what="a PNG")
+OVERLAY = _content("video/mp4", what="the overlay video (MP4)")
 EVENT = {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "event", "data")}}
 EVENTS = {200: {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": EVENT}}}}
 
@@ -176,6 +188,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             axis=axis,
         )  # refused here, before the upload is read, like the command line's flags
         folder = scratch()
+        kept = False
         try:
 
             def chunks():
@@ -186,11 +199,21 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                     yield block
 
             path = await run_in_threadpool(save_upload, chunks(), file.filename, config.max_upload_bytes, folder)
+            if await run_in_threadpool(is_video_upload, path):  # the file stays: its frames are read on demand
+                if channel is not None:
+                    raise InputError("channel applies to 4D or vector NIfTI/NRRD/MetaImage uploads only")
+                await run_in_threadpool(check_video, path, config.max_image_bytes)
+                entry = await run_in_threadpool(store.create, VideoUpload(folder, path), options, True)
+                kept = True
+                return {"id": entry.id, "lease": entry.lease, "geometry": entry.session.geometry()}
             volume = await run_in_threadpool(
                 read_upload, path, config.max_upload_bytes, config.max_image_bytes, channel
             )
+        except VolsamError as exc:
+            raise renamed(exc, f"{folder}/", to="") from None
         finally:
-            discard(folder)
+            if not kept:
+                discard(folder)
         entry = await run_in_threadpool(store.create, volume, options)
         return {"id": entry.id, "lease": entry.lease, "geometry": geometry(volume, entry.session.axis, entry.session)}
 
@@ -201,7 +224,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                 "id": entry.id,
                 "engine": entry.engine,
                 "model": entry.model,
-                "geometry": geometry(s.volume, s.axis, s),
+                "geometry": s.geometry() if isinstance(s, VideoSession) else geometry(s.volume, s.axis, s),
                 "objects": [
                     {"label": label, "name": name, "prompts": len(s.prompts(label))} for label, name in s.objects
                 ],
@@ -268,15 +291,20 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     def labelmap(
         entry: Leased,
         format: Annotated[
-            Literal["nifti", "dicom-seg", "seg-nrrd", "png"],
+            Literal["nifti", "dicom-seg", "seg-nrrd", "png", "npz", "png-zip"],
             Query(
                 description="dicom-seg: for images uploaded as a DICOM series; seg-nrrd: 3D Slicer's .seg.nrrd; "
-                "png: a 2D image's label map, the input's size (as `volsam segment photo.png -o mask.png`)"
+                "png: a 2D image's label map, the input's size (as `volsam segment photo.png -o mask.png`); "
+                "npz / png-zip: a video's masks (as `volsam segment VIDEO -o masks.npz` / `-o masks/`, the zip "
+                "with the JSON sidecar); a video session has only these two"
             ),
         ] = "nifti",
     ) -> Response:
+        if format in VIDEO_FORMATS:
+            with store.locked(entry) as session:
+                return video_download(video_of(session), format)
         with store.locked(entry) as session:
-            volume, image = session.labelmap(), session.volume
+            volume, image = volume_of(session).labelmap(), session.volume
         if format == "png":
             return Response(
                 mask_png_bytes(volume),
@@ -304,7 +332,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
     @app.get("/api/sessions/{sid}/labelmap/region", dependencies=auth, response_class=Response, responses=REGION)
     def labelmap_region(entry: Leased, box: Annotated[str, Query(description="i0,j0,k0,i1,j1,k1")]) -> Response:
         with store.locked(entry) as session:
-            volume = session.labelmap()
+            volume = volume_of(session).labelmap()
         i0, j0, k0, i1, j1, k1 = parse_box(box, volume.size)
         block = np.ascontiguousarray(volume.array[k0 : k1 + 1, j0 : j1 + 1, i0 : i1 + 1].astype("<u2"))
         return Response(
@@ -325,7 +353,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         ] = False,
     ) -> Response:
         with store.locked(entry) as session:
-            volume = session.volume
+            volume = volume_of(session).volume
         body = colour_nifti_bytes(volume) if colour else nifti_bytes(volume, label=False)
         return Response(body, media_type="application/gzip")
 
@@ -337,7 +365,25 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         ] = False,
     ) -> Response:
         with store.locked(entry) as session:
+            if isinstance(session, VideoSession):
+                return JSONResponse(session.sidecar())
             return prompts_response(session, document_only=document)
+
+    @app.get("/api/sessions/{sid}/frames/{n}", dependencies=auth, response_class=Response, responses=PNG)
+    def frame(entry: Leased, n: int) -> Response:
+        """A video session's frame ``n`` (0-based) as a PNG, decoded on demand (a run may be going on)."""
+        return Response(video_of(entry.session).frame_png(n), media_type="image/png")
+
+    @app.get("/api/sessions/{sid}/labelmap/frames/{n}", dependencies=auth, response_class=Response, responses=PNG)
+    def labelmap_frame(entry: Leased, n: int) -> Response:
+        """A video session's label map of frame ``n``: a grey PNG of label values (uint16 above 255)."""
+        return Response(video_of(entry.session).labels_png(n), media_type="image/png")
+
+    @app.get("/api/sessions/{sid}/overlay", dependencies=auth, response_class=Response, responses=OVERLAY)
+    def overlay(entry: Leased) -> Response:
+        """A video session's overlay video (each object's contour), as ``volsam segment VIDEO --overlay``."""
+        with store.locked(entry) as session:
+            return video_download(video_of(session), "overlay")
 
     @app.get("/api/sessions/{sid}/events", dependencies=auth, response_class=StreamingResponse, responses=EVENTS)
     async def events(entry: Leased, after: int = 0, follow: bool = True) -> StreamingResponse:

@@ -87,6 +87,8 @@ class SessionStore:
         device_slots: model runs at once per device.
         make_session: builds a Session from (volume, :class:`~volsam.jobs.request.SegmentRequest`) -- the real
             :class:`volsam.Session` unless a test swaps it.
+        make_video: builds a video session from (:class:`~volsam.server.videos.VideoUpload`, request) -- the
+            real :class:`~volsam.server.videos.VideoSession` unless a test swaps it.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class SessionStore:
         idle_timeout_s: float,
         device_slots: int = 1,
         make_session: Callable[..., Any] | None = None,
+        make_video: Callable[..., Any] | None = None,
     ):
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
@@ -103,14 +106,15 @@ class SessionStore:
         self._lock = threading.Lock()
         self._devices: dict[str, threading.Semaphore] = {}
         self._make = make_session or _volsam_session
+        self._make_video = make_video or _video_session
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
 
-    def create(self, volume: Volume, request: SegmentRequest) -> Entry:
-        """Open a session on ``volume`` with the options of ``request``; raises :class:`ServerFull` at the
-        limit (after expiring idle ones)."""
+    def create(self, volume: Any, request: SegmentRequest, video: bool = False) -> Entry:
+        """Open a session on ``volume`` (a Volume; with ``video``, a checked video upload) with the options of
+        ``request``; raises :class:`ServerFull` at the limit (after expiring idle ones)."""
         engine, model, device = request.engine, request.model, request.device
         self.expire()
         with self._lock:
@@ -121,7 +125,7 @@ class SessionStore:
             self._entries[sid] = placeholder  # reserve the slot while the engine loads
         try:
             with self.device_slot(device):
-                placeholder.session = self._make(volume, request)
+                placeholder.session = (self._make_video if video else self._make)(volume, request)
         except BaseException:
             with self._lock:
                 self._entries.pop(sid, None)
@@ -171,6 +175,8 @@ class SessionStore:
 
     def close_all(self) -> None:
         with self._lock:
+            for entry in self._entries.values():
+                _release(entry)
             self._entries.clear()
 
     @contextmanager
@@ -199,6 +205,7 @@ class SessionStore:
             entry.busy = True
             volume, axis = getattr(session, "volume", None), getattr(session, "axis", None)
             slices = int(volume.size[axis]) if volume is not None and axis is not None else None
+            slices = getattr(session, "frame_count", slices)  # a video: its frames
             entry.emit({"type": "busy", "slices": slices})
             stopped = False
             try:
@@ -220,6 +227,9 @@ def _release(entry: Entry) -> None:
     freed heap pages back to the OS (glibc keeps them otherwise, and RSS would stay high)."""
     if entry.session is not None:
         entry.session.on_frame = None
+        close = getattr(entry.session, "close", None)  # a video session's folder (its upload and masks)
+        if callable(close):
+            close()
     entry.session = None
     _trim_heap()
 
@@ -235,3 +245,9 @@ def _trim_heap() -> None:
 
 def _volsam_session(volume: Volume, request: SegmentRequest) -> Any:
     return request.session(volume)
+
+
+def _video_session(upload: Any, request: SegmentRequest) -> Any:
+    from volsam.server.videos import VideoSession
+
+    return VideoSession(upload, request)

@@ -19,12 +19,13 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from volsam.core.errors import InputError, UploadTooLarge, VolsamError
+from volsam.core.errors import ImageTooLarge, InputError, UploadTooLarge, VolsamError
 from volsam.core.volume import Volume
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".zip", ".npz")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")  # 2D images (one-slice Volumes)
-SUFFIXES = VOLUME_SUFFIXES + PICTURE_SUFFIXES
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")  # video sessions (a .dcm cine too: by its header)
+SUFFIXES = VOLUME_SUFFIXES + PICTURE_SUFFIXES + VIDEO_SUFFIXES
 ZIP_INFLATION = 4  # a zip may unpack to this many times the upload limit
 MAX_ZIP_FILES = 5000
 CHUNK = 1 << 20  # bytes read at a time; also the room left for the multipart framing around a file
@@ -32,7 +33,10 @@ CHUNK = 1 << 20  # bytes read at a time; also the room left for the multipart fr
 __all__ = [  # UploadTooLarge lives in volsam.core.errors; kept importable from here
     "CHUNK",
     "UploadTooLarge",
+    "check_video",
     "discard",
+    "renamed",
+    "is_video_upload",
     "read_upload",
     "save_upload",
     "scratch",
@@ -78,16 +82,73 @@ def read_upload(path: Path, limit_bytes: int, max_image_bytes: int | None = None
                 try:
                     volume = read_volume(folder, max_bytes=max_image_bytes)
                 except VolsamError as exc:
-                    raise _renamed(exc, str(folder), to=path.name) from None
+                    raise renamed(exc, str(folder), to=path.name) from None
         else:
             volume = read_volume(path, channel=channel, max_bytes=max_image_bytes, untrusted=True)
     except VolsamError as exc:
-        raise _renamed(exc, f"{path.parent}/", to="") from None
+        raise renamed(exc, f"{path.parent}/", to="") from None
     volume.meta["source"] = "upload"  # never echo a server path back
     return volume
 
 
-def _renamed(exc: VolsamError, *prefixes: str, to: str) -> VolsamError:
+def is_video_upload(path: Path) -> bool:
+    """A video container by its (server-chosen) name, or a ``.dcm`` with several frames and frame timing."""
+    from volsam.io.video import is_cine_file
+
+    return path.suffix in VIDEO_SUFFIXES or (path.suffix == ".dcm" and is_cine_file(path))
+
+
+def check_video(path: Path, max_image_bytes: int) -> None:
+    """Refuse (:class:`ImageTooLarge`, 413) a video whose frames would pass ``max_image_bytes`` before a frame
+    is decoded: one RGB frame (width x height x 3, from the stream's header) and the session's label frames
+    (width x height x frames, one byte each, counted from the demuxed packets, stopping at the limit). A
+    DICOM cine: rows x columns x samples x bytes per sample x frames from its header. Refusals name
+    ``upload.<ext>``."""
+    name = path.name
+    if path.suffix == ".dcm":
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        frame = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+        frame *= max(1, (int(ds.get("BitsAllocated", 8) or 8) + 7) // 8)
+        _fits(name, frame, int(ds.get("NumberOfFrames", 1) or 1), max_image_bytes)
+        return
+    import av
+
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{name}: not a readable video ({' '.join(str(exc).split())[:200]})") from None
+    try:
+        if not container.streams.video:
+            raise InputError(f"{name}: no video stream in the file")
+        stream = container.streams.video[0]
+        width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+        if width <= 0 or height <= 0:
+            raise InputError(f"{name}: the video stream declares no picture size")
+        _fits(name, width * height * 3, 1, max_image_bytes)
+        _fits(name, width * height, int(stream.frames or 0), max_image_bytes)  # the header's count, if any
+        packets = 0
+        try:
+            for packet in container.demux(stream):
+                packets += packet.size > 0
+                if packets * width * height > max_image_bytes:
+                    _fits(name, width * height, packets, max_image_bytes)
+        except av.FFmpegError:
+            pass  # a broken stream is the reader's to refuse, with its own message
+    finally:
+        container.close()
+
+
+def _fits(name: str, frame_bytes: int, frames: int, limit: int) -> None:
+    if frame_bytes * frames > limit:
+        what = "a frame" if frames == 1 else f"{frames} frames"
+        raise ImageTooLarge(
+            f"{name}: {what} of {frame_bytes / 2**20:.1f} MB pass this server's image limit of {limit // 2**20} MB"
+        )
+
+
+def renamed(exc: VolsamError, *prefixes: str, to: str) -> VolsamError:
     """``exc`` with each of ``prefixes`` (server folders) replaced by ``to`` in its message."""
     text = str(exc)
     for prefix in prefixes:

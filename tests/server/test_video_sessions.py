@@ -1,0 +1,290 @@
+"""Video sessions through the server (in process, FastAPI's test client): an mp4 / DICOM cine upload is a
+session whose frames are read on demand (``GET .../frames/{n}``, a PNG) and whose masks come by frame
+(``GET .../labelmap/frames/{n}``) or as downloads (``format=npz``, ``format=png-zip`` with the JSON sidecar, the
+overlay video). A box on a frame tracks through the video with the CLI's own job: the downloaded masks equal
+``volsam segment VIDEO`` on the same video and box (toy engines here; the real LiteMedSAM in one test).
+Corrections on another frame, undo / redo, a tracker's prompts on several frames, refusals."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.support.toy_engine import ToyEngine, ToyTracker
+from tests.support.video import disc_frames, write_cine, write_video
+from volsam.core.prompts import Box2D, Point
+from volsam.core.volume import luma
+from volsam.io.video import VideoFrames
+from volsam.jobs.video import segment_video
+from volsam.server.app import create_app
+from volsam.server.config import ServerConfig
+from volsam.server.store import SessionStore
+from volsam.server.videos import VideoSession
+
+BASE = "http://127.0.0.1:8000"
+N, H, W = 10, 64, 80
+BOX = [12, 16, 40, 44]  # around the disc on frame 0 (x0, y0, x1, y1)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    frames, _truth = disc_frames(N, (H, W), speed=3.0)
+    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", frames)
+
+
+def _client(engine, **config) -> tuple[TestClient, SessionStore]:
+    store = SessionStore(
+        4,
+        600.0,
+        make_session=lambda volume, request: request.session(volume, engine),
+        make_video=lambda upload, request: VideoSession(upload, request, engine),
+    )
+    app = create_app(ServerConfig(device="cpu", **config), store)
+    return TestClient(app, base_url=BASE, raise_server_exceptions=False), store
+
+
+def _open(client, path: Path, name: str | None = None):
+    r = client.post("/api/sessions", files={"file": (name or path.name, path.read_bytes())})
+    assert r.status_code == 201, r.text
+    h = {"X-Session-Lease": r.json()["lease"]}
+    base = f"/api/sessions/{r.json()['id']}"
+    label = client.post(f"{base}/objects", json={"name": "disc"}, headers=h).json()["label"]
+    return base, h, label, r.json()["geometry"]
+
+
+def _npz(client, base, h) -> np.ndarray:
+    r = client.get(f"{base}/labelmap", params={"format": "npz"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"] == 'attachment; filename="masks.npz"'
+    return np.load(io.BytesIO(r.content))["masks"]
+
+
+def _cli(path: Path, prompts, out: Path, engine) -> np.ndarray:
+    return np.load(segment_video(path, prompts, out, engine=engine).output)["masks"]
+
+
+class GreyTracker(ToyTracker):
+    """The toy tracker on the grey of the RGB frames that a tracker gets from a colour video."""
+
+    def track(self, frames, prompts, **kw):
+        source = frames
+
+        class Grey:
+            frame_shape = source.frame_shape
+
+            def __len__(self):
+                return len(source)
+
+            def frames(self, indices):
+                return luma(source.frames(indices))
+
+        return super().track(Grey(), prompts, **kw)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum() + b.sum())
+    return 1.0 if total == 0 else 2 * int((a & b).sum()) / total
+
+
+def test_box_on_a_frame_tracks_and_the_downloads_are_the_cli_masks(tmp_path, clip):
+    client, store = _client(ToyEngine())
+    base, h, label, geo = _open(client, clip)
+    assert geo["video"] and geo["size"] == [W, H, N] and geo["frames"] == N and geo["axis"] == 2
+    assert geo["info"]["codec"] == "h264" and "path" not in geo["info"]
+
+    # the page's frame: the decoded picture, as io.video reads it
+    r = client.get(f"{base}/frames/4", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    with VideoFrames(clip, colour=True) as frames:
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), frames.frame(4))
+
+    r = client.post(f"{base}/prompts", json={"object": label, "type": "box", "slice": 0, "box": BOX}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["frames"] == [0, N - 1] and r.json()["labels"] == [label]
+    events = [json.loads(line[6:]) for line in client.get(f"{base}/events?follow=false", headers=h).text.splitlines()
+              if line.startswith("data: ")]  # fmt: skip
+    assert [e["type"] for e in events if e["type"] != "frame"] == ["busy", "idle"]
+    assert events[0]["slices"] == N and len([e for e in events if e["type"] == "frame"]) == N
+
+    expected = _cli(clip, [Box2D(*BOX, slice=0)], tmp_path / "cli.npz", ToyEngine())
+    masks = _npz(client, base, h)
+    assert masks.shape == (N, H, W) and masks.dtype == np.uint8
+    assert all(_dice(masks[t] > 0, expected[t] > 0) == 1.0 for t in range(N))
+    assert np.array_equal(masks, expected) and (masks > 0).sum(axis=(1, 2)).min() > 50  # found on every frame
+
+    # one frame's labels, the PNG zip with its sidecar, the overlay video
+    r = client.get(f"{base}/labelmap/frames/7", headers=h)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content))), expected[7])
+    r = client.get(f"{base}/labelmap", params={"format": "png-zip"}, headers=h)
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        names = sorted(zf.namelist())
+        assert names == [f"frame_{t:06d}.png" for t in range(N)] + ["segmentation.json"]
+        for t in range(N):
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(zf.read(f"frame_{t:06d}.png")))), expected[t])
+        sidecar = json.loads(zf.read("segmentation.json"))
+    assert sidecar["objects"] == [{"label": label, "name": "disc", "prompts": [{"box": BOX, "frame": 0}]}]
+    assert sidecar["video"]["frame_count"] == N and sidecar["video"]["path"] == "upload.mp4"
+    assert client.get(f"{base}/prompts", headers=h).json() == sidecar
+    r = client.get(f"{base}/overlay", headers=h)
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    (tmp_path / "overlay.mp4").write_bytes(r.content)
+    with av.open(str(tmp_path / "overlay.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == N
+
+    folder = store._entries[base.rsplit("/", 1)[1]].session.upload.folder
+    assert folder.is_dir()
+    assert client.delete(base, headers=h).status_code == 204
+    assert not folder.exists()  # the upload and every run went with the session
+
+
+def test_a_correction_on_another_frame_walks_from_there_and_undo_redo_swap_runs(tmp_path, clip):
+    client, _store = _client(ToyEngine())
+    base, h, label, _geo = _open(client, clip)
+    client.post(f"{base}/prompts", json={"object": label, "type": "box", "slice": 0, "box": BOX}, headers=h)
+    first = _npz(client, base, h)
+    late = [36, 20, 47, 45]  # the left half of the disc on frame 8 (centre x 48): a different answer there
+    r = client.post(f"{base}/prompts", json={"object": label, "type": "box", "slice": 8, "box": late}, headers=h)
+    assert r.status_code == 200, r.text
+    after = _npz(client, base, h)
+    from_8 = _cli(clip, [Box2D(*late, slice=8)], tmp_path / "from8.npz", ToyEngine())
+    assert np.array_equal(after[:4], first[:4]) and np.array_equal(after[5:], from_8[5:])  # nearest prompted frame
+    assert np.array_equal(after[4], first[4])  # a tie goes to the earlier one
+    assert not np.array_equal(after[8], first[8]) and after[8].any()
+
+    assert client.post(f"{base}/undo", headers=h).json()["frames"] == [0, N - 1]
+    assert np.array_equal(_npz(client, base, h), first)
+    client.post(f"{base}/redo", headers=h)
+    assert np.array_equal(_npz(client, base, h), after)
+    client.post(f"{base}/undo", headers=h)
+    client.post(f"{base}/undo", headers=h)
+    assert not _npz(client, base, h).any()
+    runs = next(iter(_store._entries.values())).session.upload.folder / "runs"
+    assert len(list(runs.iterdir())) == 2  # both runs kept for redo
+    client.post(f"{base}/redo", headers=h)
+    client.post(f"{base}/prompts", json={"object": label, "type": "point", "point": [20, 30, 0], "positive": False},
+                headers=h)  # fmt: skip
+    assert len(list(runs.iterdir())) == 2  # the run of frame 8 (undone, then overwritten by a new step) is gone
+
+
+def test_a_tracker_tracks_from_the_prompts_of_every_frame(tmp_path, clip):
+    client, _store = _client(GreyTracker())
+    base, h, label, geo = _open(client, clip)
+    assert geo["engine_kind"] == "tracker"
+    box = {"object": label, "type": "box", "slice": 2, "box": [18, 18, 48, 48]}
+    assert client.post(f"{base}/prompts", json=box, headers=h).status_code == 200
+    r = client.post(f"{base}/prompts", json={"object": label, "type": "point", "point": [50, 40, 7]}, headers=h)
+    assert r.status_code == 200, r.text
+    expected = _cli(clip, [Box2D(18, 18, 48, 48, slice=2), Point(50, 40, 7)], tmp_path / "t.npz", GreyTracker())
+    box_only = _cli(clip, [Box2D(18, 18, 48, 48, slice=2)], tmp_path / "b.npz", GreyTracker())
+    assert np.array_equal(_npz(client, base, h), expected) and expected[0].any()
+    assert not np.array_equal(expected, box_only)  # the click on frame 7 was tracked with the box, in one run
+
+
+def test_a_dicom_cine_is_a_video_session(tmp_path):
+    frames, _truth = disc_frames(6, (H, W))
+    cine = write_cine(tmp_path / "cine.dcm", frames)
+    client, _store = _client(ToyEngine())
+    base, h, label, geo = _open(client, cine)
+    assert geo["video"] and geo["frames"] == 6 and geo["info"]["codec"] == "dicom"
+    r = client.get(f"{base}/frames/5", headers=h)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.content)))[..., 0], frames[5])
+    client.post(f"{base}/prompts", json={"object": label, "type": "box", "slice": 0, "box": BOX}, headers=h)
+    expected = _cli(cine, [Box2D(*BOX, slice=0)], tmp_path / "c.npz", ToyEngine())
+    assert np.array_equal(_npz(client, base, h), expected) and expected.any()
+
+
+def test_refusals(tmp_path, clip):
+    # 0.04 MB: one RGB frame (15 kB) fits, 10 label frames (51 kB) do not; 0.01 MB: not even one frame
+    for limit, what in [(0.04, "10 frames"), (0.01, "a frame")]:
+        client, store = _client(ToyEngine(), max_upload_mb=4, max_image_mb=limit)
+        r = client.post("/api/sessions", files={"file": ("clip.mp4", clip.read_bytes())})
+        assert r.status_code == 413 and r.json()["error"] == "ImageTooLarge", r.text
+        assert r.json()["detail"].startswith(f"upload.mp4: {what} of"), r.text
+        assert len(store) == 0
+
+    client, store = _client(ToyEngine())
+    r = client.post("/api/sessions", files={"file": ("junk.mp4", b"\x00\x01not a video" * 50)})
+    assert r.status_code == 400 and "volsam-upload" not in r.json()["detail"], r.text
+    base, h, label, _geo = _open(client, clip)
+    for url, params in [
+        (f"{base}/frames/{N}", {}),
+        (f"{base}/frames/-1", {}),
+        (f"{base}/labelmap/frames/{N}", {}),
+        (f"{base}/labelmap", {}),
+        (f"{base}/labelmap", {"format": "png"}),
+        (f"{base}/labelmap/region", {"box": "0,0,0,1,1,1"}),
+        (f"{base}/image", {}),
+    ]:
+        r = client.get(url, params=params, headers=h)
+        assert r.status_code == 400, (url, params, r.text)
+    for body in [
+        {"object": label, "type": "box", "slice": N, "box": BOX},
+        {"object": label, "type": "box", "slice": 0, "box": [0, 0, W, 10]},
+        {"object": label, "type": "box3d", "box": [0, 0, 0, 5, 5, 5]},
+        {"object": label, "type": "point", "point": [1, 1, N]},
+    ]:
+        assert client.post(f"{base}/prompts", json=body, headers=h).status_code == 400, body
+    r = client.post(f"{base}/objects/{label}/candidate", json={"slice": 0}, headers=h)
+    assert r.status_code == 400, r.text
+    assert client.get(f"{base}/frames/0").status_code == 403  # the lease, as every session route
+
+    # image sessions have no frames / video downloads
+    vol = tmp_path / "p.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(vol)
+    vbase, vh, _l, _g = _open(client, vol)
+    assert client.get(f"{vbase}/frames/0", headers=vh).status_code == 400
+    assert client.get(f"{vbase}/labelmap", params={"format": "npz"}, headers=vh).status_code == 400
+    assert client.get(f"{vbase}/overlay", headers=vh).status_code == 400
+
+
+def test_the_masks_are_those_of_volsam_segment_real_litemedsam(tmp_path):
+    """The CLI (``volsam segment clip.mp4 --box ... --frame 0 -o cli.npz``) and the server's session, real
+    LiteMedSAM on both sides: the same masks, Dice 1.0 on every frame."""
+    from volsam.cli.main import run
+
+    frames, truth = disc_frames(6, (H, W), speed=3.0)
+    clip = write_video(tmp_path / "small.mp4", frames)
+    out = tmp_path / "cli.npz"
+    box = ",".join(str(v) for v in BOX)
+    assert run(["segment", str(clip), "--box", box, "--frame", "0", "-o", str(out), "--device", "cpu"]) == 0
+    want = np.load(out)["masks"]
+    app = create_app(ServerConfig(device="cpu"))  # the real store: LiteMedSAM
+    client = TestClient(app, base_url=BASE, raise_server_exceptions=False)
+    base, h, label, _geo = _open(client, clip)
+    r = client.post(f"{base}/prompts", json={"object": label, "type": "box", "slice": 0, "box": BOX}, headers=h)
+    assert r.status_code == 200, r.text
+    got = _npz(client, base, h)
+    assert [_dice(got[t] > 0, want[t] > 0) for t in range(6)] == [1.0] * 6 and np.array_equal(got, want)
+    assert min(_dice(want[t] > 0, truth[t]) for t in range(6)) > 0.8  # and it found the disc
+
+
+def test_the_client_streams_a_video_session(tmp_path, clip):
+    """RemoteSession on a video: frames and frame labels as arrays, the masks and the overlay streamed to files."""
+    from volsam.client import RemoteSession
+
+    client, _store = _client(ToyEngine())
+    remote = RemoteSession.__new__(RemoteSession)  # over the in-process app instead of a socket
+    remote._http = client
+    r = client.post("/api/sessions", files={"file": ("clip.mp4", clip.read_bytes())})
+    remote.id, remote.geometry = r.json()["id"], r.json()["geometry"]
+    client.headers["X-Session-Lease"] = r.json()["lease"]
+    obj = remote.add_object(name="disc")
+    change = remote.add_box(obj, 0, BOX)
+    assert change.frames == (0, N - 1)
+    with VideoFrames(clip, colour=True) as frames:
+        assert np.array_equal(remote.frame(3), frames.frame(3))
+    masks = np.load(remote.save_labelmap(tmp_path / "m.npz", format="npz"))["masks"]
+    assert np.array_equal(remote.frame_labels(3), masks[3]) and masks[3].any()
+    with zipfile.ZipFile(remote.save_labelmap(tmp_path / "m.zip", format="png-zip")) as zf:
+        assert len(zf.namelist()) == N + 1
+    assert remote.save_overlay(tmp_path / "o.mp4").stat().st_size > 0
+    with pytest.raises(Exception, match="outside the video"):
+        remote.frame(N)
