@@ -19,6 +19,8 @@
     frames: 0, slices: null, lastChange: null, errors: [], prompts: [], hidden: new Set(), stats: {}, view: 0,
     running: false, flat: false };
   let nv = null;
+  let video = null;  // the video view (static/video.js), made in start()
+  const isVideo = () => Boolean(state.geometry && state.geometry.video);
 
   function say(text, isError = false) {
     $("status").textContent = text;
@@ -109,6 +111,7 @@
 
   // -- label map, objects and their statistics --------------------------------------------------------------
   async function refreshLabels() {
+    if (isVideo()) { await video.refresh(); renderObjects(); return; }  // the frame shown, not a whole label map
     const vol = await NVImage.loadFromUrl({ url: `/api/sessions/${state.id}/labelmap?t=${Date.now()}`,
       name: "labels.nii.gz", headers: authHeaders() });
     vol.setColormapLabel(labelColormap());
@@ -138,6 +141,7 @@
   }
 
   function recolour() {
+    if (isVideo()) { video.refresh().catch((e) => say(e.message, true)); return; }
     if (!state.labels) return;
     state.labels.setColormapLabel(labelColormap());
     nv.updateGLVolume();
@@ -173,7 +177,8 @@
       const s = state.stats[o.label];
       const axis = "ijk"[state.geometry.axis];
       const [si, sj] = state.geometry.spacing;
-      if (!s) stats.textContent = "empty";
+      if (isVideo()) stats.textContent = "";
+      else if (!s) stats.textContent = "empty";
       else if (state.flat) stats.textContent = `${s.voxels} px · ${(s.voxels * si * sj).toFixed(1)} mm²`;
       else stats.textContent = `${s.ml.toFixed(2)} ml · ${axis} ${s.first}–${s.last}`;
       li.append(del, shown, sw, `${o.name} (${o.label})`, stats);
@@ -219,6 +224,7 @@
   }
 
   function drawMarks() {
+    if (isVideo()) { video.draw(); return; }  // the video canvas draws its own markers
     const canvas = $("marks"), rect = canvas.getBoundingClientRect();
     canvas.width = rect.width;
     canvas.height = rect.height;
@@ -317,7 +323,9 @@
     nv.createOnLocationChange();
   }
 
-  function step(delta, view = state.view) { if (nv && nv.volumes.length) setSlice(view, crosshairVox()[2 - view] + delta); }
+  function step(delta, view = state.view) {
+    if (isVideo()) { video.step(delta); return; }
+    if (nv && nv.volumes.length) setSlice(view, crosshairVox()[2 - view] + delta); }
 
   // -- window / level: presets per modality, typed values, right-drag -----------------------------------------
   function presets(modality) {
@@ -386,15 +394,17 @@
     await refreshLabels();
     await refreshPrompts();
     state.lastChange = change;
-    const where = !change.frames ? "nothing changed" : state.flat ? "the image" : `slices ${change.frames[0]}–${change.frames[1]}`;
+    const where = !change.frames ? "nothing changed" : state.flat ? "the image"
+      : `${isVideo() ? "frames" : "slices"} ${change.frames[0]}–${change.frames[1]}`;
     const which = change.candidates ? `candidate ${change.candidate + 1} of ${change.candidates} (C: next), ` : "";
     say(`${which}done in ${(change.seconds || 0).toFixed(1)} s: ${where}`);
   }
 
   async function edit(path, body) {
     if (body && body.type) {  // the prompt shows as a marker at once, while the model runs
-      state.prompts.push(Object.assign({ label: body.object }, body.type === "box" ? { box: body.box, slice: body.slice }
-        : { point: body.point, positive: body.positive }));
+      state.prompts.push(Object.assign({ label: body.object }, body.type === "box"
+        ? { box: body.box, slice: body.slice, frame: body.slice }
+        : { point: body.point, positive: body.positive, frame: body.point[2] }));
       drawMarks();
       say("segmenting…");
     }
@@ -454,7 +464,7 @@
 
   function onEvent(e) {
     if (e.type === "busy") { state.busy += 1; state.frames = 0; state.slices = e.slices || null; $("frames").textContent = ""; }
-    else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} slices`; }
+    else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} ${isVideo() ? "frames" : "slices"}`; }
     else if (e.type === "idle") state.busy = Math.max(0, state.busy - 1);
     else if (e.type === "closed") say("the session was closed", true);
     showWork();
@@ -507,6 +517,15 @@
       Object.assign(state, { id: created.id, lease: created.lease, geometry: g, objects: [], active: null,
         labels: null, prompts: [], hidden: new Set(), stats: {}, flat: g.is_2d });
       layout(g, wasFlat);
+      if (g.video) {  // frames come one at a time from the server (static/video.js); Niivue is not used
+        while (nv.volumes.length) nv.removeVolume(nv.volumes[0]);
+        state.labels = null;
+        listen(state.id);
+        await addObject();
+        await video.open(g);
+        say(`${file.name}: video ${g.size[0]} × ${g.size[1]}, ${g.frames} frames at ${g.fps.toFixed(3)} fps. Draw a box on a frame.`);
+        return;
+      }
       const colour = g.is_2d && g.colour;
       await nv.loadVolumes([{ url: `/api/sessions/${state.id}/image${colour ? "?colour=true" : ""}`, name: "image.nii.gz",
         headers: authHeaders() }]);
@@ -525,9 +544,11 @@
   function layout(g, wasFlat) {  // one view for a 2D image; the 3D layout back for a volume after one
     const flat = g.is_2d;
     document.body.classList.toggle("two-d", flat);
-    $("views").hidden = flat;
-    $("slices").hidden = flat;
-    $("windowing").hidden = flat && g.colour;
+    document.body.classList.toggle("video", Boolean(g.video));
+    $("video-panel").hidden = !g.video;
+    $("views").hidden = flat || Boolean(g.video);
+    $("slices").hidden = flat || Boolean(g.video);
+    $("windowing").hidden = flat && g.colour || Boolean(g.video);
     $("download-png").hidden = !flat;
     $("download").textContent = flat ? "NIfTI (one slice)" : "NIfTI";
     nv.opts.isOrientationTextVisible = !flat;  // R / A letters say nothing about a picture
@@ -567,7 +588,7 @@
     const actions = {
       b: () => pick("box"), p: () => pick("add"), n: () => pick("remove"), l: () => pick("look"),
       c: () => nextCandidate(), ArrowUp: () => step(1), ArrowDown: () => step(-1), PageUp: () => step(5),
-      PageDown: () => step(-5), Escape: () => stop(),
+      PageDown: () => step(-5), Escape: () => stop(), " ": () => isVideo() && video.play(),
     };
     let action = null;
     if (ctrl && key === "z") action = () => (e.shiftKey ? $("redo") : $("undo")).click();
@@ -596,6 +617,11 @@
     for (const [id, [query, name]] of Object.entries(downloads)) {
       $(id).onclick = (ev) => { ev.preventDefault(); if (state.id) download(`/api/sessions/${state.id}/labelmap${query}`, name); };
     }
+    const videoDownloads = { "download-npz": ["/labelmap?format=npz", "masks.npz"],
+      "download-pngzip": ["/labelmap?format=png-zip", "masks.zip"], "download-overlay": ["/overlay", "overlay.mp4"] };
+    for (const [id, [path, name]] of Object.entries(videoDownloads)) {
+      $(id).onclick = (ev) => { ev.preventDefault(); if (state.id) download(`/api/sessions/${state.id}${path}`, name); };
+    }
     $("download-prompts").onclick = (ev) => {
       ev.preventDefault();
       if (state.id) download(`/api/sessions/${state.id}/prompts`, state.prompts.some((p) => p.mask) ? "prompts.zip" : "prompts.json");
@@ -609,12 +635,13 @@
     $("ww").onchange = typedWindow;
     $("wl").onchange = typedWindow;
     $("radiological").onchange = () => { if (nv) { nv.setRadiologicalConvention($("radiological").checked); drawMarks(); } };
-    $("opacity").oninput = () => { if (state.labels) nv.setOpacity(nv.volumes.indexOf(state.labels), Number($("opacity").value)); };
+    $("opacity").oninput = () => { if (isVideo()) recolour(); else if (state.labels) nv.setOpacity(nv.volumes.indexOf(state.labels), Number($("opacity").value)); };
     for (const b of document.querySelectorAll("button[data-view]")) b.onclick = () => setView(Number(b.dataset.view));
     for (const row of document.querySelectorAll(".slice")) {
       row.querySelector("input").oninput = (ev) => { if (nv && nv.volumes.length) setSlice(Number(row.dataset.view), Number(ev.target.value)); };
     }
     for (const r of document.querySelectorAll('input[name="tool"]')) r.onchange = setMouse;
+    video = window.volsamVideo({ state, request, say, edit, colour, tool });
     document.addEventListener("keydown", keys, true);
     showWork();
     if (!Niivue) { say("the viewer did not load (static/vendor/niivue.umd.js missing: run `make install`)", true); return; }
@@ -639,6 +666,6 @@
     rubberBand();
   }
 
-  window.volsam = { state, get nv() { return nv; }, nativeVoxel, rasVoxel, canvasPoint, goTo, sliceInfo, setSlice };
+  window.volsam = { state, get nv() { return nv; }, get video() { return video; }, nativeVoxel, rasVoxel, canvasPoint, goTo, sliceInfo, setSlice };
   start();
 })();
