@@ -202,12 +202,19 @@ def test_a_dicom_cine_is_a_video_session(tmp_path):
 
 
 def test_refusals(tmp_path, clip):
-    # 0.04 MB: one RGB frame (15 kB) fits, 10 label frames (51 kB) do not; 0.01 MB: not even one frame
-    for limit, what in [(0.04, "10 frames"), (0.01, "a frame")]:
+    # 0.04 MB: one RGB frame (15 kB) fits, 10 label frames (51 kB) do not (from the mp4 header; an mkv has no
+    # frame count: its packets are counted, without decoding); 0.01 MB: not even one frame
+    frames, _truth = disc_frames(N, (H, W), speed=3.0)
+    mkv = write_video(tmp_path / "clip.mkv", frames)
+    for path, limit, what in [
+        (clip, 0.04, "the masks of 10 frames of 80x64"),
+        (mkv, 0.04, "the masks of 9+ frames of 80x64"),
+        (clip, 0.01, "one 80x64 RGB frame"),
+    ]:
         client, store = _client(ToyEngine(), max_upload_mb=4, max_image_mb=limit)
-        r = client.post("/api/sessions", files={"file": ("clip.mp4", clip.read_bytes())})
+        r = client.post("/api/sessions", files={"file": (path.name, path.read_bytes())})
         assert r.status_code == 413 and r.json()["error"] == "ImageTooLarge", r.text
-        assert r.json()["detail"].startswith(f"upload.mp4: {what} of"), r.text
+        assert r.json()["detail"].startswith(f"upload{path.suffix}: {what} would take"), r.text
         assert len(store) == 0
 
     client, store = _client(ToyEngine())
@@ -288,3 +295,24 @@ def test_the_client_streams_a_video_session(tmp_path, clip):
     assert remote.save_overlay(tmp_path / "o.mp4").stat().st_size > 0
     with pytest.raises(Exception, match="outside the video"):
         remote.frame(N)
+
+
+def test_a_video_bomb_is_refused_before_a_frame_is_decoded(tmp_path):
+    """A 5 kB mp4 of one flat 4096 x 4096 frame (48 MB of RGB once decoded) to --max-image-mb 32: 413 from the
+    stream's header, and the peak memory of the process does not move by a decoded frame."""
+    big = write_video(tmp_path / "big.mp4", np.full((2, 4096, 4096), 90, np.uint8))
+    assert big.stat().st_size < 64 * 1024
+    client, store = _client(ToyEngine(), max_image_mb=32)
+    client.post("/api/sessions", files={"file": ("warm.mp4", b"not a video")})  # the server's lazy imports first
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the peak is measured from here
+    before = _peak_rss_mb()
+    r = client.post("/api/sessions", files={"file": ("big.mp4", big.read_bytes())})
+    assert r.status_code == 413 and r.json()["detail"].startswith("upload.mp4: one 4096x4096 RGB frame"), r.text
+    assert _peak_rss_mb() - before < 16 and len(store) == 0  # a decoded frame alone would be 48 MB
+
+
+def _peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
