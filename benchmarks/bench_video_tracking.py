@@ -56,7 +56,9 @@ class DiskEmbeddings:
                 out.append(SliceEmbedding(torch.load(path), (int(f.shape[0]), int(f.shape[1]))))
                 continue
             (emb,) = self.inner.encode(f[None])
-            torch.save(emb.features.clone(), path)
+            tmp = path.with_suffix(f".{id(self)}.tmp")  # another run may read the folder meanwhile
+            torch.save(emb.features.clone(), tmp)
+            tmp.replace(path)
             self.encoded += 1
             out.append(emb)
         return out
@@ -114,8 +116,9 @@ def main() -> int:
     from volsam.engines import get as get_engine
 
     specs = clip_family(args.frames, (args.size, args.size), args.seed)
-    if args.clips:
-        specs = [s for s in specs if s.name in args.clips]
+    if args.clips:  # in the order given
+        by_name = {s.name: s for s in specs}
+        specs = [by_name[name] for name in args.clips]
     engine = get_engine("medsam-lite", device="cpu")
     if args.embeddings is not None:
         engine = DiskEmbeddings(engine, args.embeddings)
