@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -316,3 +318,32 @@ def _peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmHWM")
+
+
+class SlowToy(ToyEngine):
+    def predict(self, embedding, **kw):
+        time.sleep(0.1)
+        return super().predict(embedding, **kw)
+
+
+def test_stop_during_tracking_leaves_the_session_as_before(clip):
+    """The page's Stop (``POST .../cancel``) during a video's tracking: 409 Cancelled, the object as before (the
+    run's folder gone), and the session tracks again afterwards."""
+    client, store = _client(SlowToy())
+    base, h, label, _geo = _open(client, clip)
+    box = {"object": label, "type": "box", "slice": 0, "box": BOX}
+    answer = {}
+    worker = threading.Thread(target=lambda: answer.update(r=client.post(f"{base}/prompts", json=box, headers=h)))
+    worker.start()
+    for _ in range(200):  # wait for the first frames
+        if client.get(f"{base}/events?follow=false", headers=h).text.count('"frame"') >= 2:
+            break
+        time.sleep(0.05)
+    assert client.post(f"{base}/cancel", headers=h).json() == {"cancelling": True}
+    worker.join(60)
+    assert answer["r"].status_code == 409 and answer["r"].json()["error"] == "Cancelled", answer["r"].text
+    session = next(iter(store._entries.values())).session
+    assert not (session.upload.folder / "runs").exists() or not any((session.upload.folder / "runs").iterdir())
+    assert not _npz(client, base, h).any() and client.get(base, headers=h).json()["objects"][0]["prompts"] == 0
+    r = client.post(f"{base}/prompts", json=box, headers=h)
+    assert r.status_code == 200 and _npz(client, base, h).any(), r.text
