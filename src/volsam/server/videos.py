@@ -383,18 +383,20 @@ class VideoSession:
             yield t, self.labels(t)
 
     def write_npz(self, path: Path) -> Path:
-        """The masks as ``volsam segment VIDEO -o masks.npz`` writes them (``masks`` (T, H, W), ``fps``),
-        filled frame by frame through a file on disk."""
-        from volsam.io.video_out import open_mask_sink
-
-        sink = open_mask_sink(path, self.frame_count, (self.info.height, self.info.width), self.info.fps, self._dtype())
-        try:
-            for t, labels in self._frames():
-                sink.write(t, labels)
-            return sink.finish()
-        except BaseException:
-            sink.abort()
-            raise
+        """The masks as ``volsam segment VIDEO -o masks.npz`` has them (``masks`` (T, H, W), ``fps``), streamed
+        into the zip one frame at a time (no (T, H, W) array, not even a memory map)."""
+        fmt = np.lib.format
+        dtype, shape = self._dtype(), (self.frame_count, self.info.height, self.info.width)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+            with zf.open("masks.npy", "w", force_zip64=True) as fh:
+                fmt.write_array_header_1_0(
+                    fh, {"descr": fmt.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+                )
+                for _t, labels in self._frames():
+                    fh.write(np.ascontiguousarray(labels, dtype=dtype).tobytes())
+            with zf.open("fps.npy", "w") as fh:
+                fmt.write_array(fh, np.asarray(float(self.info.fps)))
+        return path
 
     def write_png_zip(self, path: Path) -> Path:
         """A zip of ``frame_NNNNNN.png`` label masks (as ``volsam segment VIDEO -o masks/``) and
