@@ -154,6 +154,7 @@ def test_scrub_play_box_track_correct_and_download(toy_server, clip, tmp_path):
             for t in (2, 0, 7, N - 1):  # the masks overlaid while scrubbing
                 page.scrub(t)
                 shown[t] = page.pixels().get("1", 0)
+                assert page.page.inner_text("#objects .stats") == f"{shown[t]} px on frame {t}"
                 assert abs(shown[t] - int(truth[t].sum())) <= 0.25 * truth[t].sum(), (t, shown[t], truth[t].sum())
             box = page.js("window.volsam.state.prompts")[0]
             assert box["frame"] == 2 and box["label"] == 1

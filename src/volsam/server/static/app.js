@@ -177,7 +177,7 @@
       const s = state.stats[o.label];
       const axis = "ijk"[state.geometry.axis];
       const [si, sj] = state.geometry.spacing;
-      if (isVideo()) stats.textContent = "";
+      if (isVideo()) stats.textContent = `${video.pixels(o.label)} px on frame ${video.frame}`;
       else if (!s) stats.textContent = "empty";
       else if (state.flat) stats.textContent = `${s.voxels} px · ${(s.voxels * si * sj).toFixed(1)} mm²`;
       else stats.textContent = `${s.ml.toFixed(2)} ml · ${axis} ${s.first}–${s.last}`;
@@ -641,7 +641,7 @@
       row.querySelector("input").oninput = (ev) => { if (nv && nv.volumes.length) setSlice(Number(row.dataset.view), Number(ev.target.value)); };
     }
     for (const r of document.querySelectorAll('input[name="tool"]')) r.onchange = setMouse;
-    video = window.volsamVideo({ state, request, say, edit, colour, tool });
+    video = window.volsamVideo({ state, request, say, edit, colour, tool, shown: () => renderObjects() });
     document.addEventListener("keydown", keys, true);
     showWork();
     if (!Niivue) { say("the viewer did not load (static/vendor/niivue.umd.js missing: run `make install`)", true); return; }

@@ -5,7 +5,7 @@
 // prompts of that frame; a box (drag) or a ± click on any frame is a prompt with slice / point frame = the
 // frame, and the server tracks through the video (progress: the page's bar, one event a frame).
 "use strict";
-window.volsamVideo = function (env) {  // env: state, request, say, edit, colour, tool
+window.volsamVideo = function (env) {  // env: state, request, say, edit, colour, tool, shown (a frame was drawn)
   const $ = (id) => document.getElementById(id);
   const canvas = $("video");
   const v = { frame: 0, count: 0, picture: null, labels: null, playing: false, token: 0, fps: 25 };
@@ -87,6 +87,7 @@ window.volsamVideo = function (env) {  // env: state, request, say, edit, colour
     canvas.dataset.frame = String(n);
     canvas.dataset.pixels = JSON.stringify(v.labels.counts);  // object pixels on this frame (tests, panel)
     draw();
+    env.shown();
   }
 
   async function play() {
@@ -148,6 +149,7 @@ window.volsamVideo = function (env) {  // env: state, request, say, edit, colour
     refresh: () => go(v.frame),  // after an edit: this frame's labels again
     draw: () => draw(),
     get frame() { return v.frame; },
+    pixels: (label) => (v.labels ? v.labels.counts[label] || 0 : 0),  // the object's pixels on the frame shown
     get playing() { return v.playing; },
   };
 };
