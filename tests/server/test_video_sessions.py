@@ -347,3 +347,14 @@ def test_stop_during_tracking_leaves_the_session_as_before(clip):
     assert not _npz(client, base, h).any() and client.get(base, headers=h).json()["objects"][0]["prompts"] == 0
     r = client.post(f"{base}/prompts", json=box, headers=h)
     assert r.status_code == 200 and _npz(client, base, h).any(), r.text
+
+
+def test_an_expired_video_session_takes_its_folder_with_it(clip):
+    client, store = _client(ToyEngine())
+    store.idle_timeout_s = 0.2
+    base, h, label, _geo = _open(client, clip)
+    folder = next(iter(store._entries.values())).session.upload.folder
+    client.post(f"{base}/prompts", json={"object": label, "type": "box", "slice": 0, "box": BOX}, headers=h)
+    assert (folder / "upload.mp4").is_file() and any((folder / "runs").iterdir())
+    time.sleep(0.3)
+    assert len(store.expire()) == 1 and not folder.exists()
