@@ -101,6 +101,24 @@ def run_clip(engine, spec, folder: Path) -> dict:
     }
 
 
+def _report(rows: list[dict], label: str) -> dict:
+    means = [r["mean_dice"] for r in rows]
+    return {
+        "benchmark": "video tracking, LiteMedSAM frame by frame (volsam.jobs.video.segment_video)",
+        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+        "label": label,
+        "floor": FLOOR,
+        "summary": {
+            "clips": len(rows),
+            "mean_of_means": round(float(np.mean(means)), 4),
+            "worst_mean": round(float(np.min(means)), 4),
+            "worst_min": round(float(min(r["min_dice"] for r in rows)), 4),
+            "clips_with_frames_below_floor": sum(bool(r["frames_below_floor"]) for r in rows),
+        },
+        "clips": rows,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=40)
@@ -122,7 +140,7 @@ def main() -> int:
     engine = get_engine("medsam-lite", device="cpu")
     if args.embeddings is not None:
         engine = DiskEmbeddings(engine, args.embeddings)
-    rows = []
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in specs:
             row = run_clip(engine, spec, Path(tmp))
@@ -132,24 +150,10 @@ def main() -> int:
                 f"(frame {row['worst_frame']}) below {FLOOR}: {len(row['frames_below_floor'])}",
                 flush=True,
             )
-    means = [r["mean_dice"] for r in rows]
-    report = {
-        "benchmark": "video tracking, LiteMedSAM frame by frame (volsam.jobs.video.segment_video)",
-        "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "label": args.label,
-        "floor": FLOOR,
-        "summary": {
-            "clips": len(rows),
-            "mean_of_means": round(float(np.mean(means)), 4),
-            "worst_mean": round(float(np.min(means)), 4),
-            "worst_min": round(float(min(r["min_dice"] for r in rows)), 4),
-            "clips_with_frames_below_floor": sum(bool(r["frames_below_floor"]) for r in rows),
-        },
-        "clips": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["summary"]))
+            report = _report(rows, args.label)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=1) + "\n")  # after each clip: a long run can be cut
+    print(json.dumps(_report(rows, args.label)["summary"]) if rows else "no clip run")
     return 0
 
 
