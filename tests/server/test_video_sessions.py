@@ -22,6 +22,7 @@ from PIL import Image
 
 from tests.support.toy_engine import ToyEngine, ToyTracker
 from tests.support.video import disc_frames, write_cine, write_video
+from volsam.core.errors import SessionNotFound
 from volsam.core.prompts import Box2D, Point
 from volsam.core.volume import luma
 from volsam.io.video import VideoFrames
@@ -141,10 +142,14 @@ def test_box_on_a_frame_tracks_and_the_downloads_are_the_cli_masks(tmp_path, cli
     with av.open(str(tmp_path / "overlay.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == N
 
-    folder = store._entries[base.rsplit("/", 1)[1]].session.upload.folder
+    session = store._entries[base.rsplit("/", 1)[1]].session
+    folder = session.upload.folder
     assert folder.is_dir()
     assert client.delete(base, headers=h).status_code == 204
     assert not folder.exists()  # the upload and every run went with the session
+    for late in (session.frame_png, session.labels):  # a page request that raced the close: 404, not a 500
+        with pytest.raises(SessionNotFound):
+            late(0)
 
 
 def test_a_correction_on_another_frame_walks_from_there_and_undo_redo_swap_runs(tmp_path, clip):

@@ -112,6 +112,7 @@ class VideoSession:
         self._state_lock = threading.RLock()  # objects and their folders (label requests beside a run)
         self._runs = itertools.count()
         self.tracker = isinstance(self.engine, TrackerEngine)
+        self._closed = False
 
     # -- what the page shows -------------------------------------------------------------------------------
     def geometry(self) -> dict:
@@ -132,6 +133,12 @@ class VideoSession:
             "engine_kind": "tracker" if self.tracker else "slice",
         }
 
+    def _check_open(self) -> None:  # a page request may arrive while the session closes
+        if self._closed:
+            from volsam.core.errors import SessionNotFound
+
+            raise SessionNotFound("this session was closed")
+
     def _check_frame(self, t: int) -> int:
         if not 0 <= int(t) < self.frame_count:
             raise InputError(f"frame {t} is outside the video (0..{self.frame_count - 1})")
@@ -141,6 +148,7 @@ class VideoSession:
         """Frame ``t`` as a PNG (RGB, the decoded picture)."""
         t = self._check_frame(t)
         with self._read_lock:
+            self._check_open()
             picture = self._reader.frame(t).copy()
         return _png(picture)
 
@@ -148,6 +156,7 @@ class VideoSession:
         """Frame ``t``'s label map ``(H, W)`` (uint8; uint16 above 255): every object, the later one on top."""
         t = self._check_frame(t)
         with self._state_lock:
+            self._check_open()
             top = max(self._objects, default=0)
             out = np.zeros((self.info.height, self.info.width), np.uint8 if top <= 255 else np.uint16)
             for label, state in self._objects.items():
@@ -429,9 +438,10 @@ class VideoSession:
 
     def close(self) -> None:
         """Release the reader and delete the session's folder (the upload and every run)."""
-        with self._read_lock:
+        with self._read_lock, self._state_lock:
+            self._closed = True
             self._reader.close()
-        shutil.rmtree(self.upload.folder, ignore_errors=True)
+            shutil.rmtree(self.upload.folder, ignore_errors=True)
 
 
 def _merged(old: list[Prompt], new: list[Prompt]) -> list[Prompt]:
