@@ -164,8 +164,9 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         file: Annotated[
             UploadFile,
             File(
-                description="NIfTI, NRRD, MHA, CVPR .npz, a DICOM series as .zip, or a 2D image: "
-                ".png .jpg .jpeg .bmp .tif .tiff, a single .dcm"
+                description="NIfTI, NRRD, MHA, CVPR .npz, a DICOM series as .zip, a 2D image: "
+                ".png .jpg .jpeg .bmp .tif .tiff, a single .dcm, or a video: .mp4 .avi .mov .mkv .webm, a DICOM "
+                "cine .dcm (a video session: geometry.video; frames by GET .../frames/{n})"
             ),
         ],
         engine: Annotated[str, Form()] = "medsam-lite",
