@@ -15,14 +15,17 @@ Engines:
   turns), and SAM 2's memory bank keeps the prompted frame, so it can find the object again; stopping after a
   few empty frames would lose it for the rest of the video. Give ``absent_patience`` to stop a direction
   after that many frames without the object.
-* **LiteMedSAM** (slice engine, no memory): frame by frame with :func:`volsam.propagation.walk.propagate`, each
-  frame prompted with the box of the previous frame's mask (plus margin) and with that box moved by the
+* **LiteMedSAM** (slice engine, no memory): frame by frame with :func:`volsam.propagation.follow.follow`,
+  each frame prompted with the box of the previous frame's mask (plus margin), with that box moved by the
   object's last shift (objects move in a video: on a fast, accelerating ellipse this took the per-frame
-  Dice from 0.71 at worst to 0.99), forward then backward. Its stop
-  rules end a direction when the object is lost (empty mask, low score, area jump, appearance); the frames
-  after that stay empty: without memory the model cannot find a returning object. The 3D-only rule "a
-  shrinking cross-section that grows again is another structure" is off (a beating heart's area rises and
-  falls) and the growth limit per frame is wider than for slices (objects move in a video).
+  Dice from 0.71 at worst to 0.99), and with the box of the object-like pixels connected to the previous
+  mask (appearance boxes: a moving, turning object is not cut to the half an earlier mask held), forward
+  then backward. A frame whose answer breaks a stop rule (empty mask, low score, area jump, appearance) is
+  left empty and the next frames are searched for object-like regions as large as a tenth of the prompted
+  object: an object that leaves the view and comes back is found again. The 3D-only rule "a shrinking
+  cross-section that grows again is another structure" is off (a beating heart's area rises and falls) and
+  the growth limit per frame is wider than for slices (objects move in a video). The ``baseline`` strategy
+  walks as for volumes (:func:`volsam.propagation.walk.propagate`).
 
 Outputs are streamed as frames are segmented (:mod:`volsam.io.video_out`): per-frame label PNGs or one
 ``.npz`` (disk-backed while it fills), a JSON sidecar with fps, frame count, size, engine, model and prompts,
@@ -57,6 +60,7 @@ from volsam.io.video_out import (
 )
 from volsam.jobs.request import SegmentRequest
 from volsam.propagation import PropagationSettings, propagate
+from volsam.propagation.follow import follow
 from volsam.propagation.prompts import frame_prompts, label_image_objects, tracker_prompts
 from volsam.propagation.tracking import check_first_frame, track_labels
 
@@ -151,7 +155,8 @@ def _slice_walk(
     masks = [p.mask for p in per_obj.values() if p.mask is not None]
     seed = np.logical_or.reduce(masks) if masks else None
     clicks = per_obj.get(label) if seed is None else None
-    walker = propagate(
+    walk = follow if settings.volsam else propagate  # the baseline strategy walks as for volumes
+    walker = walk(
         eng,
         source,
         start,

@@ -15,6 +15,8 @@ Modules, one job each:
 * :mod:`~volsam.propagation.seed` -- the prompted frame's mask (:func:`predict_seed`).
 * :mod:`~volsam.propagation.stops` -- the rules that end a direction.
 * :mod:`~volsam.propagation.walk` -- :func:`propagate`, the walk from one frame.
+* :mod:`~volsam.propagation.follow` -- :func:`~volsam.propagation.follow.follow`, the walk through a video
+  (appearance boxes, search for a lost object).
 * :mod:`~volsam.propagation.stack` -- :func:`segment_stack` (walks between seeds), :func:`cleanup_3d`.
 * :mod:`~volsam.propagation.slices` -- :func:`segment_slices` (a slice engine on a volume, in a window).
 * :mod:`~volsam.propagation.tracking` -- :func:`track_labels` (the tracker loop).

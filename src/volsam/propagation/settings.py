@@ -103,6 +103,17 @@ class PropagationSettings:
             ``max(click_refine_min, click_refine_fraction x its longer side)``, so that the box fits the object.
         click_rounds: at most this many such prompts.
         click_settle_px: the rounds stop once the box moves by no more than this (px) on every side.
+        appearance_boxes: videos (:func:`volsam.propagation.follow.follow`): also propose the box of the
+            object-like pixels connected to the previous mask (moved by the last shift) within ``growth_limit``
+            px: once a mask holds part of a moving, turning object, boxes grown from it stay too small (off for
+            volumes: the volume walk does not read it).
+        appearance_smooth: videos: the appearance model and its per-pixel log-ratios work on frames smoothed by
+            this Gaussian sigma (px): a speckled pixel alone says little about its tissue.
+        search_lost: videos: a frame whose answer breaks a stop rule is left empty and the next frames are
+            searched for the object (it left the view, or the model lost it), instead of ending the direction.
+        search_min_area: videos: a searched region, and the answer it gives, must cover at least this fraction
+            of the prompted frame's area (smaller dark patches of speckle are not the object).
+        search_candidates: videos: at most this many object-like regions are prompted per searched frame.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -132,6 +143,11 @@ class PropagationSettings:
     click_refine_fraction: float = 0.1
     click_rounds: int = 3
     click_settle_px: float = 1.0
+    appearance_boxes: bool = False
+    appearance_smooth: float = 0.0
+    search_lost: bool = False
+    search_min_area: float = 0.1
+    search_candidates: int = 2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -147,6 +163,8 @@ class PropagationSettings:
             raise SettingsError("min_area and min_area_ratio must be >= 0 and max_area_ratio > 0")
         if self.batch_size < 1 or self.cache_size < 1 or self.click_rounds < 1:
             raise SettingsError("batch_size, cache_size and click_rounds must be >= 1")
+        if self.appearance_smooth < 0 or self.search_min_area < 0 or self.search_candidates < 1:
+            raise SettingsError("appearance_smooth and search_min_area must be >= 0 and search_candidates >= 1")
 
     @property
     def volsam(self) -> bool:
@@ -164,8 +182,17 @@ class PropagationSettings:
     def video(cls) -> PropagationSettings:
         """The volsam walk for videos: boxes also proposed where the object's last motion takes them (objects
         move in a video), no regrowth stop (a beating heart's area rises and falls), 8 px growth per frame,
-        whole frames."""
-        return cls(regrowth_after=0.0, growth_limit=8, roi_context=0.0, motion=True)
+        whole frames; with :func:`volsam.propagation.follow.follow`: appearance boxes on frames smoothed by
+        1.5 px, and a lost object searched for on the next frames."""
+        return cls(
+            regrowth_after=0.0,
+            growth_limit=8,
+            roi_context=0.0,
+            motion=True,
+            appearance_boxes=True,
+            appearance_smooth=1.5,
+            search_lost=True,
+        )
 
     @classmethod
     def for_strategy(cls, strategy: Strategy | str, video: bool = False) -> PropagationSettings:

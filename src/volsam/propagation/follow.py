@@ -1,0 +1,267 @@
+"""Following an object through a video with a slice engine (LiteMedSAM): :func:`follow`, the video
+counterpart of :func:`volsam.propagation.walk.propagate`.
+
+The volume walk prompts each frame with boxes grown from the previous frame's mask and keeps the mask that
+best fits the prompted frame's grey-level appearance. In a video the object moves, turns and changes shape
+between frames, so once a mask covers only part of the object every box grown from it is too small, and once
+the object is lost (it left the view, or the model's answer broke a stop rule) the walk has nothing to grow
+from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
+
+* **appearance boxes** (``PropagationSettings.appearance_boxes``): the pixels that look like the object
+  (the appearance model's log-ratio > 0 on a frame smoothed by ``appearance_smooth`` px, which speckle needs)
+  connected to the previous mask (moved by the object's last shift) within ``growth_limit`` px of it, give one
+  more box proposal: its box follows the whole object even when the previous mask held half of it. Every
+  proposal is still judged by the appearance fit (sum of log-ratios over its mask) and cut by the growth
+  limit.
+* **search when lost** (``search_lost``): a frame whose answer breaks a stop rule is left empty and the
+  direction goes on searching: each next frame's object-like regions of at least ``search_min_area`` x the
+  prompted frame's area are prompted (largest fit first, at most ``search_candidates``); the first answer
+  that passes the stop rules (score, object-like share) and is at least that large is taken and following
+  resumes from it. An object that leaves the view and comes back is found again.
+
+The appearance model is the prompted frame's (smoothed) object and surroundings; without one (they look
+alike) neither rule applies and a broken rule ends the direction, as in the volume walk.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from volsam.core.errors import PromptError
+from volsam.engines.base import FrameSource, SliceEngine
+from volsam.propagation.appearance import AppearanceModel
+from volsam.propagation.cache import EmbeddingCache
+from volsam.propagation.frames import BoxXY, centroid, expand_box, intensity, mask_box, shift_mask
+from volsam.propagation.settings import PropagationSettings
+from volsam.propagation.stops import frame_stop
+from volsam.propagation.walk import SliceResult, propagate
+
+log = logging.getLogger(__name__)
+
+
+def smoothed(frame: np.ndarray, sigma: float) -> np.ndarray:
+    """The grey of a delivered frame, Gaussian-smoothed by ``sigma`` px (0: as it is), as uint8."""
+    grey = intensity(frame)
+    if sigma <= 0:
+        return grey
+    return np.clip(np.rint(ndimage.gaussian_filter(grey.astype(np.float32), sigma)), 0, 255).astype(np.uint8)
+
+
+def video_appearance(frame: np.ndarray, mask: np.ndarray, settings: PropagationSettings) -> AppearanceModel | None:
+    """The prompted frame's appearance model on its smoothed grey (``appearance_smooth``); None when object
+    and surroundings do not separate (``min_separability``)."""
+    model = AppearanceModel(settings.ring_width)
+    model.update(smoothed(frame, settings.appearance_smooth), mask)
+    if model.separability() < settings.min_separability:
+        log.info("object and surroundings look alike (separability %.2f): appearance rules off", model.separability())
+        return None
+    return model
+
+
+def object_regions(ratio: np.ndarray, min_area: int) -> list[np.ndarray]:
+    """The 8-connected regions of object-like pixels (``ratio > 0``) of at least ``min_area`` px, the largest
+    sum of ``ratio`` first."""
+    labels, n = ndimage.label(ratio > 0, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    sums = ndimage.sum_labels(ratio, labels, np.arange(n + 1))
+    keep = [k for k in np.argsort(-sums) if k > 0 and areas[k] >= min_area]
+    return [labels == k for k in keep]
+
+
+def appearance_box(ratio: np.ndarray, anchor: np.ndarray, reach: int) -> BoxXY | None:
+    """The box of the object-like pixels (``ratio > 0``) within ``reach`` px of ``anchor`` (the previous mask
+    where the object's motion takes it) that are connected to it; None when none touches it."""
+    region = ndimage.binary_dilation(anchor, iterations=max(reach, 1))
+    labels, n = ndimage.label((ratio > 0) & region, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return None
+    touched = np.unique(labels[anchor & (labels > 0)])
+    if touched.size == 0:
+        return None
+    return mask_box(np.isin(labels, touched))
+
+
+@dataclass
+class _Track:
+    """One direction's state: the last mask (None while lost), the one before, the prompted frame's area."""
+
+    prev: np.ndarray | None
+    before: np.ndarray | None
+    area: int
+
+    def shift(self) -> tuple[int, int]:
+        if self.prev is None or self.before is None or not self.before.any():
+            return (0, 0)
+        dx, dy = np.rint(centroid(self.prev) - centroid(self.before)).astype(int)
+        return (int(dx), int(dy))
+
+
+def _proposals(
+    prev: np.ndarray, shift: tuple[int, int], ratio: np.ndarray | None, settings: PropagationSettings
+) -> list[tuple[BoxXY, np.ndarray | None]]:
+    """(box, allowed region) for each proposal from the previous mask: its box grown by the margin plus each
+    of ``proposal_ratios`` x its longer side, in place and moved by ``shift``, and the appearance box."""
+    prev_box = mask_box(prev)
+    if prev_box is None:
+        raise PromptError("cannot follow from an empty mask")
+    h, w = prev.shape
+    side = max(prev_box[2] - prev_box[0] + 1, prev_box[3] - prev_box[1] + 1)
+    grows = settings.growth_limit > 0
+    out: list[tuple[BoxXY, np.ndarray | None]] = []
+    moves = [(0, 0)] + ([shift] if settings.motion and shift != (0, 0) else [])
+    for dx, dy in moves:
+        moved = prev if (dx, dy) == (0, 0) else shift_mask(prev, dx, dy)
+        if not moved.any():
+            continue  # moved out of the frame
+        allowed = ndimage.binary_dilation(moved, iterations=settings.growth_limit) if grows else None
+        base = (prev_box[0] + dx, prev_box[1] + dy, prev_box[2] + dx, prev_box[3] + dy)
+        for r in settings.proposal_ratios:
+            out.append((expand_box(base, settings.box_margin + r * side, (h, w)), allowed))
+        if ratio is not None and settings.appearance_boxes:
+            found = appearance_box(ratio, moved, max(settings.growth_limit, 1))
+            if found is not None:
+                out.append((expand_box(found, settings.box_margin, (h, w)), allowed))
+    return out
+
+
+def _best(
+    cache: EmbeddingCache, s: int, step: int, limit: tuple[int, int], proposals, ratio: np.ndarray | None
+) -> tuple[float, np.ndarray, float, BoxXY] | None:
+    """(fit, mask, score, box) of the proposal whose mask fits the appearance best (the model's score without
+    an appearance model); the first of equals."""
+    emb = cache.get(s, step, limit)
+    best = None
+    for box, allowed in proposals:
+        if box[0] > box[2] or box[1] > box[3]:
+            continue
+        pred = cache.engine.predict(emb, box=box)
+        mask = pred.mask & allowed if allowed is not None else pred.mask
+        fit = float(ratio[mask].sum()) if ratio is not None else pred.score
+        if best is None or fit > best[0]:
+            best = (fit, mask, pred.score, box)
+    return best
+
+
+def _search(
+    cache: EmbeddingCache,
+    s: int,
+    step: int,
+    limit: tuple[int, int],
+    ratio: np.ndarray,
+    model: AppearanceModel,
+    grey: np.ndarray,
+    track: _Track,
+    settings: PropagationSettings,
+) -> SliceResult | None:
+    """Look for the lost object on frame ``s``: prompt its largest object-like regions; the first answer that
+    passes the stop rules and is large enough, or None."""
+    min_area = max(settings.min_area, int(settings.search_min_area * track.area))
+    regions = object_regions(ratio, min_area)[: settings.search_candidates]
+    if not regions:
+        return None
+    emb = cache.get(s, step, limit)
+    h, w = grey.shape
+    for region in regions:
+        found = mask_box(region)
+        if found is None:  # regions are never empty
+            continue
+        side = max(found[2] - found[0] + 1, found[3] - found[1] + 1)
+        box = expand_box(found, settings.box_margin + max(settings.proposal_ratios) * side, (h, w))
+        pred = cache.engine.predict(emb, box=box)
+        area = int(pred.mask.sum())
+        if area < min_area:
+            continue
+        fraction = model.object_fraction(grey, pred.mask)
+        stop = frame_stop(pred.score, area, area, settings, lambda f=fraction: f)
+        if stop is None:
+            return SliceResult(s, pred.mask, pred.score, box, stop_detail="found again")
+    return None
+
+
+def _share(model: AppearanceModel | None, grey: np.ndarray | None, mask: np.ndarray):
+    """The stop rules' object-like share of ``mask``, computed when asked; None without a model."""
+    if model is None or grey is None:
+        return None
+    return lambda: model.object_fraction(grey, mask)
+
+
+def follow(
+    engine: SliceEngine,
+    stack: FrameSource,
+    start: int,
+    *,
+    box: BoxXY | None = None,
+    points: np.ndarray | None = None,
+    point_labels: np.ndarray | None = None,
+    seed_mask: np.ndarray | None = None,
+    limit: tuple[int, int] | None = None,
+    settings: PropagationSettings | None = None,
+    directions: tuple[int, ...] = (1, -1),
+) -> Iterator[SliceResult]:
+    """Segment frame ``start`` from its prompt (a ``box`` and / or ``points``, or ``seed_mask``), then follow
+    the object forward and backward (see the module notes). Yields the start frame first, then every frame
+    of each direction in walking order; a frame where the object is not found has an empty mask (its
+    ``stop_reason`` says which rule refused the answer when that ended following; a direction that cannot
+    search ends there, as in :func:`~volsam.propagation.walk.propagate`)."""
+    settings = settings or PropagationSettings.video()
+    lo, hi = limit if limit is not None else (0, len(stack) - 1)
+    cache = EmbeddingCache(engine, stack, settings.batch_size, settings.cache_size)
+    # the prompted frame as the volume walk does it (checks, seed, empty prompt), without walking
+    seeding = propagate(
+        engine, stack, start, box=box, points=points, point_labels=point_labels, seed_mask=seed_mask,
+        limit=(lo, hi), settings=settings, cache=cache, directions=(),
+    )  # fmt: skip
+    first = next(seeding)
+    yield first
+    if first.stop_reason is not None:  # the prompt gave an empty mask
+        return
+
+    model = video_appearance(stack.frames([start])[0], first.mask, settings) if settings.volsam else None
+    for step in directions:
+        track = _Track(first.mask, None, int(first.mask.sum()))
+        s = start + step
+        end = hi if step > 0 else lo
+        while (s <= end) if step > 0 else (s >= end):
+            grey = smoothed(stack.frames([s])[0], settings.appearance_smooth) if model is not None else None
+            ratio = model.log_ratio(grey) if model is not None else None
+            if track.prev is None:  # lost: search (only with an appearance model)
+                if model is None or ratio is None or grey is None:
+                    break
+                found = _search(cache, s, step, (lo, hi), ratio, model, grey, track, settings)
+                if found is None:
+                    yield SliceResult(s, np.zeros(stack.frame_shape, bool), 0.0, None, stop_detail="searching")
+                else:
+                    log.debug("frame %d: the object is found again", s)
+                    yield found
+                    track.prev, track.before = found.mask, None
+                s += step
+                continue
+            best = _best(cache, s, step, (lo, hi), _proposals(track.prev, track.shift(), ratio, settings), ratio)
+            if best is None:  # every proposal lies outside the frame
+                mask, score, used = np.zeros(stack.frame_shape, bool), 0.0, None
+            else:
+                _, mask, score, used = best
+            share = _share(model, grey, mask)
+            stop = frame_stop(score, int(mask.sum()), int(track.prev.sum()), settings, share)
+            if stop is None:
+                yield SliceResult(s, mask, score, used)
+                track.prev, track.before = mask, track.prev
+                s += step
+                continue
+            yield SliceResult(s, np.zeros_like(mask), score, used, stop.reason, stop.detail)
+            if model is None or not settings.search_lost:
+                log.debug("direction %+d stopped at frame %d: %s", step, s, stop.detail)
+                break
+            log.debug("frame %d: %s; searching", s, stop.detail)
+            track.prev, track.before = None, None
+            s += step
+
+
+__all__ = ["follow", "object_regions", "appearance_box", "smoothed", "video_appearance"]

@@ -1,0 +1,97 @@
+"""The video walk's rules (:func:`volsam.propagation.follow.follow`): appearance boxes and the search for a
+lost object. The stand-in engine (bright pixels inside the box) shows the bookkeeping; the real LiteMedSAM on
+generated ultrasound-like clips is tested in tests/jobs/test_video_tracking.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from tests.support.toy_engine import ToyEngine
+from volsam.propagation import FrameStack, PropagationSettings
+from volsam.propagation.follow import appearance_box, follow, object_regions
+
+H, W = 40, 120
+VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0)
+
+
+def _frames(truth: np.ndarray, extra: np.ndarray | None = None, extra_value: int = 150) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    frames = np.where(truth, 200, 40) + rng.integers(0, 20, truth.shape)
+    if extra is not None:
+        frames = np.where(extra, extra_value, frames)
+    return frames.astype(np.uint8)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
+
+
+def _run(frames: np.ndarray, truth: np.ndarray, settings: PropagationSettings) -> list[float]:
+    stack = FrameStack(frames, 2, lambda f: f)  # array [k, j, i]: the frames along k
+    ys, xs = np.nonzero(truth[0])
+    box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    results = {r.index: r.mask for r in follow(ToyEngine(), stack, 0, box=box, settings=settings)}
+    masks = [results.get(t, np.zeros((H, W), bool)) for t in range(len(frames))]
+    return [_dice(m, g) for m, g in zip(masks, truth)]
+
+
+def test_the_appearance_box_takes_the_whole_object_when_it_grows_past_the_box_proposals():
+    truth = np.zeros((6, H, W), bool)
+    for t in range(6):
+        right = 30 if t < 3 else 36  # on frame 3 the object reaches 6 px further (the proposals add ~2 px)
+        truth[t, 14:26, 18 : right + 1] = True
+    frames = _frames(truth)
+    with_boxes = _run(frames, truth, VIDEO)
+    without = _run(frames, truth, replace(VIDEO, appearance_boxes=False))
+    assert with_boxes == [1.0] * 6, with_boxes
+    assert without[3] < 0.9, without  # the box grown from frame 2's mask cuts the object
+
+
+def test_the_appearance_box_keeps_to_the_region_connected_to_the_previous_mask():
+    ratio = -np.ones((20, 40))
+    ratio[5:10, 5:10] = 1.0  # the object
+    ratio[5:10, 30:35] = 1.0  # another object-like patch, away from it
+    anchor = np.zeros((20, 40), bool)
+    anchor[6:9, 6:12] = True
+    assert appearance_box(ratio, anchor, 8) == (5.0, 5.0, 9.0, 9.0)
+    far = np.zeros((20, 40), bool)
+    far[15:18, 20:22] = True
+    assert appearance_box(ratio, far, 2) is None  # nothing object-like touches it
+    assert [r.sum() for r in object_regions(ratio, 10)] == [25, 25] and object_regions(ratio, 26) == []
+
+
+def _leaving(n: int = 16) -> np.ndarray:
+    """A 12 px square that moves right 9 px a frame, is outside from frame 7 to 11, and comes back."""
+    truth = np.zeros((n, H, W), bool)
+    for t in range(n):
+        x = 60 + 9 * (9 - abs(9 - t))
+        x0, x1 = max(x, 0), min(x + 12, W)
+        if x0 < x1:
+            truth[t, 14:26, x0:x1] = True
+    return truth
+
+
+def test_an_object_that_leaves_the_view_is_found_again_when_it_comes_back():
+    truth = _leaving()
+    assert not truth[7:12].any() and truth[12:].any(axis=(1, 2)).all()  # gone, then back
+    frames = _frames(truth)
+    searched = _run(frames, truth, VIDEO)
+    ended = _run(frames, truth, replace(VIDEO, search_lost=False))
+    assert min(searched[:6]) > 0.7 and searched[7:12] == [1.0] * 5  # nothing segmented while it is away
+    assert min(searched[13:]) > 0.9, np.round(searched, 2)  # found again as soon as it is in view
+    assert max(ended[12:]) == 0.0, np.round(ended, 2)  # without the search the direction ended
+
+
+def test_the_search_takes_no_region_that_does_not_look_like_the_object():
+    truth = _leaving()
+    truth[7:] = False  # the object never comes back ...
+    distractor = np.zeros_like(truth)
+    distractor[9:, 10:30, 20:40] = True  # ... but a bright patch of another grey level appears
+    frames = _frames(truth, distractor, extra_value=150)  # bright for the engine, not the object's grey
+    searched = _run(frames, truth, VIDEO)
+    assert searched[7:] == [1.0] * 9, np.round(searched, 2)  # left empty: correct
+    same_grey = _run(_frames(truth, distractor, extra_value=200), truth, VIDEO)
+    assert max(same_grey[9:]) == 0.0  # the rule can fail: a patch that looks like the object is taken
