@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.support.toy_engine import ToyEngine
 from volsam.propagation import FrameStack, PropagationSettings
-from volsam.propagation.follow import appearance_box, follow, object_regions
+from volsam.propagation.follow import appearance_box, follow, object_regions, regrow
 
 H, W = 40, 120
 VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0)
@@ -44,10 +44,41 @@ def test_the_appearance_box_takes_the_whole_object_when_it_grows_past_the_box_pr
         right = 30 if t < 3 else 36  # on frame 3 the object reaches 6 px further (the proposals add ~2 px)
         truth[t, 14:26, 18 : right + 1] = True
     frames = _frames(truth)
-    with_boxes = _run(frames, truth, VIDEO)
-    without = _run(frames, truth, replace(VIDEO, appearance_boxes=False))
+    alone = replace(VIDEO, regrow_px=0)  # the regrowth alone would also take the 6 px: this tests the boxes
+    with_boxes = _run(frames, truth, alone)
+    without = _run(frames, truth, replace(alone, appearance_boxes=False))
     assert with_boxes == [1.0] * 6, with_boxes
     assert without[3] < 0.9, without  # the box grown from frame 2's mask cuts the object
+
+
+def test_regrowth_takes_the_object_like_pixels_next_to_the_mask_and_only_those():
+    truth = np.zeros((4, H, W), bool)
+    truth[:, 10:30, 20:50] = True
+    frames = _frames(truth)
+    frames[:, 10:30, 20:50] = np.where(np.arange(30) < 25, frames[:, 10:30, 20:50], 40)  # 5 px look like background
+    frames[1:, 10:30, 20:50] = 200  # from frame 1 the whole object is bright ...
+
+    class Under(ToyEngine):  # ... but the "model" misses its 3 right columns, as LiteMedSAM under-segments
+        def predict(self, embedding, box=None, points=None, point_labels=None, mask_logits=None):
+            pred = super().predict(embedding, box=box)
+            pred.mask[:, 47:] = False
+            return pred
+
+    stack = FrameStack(frames, 2, lambda f: f)
+    got = {r.index: r.mask for r in follow(Under(), stack, 0, box=(20, 10, 44, 29), settings=VIDEO)}
+    assert [_dice(got[t], truth[t]) for t in (1, 2, 3)] == [1.0] * 3  # regrown into the 3 bright columns
+    plain = {
+        r.index: r.mask for r in follow(Under(), stack, 0, box=(20, 10, 44, 29), settings=replace(VIDEO, regrow_px=0))
+    }
+    assert all(plain[t][:, 47:].sum() == 0 for t in (1, 2, 3))
+    assert got[0][:, 45:].sum() == 0  # frame 0's last 5 columns look like background: not taken
+    far = np.zeros((20, 20), bool)
+    far[5:8, 5:8] = True
+    like = np.zeros((20, 20), bool)
+    like[5:8, 5:14] = True
+    like[15:18, 15:18] = True  # object-like but not touching
+    assert regrow(far, like, 3).sum() == 9 + 9 and not regrow(far, like, 3)[15:18, 15:18].any()
+    assert regrow(far, like, 1).sum() == 9 + 3  # one ring a step
 
 
 def test_the_appearance_box_keeps_to_the_region_connected_to_the_previous_mask():

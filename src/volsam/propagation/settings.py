@@ -114,6 +114,11 @@ class PropagationSettings:
         search_min_area: videos: a searched region, and the answer it gives, must cover at least this fraction
             of the prompted frame's area (smaller dark patches of speckle are not the object).
         search_candidates: videos: at most this many object-like regions are prompted per searched frame.
+        regrow_px: videos: each mask is grown by up to this many px into the object-like pixels touching it
+            (holes filled) before it is written; the walk goes on from the model's mask (0 = off). LiteMedSAM
+            under-segments a dark object in speckle: on the base clip of benchmarks/bench_video_tracking.py,
+            4 px took the mean Dice from 0.859 to 0.930 and the worst frame from 0.72 to 0.88 (2 px: 0.909,
+            6 px: 0.937).
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -148,6 +153,7 @@ class PropagationSettings:
     search_lost: bool = False
     search_min_area: float = 0.1
     search_candidates: int = 2
+    regrow_px: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -163,7 +169,7 @@ class PropagationSettings:
             raise SettingsError("min_area and min_area_ratio must be >= 0 and max_area_ratio > 0")
         if self.batch_size < 1 or self.cache_size < 1 or self.click_rounds < 1:
             raise SettingsError("batch_size, cache_size and click_rounds must be >= 1")
-        if self.appearance_smooth < 0 or self.search_min_area < 0 or self.search_candidates < 1:
+        if self.regrow_px < 0 or self.appearance_smooth < 0 or self.search_min_area < 0 or self.search_candidates < 1:
             raise SettingsError("appearance_smooth and search_min_area must be >= 0 and search_candidates >= 1")
 
     @property
@@ -183,7 +189,7 @@ class PropagationSettings:
         """The volsam walk for videos: boxes also proposed where the object's last motion takes them (objects
         move in a video), no regrowth stop (a beating heart's area rises and falls), 8 px growth per frame,
         whole frames; with :func:`volsam.propagation.follow.follow`: appearance boxes on frames smoothed by
-        1.5 px, and a lost object searched for on the next frames."""
+        1.5 px, a lost object searched for on the next frames, masks regrown by 4 px into object-like pixels."""
         return cls(
             regrowth_after=0.0,
             growth_limit=8,
@@ -192,6 +198,7 @@ class PropagationSettings:
             appearance_boxes=True,
             appearance_smooth=1.5,
             search_lost=True,
+            regrow_px=4,
         )
 
     @classmethod
