@@ -20,9 +20,11 @@ Engines:
   object's last shift (objects move in a video: on a fast, accelerating ellipse this took the per-frame
   Dice from 0.71 at worst to 0.99), and with the box of the object-like pixels connected to the previous
   mask (appearance boxes: a moving, turning object is not cut to the half an earlier mask held), forward
-  then backward. A frame whose answer breaks a stop rule (empty mask, low score, area jump, appearance) is
-  left empty and the next frames are searched for object-like regions as large as a tenth of the prompted
-  object: an object that leaves the view and comes back is found again. The 3D-only rule "a shrinking
+  then backward; each mask is written regrown by up to 4 px into the object-like pixels touching it
+  (LiteMedSAM under-segments dark objects in speckle). A frame whose answer breaks a stop rule (empty mask,
+  low score, area jump, appearance) is left empty and the next frames are searched for object-like regions
+  as large as a tenth of the prompted object: an object that leaves the view and comes back is found again
+  (measured: benchmarks/bench_video_tracking.py). The 3D-only rule "a shrinking
   cross-section that grows again is another structure" is off (a beating heart's area rises and falls) and
   the growth limit per frame is wider than for slices (objects move in a video). The ``baseline`` strategy
   walks as for volumes (:func:`volsam.propagation.walk.propagate`).
