@@ -2,11 +2,12 @@
 own code in a uvicorn process with the toy engine (0.1 s per slice, so that a walk can be watched and stopped;
 three candidate masks per prompt): slice sliders and numbers, wheel direction, arrow keys, window / level,
 shortcuts, markers that stay until undone, the objects panel, the progress bar and the stop button, the
-downloads, candidate cycling. Screenshots of the states go to docs/images/ (the README's server quick start
-shows them)."""
+downloads, candidate cycling. Screenshots of the states go to results/web/, or to docs/images/ (the README's
+server quick start shows them) with VOLSAM_SCREENSHOTS=docs/images."""
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from volsam.core.volume import Volume
 from volsam.io import read_volume, write_volume
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "docs" / "images"
+# Screenshots for the README: written to docs/images only when asked (VOLSAM_SCREENSHOTS=docs/images), so a
+# test run never changes tracked files; otherwise to results/web (git-ignored), like tests/server/test_web.py.
+IMAGES = Path(os.environ.get("VOLSAM_SCREENSHOTS") or ROOT / "results" / "web")
 SERVER = textwrap.dedent(
     """
     import sys, time, uvicorn

@@ -3,11 +3,12 @@ uvicorn process with the toy engine (0.05 s a frame, so that the tracking can be
 number, play / pause, a box on a frame, tracking with a determinate progress bar, the masks overlaid while
 scrubbing, a correction on another frame and its undo, the downloads (masks .npz equal to ``volsam segment``'s job
 on the same video and box, Dice 1.0 per frame; the PNG zip with its JSON sidecar; the overlay video). A screenshot
-goes to docs/images/web-video.png."""
+goes to results/web/web-video.png (docs/images/ with VOLSAM_SCREENSHOTS=docs/images)."""
 
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import zipfile
 from pathlib import Path
@@ -24,7 +25,9 @@ from volsam.core.prompts import Box2D
 from volsam.jobs.video import segment_video
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = ROOT / "docs" / "images"
+# Screenshots for the README: written to docs/images only when asked (VOLSAM_SCREENSHOTS=docs/images), so a
+# test run never changes tracked files; otherwise to results/web (git-ignored), like tests/server/test_web.py.
+IMAGES = Path(os.environ.get("VOLSAM_SCREENSHOTS") or ROOT / "results" / "web")
 SERVER = textwrap.dedent(
     """
     import sys, time, uvicorn
