@@ -25,6 +25,7 @@ from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.medsam_lite import CAPABILITIES, NAME, fused_ops
 from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
 from volsam.engines.precision import autocast, check_precision, native_bf16
+from volsam.engines.prompt_checks import check_points
 
 log = logging.getLogger(__name__)
 
@@ -207,16 +208,7 @@ class MedSAMLiteEngine(SliceEngine):
     def _points(
         self, points: np.ndarray, labels: np.ndarray | None, embedding: SliceEmbedding
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = embedding.frame_shape
-        pts = np.asarray(points, dtype=np.float64)
-        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0 or not np.isfinite(pts).all():
-            raise PromptError(f"points must be a non-empty (n, 2) array of (x, y), got shape {pts.shape}")
-        lab = np.ones(len(pts), dtype=np.int64) if labels is None else np.asarray(labels).reshape(-1)
-        if lab.shape != (len(pts),) or not np.isin(lab, (0, 1)).all():
-            raise PromptError(f"point_labels must be {len(pts)} values of 0 (background) or 1 (object)")
-        outside = (pts[:, 0] < 0) | (pts[:, 0] > width - 1) | (pts[:, 1] < 0) | (pts[:, 1] > height - 1)
-        if outside.any():
-            raise PromptError(f"point {pts[outside][0].tolist()} lies outside the {width}x{height} (WxH) frame")
+        pts, lab = check_points(points, labels, embedding.frame_shape)
         sx, sy, _, _ = self._scale(embedding)
         scaled = (pts + 0.5) * np.array([sx, sy]) - 0.5
         coords = torch.as_tensor(scaled[None], dtype=torch.float32, device=self.device)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from volsam.core.errors import EngineError, InputError, PromptError
 from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.precision import autocast, check_precision, native_bf16
+from volsam.engines.prompt_checks import check_box, check_frames, check_mask_logits, check_points
 from volsam.engines.sam import (
     CAPABILITIES,
     MEDSAM_DEFAULT_MODEL,
@@ -39,7 +40,6 @@ from volsam.engines.sam.preprocess import (
     sam_resize,
     sam_resized_shape,
 )
-from volsam.engines.sam.prompts import check_box, check_frames, check_mask_logits, check_points
 
 log = logging.getLogger(__name__)
 

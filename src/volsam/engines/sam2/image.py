@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from volsam.core.errors import EngineError, InputError, PromptError
 from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.precision import autocast, check_precision
-from volsam.engines.sam.prompts import check_box, check_frames, check_mask_logits, check_points
+from volsam.engines.prompt_checks import check_box, check_frames, check_mask_logits, check_points
 from volsam.engines.sam2 import hiera, sine_cache
 from volsam.engines.sam2.engine import IMAGENET_MEAN, IMAGENET_STD, default_precision, load_model
 
