@@ -25,7 +25,7 @@ from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.medsam_lite import CAPABILITIES, NAME, fused_ops
 from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
 from volsam.engines.precision import autocast, check_precision, native_bf16
-from volsam.engines.prompt_checks import check_points
+from volsam.engines.prompt_checks import check_frames, check_points
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +165,7 @@ class MedSAMLiteEngine(SliceEngine):
     def encode(self, frames: np.ndarray) -> list[SliceEmbedding]:
         """Encode ``(n, H, W)`` grey or ``(n, H, W, 3)`` RGB uint8 frames (a single ``(H, W)`` frame is
         accepted too)."""
-        frames = np.asarray(frames)
-        if frames.ndim == 2:
-            frames = frames[None]
-        rgb = frames.ndim == 4 and frames.shape[3] == 3
-        if not (frames.ndim == 3 or rgb) or 0 in frames.shape:
-            raise InputError(f"frames must be a non-empty (n, H, W) or (n, H, W, 3) array, got shape {frames.shape}")
-        if frames.dtype != np.uint8:
-            raise InputError(f"frames must be uint8 0..255 (normalise them first), got {frames.dtype}")
+        frames = check_frames(frames)
         frame_shape = (int(frames.shape[1]), int(frames.shape[2]))
         out: list[SliceEmbedding] = []
         for chunk in self._chunks(len(frames)):
