@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.server.test_live_security import _start, _stop
 from tests.server.test_web import ARGS, CHROMIUM, playwright, pytestmark  # noqa: F401 -- the same browser and skips
+from tests.support.browser import open_page, script_server
 from volsam.core.volume import Volume
 from volsam.io import read_volume, write_volume
 
@@ -47,12 +47,7 @@ BLOCK = (slice(8, 32), slice(20, 50), slice(14, 44))
 
 @pytest.fixture(scope="module")
 def toy_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("toyserver")
-    script = folder / "server.py"
-    script.write_text(SERVER)
-    url, proc = _start(["-", str(script)], folder / "server.log", env={"PYTHONPATH": str(ROOT)})
-    yield url
-    _stop(proc)
+    yield from script_server(tmp_path_factory.mktemp("toyserver"), SERVER)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +63,7 @@ class Page:
     """A browser page on the server with the scan open, and the errors it reported."""
 
     def __init__(self, p, url, path):
-        self.browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        self.page = self.browser.new_page(viewport={"width": 1280, "height": 820}, accept_downloads=True)
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("console", lambda m: "Content Security Policy" in m.text and self.errors.append(m.text))
-        self.page.on(  # every answer the page gets is a success (the browser's own favicon request aside)
-            "response",
-            lambda r: r.status >= 400 and "favicon" not in r.url and self.errors.append(f"{r.status} {r.url}"),
-        )
+        self.browser, self.page, self.errors = open_page(p, CHROMIUM, ARGS)
         self.page.goto(url)
         self.page.set_input_files("#file", str(path))
         self.page.select_option("#modality", "MR")

@@ -17,8 +17,8 @@ import av
 import numpy as np
 import pytest
 
-from tests.server.test_live_security import _start, _stop
 from tests.server.test_web import ARGS, CHROMIUM, playwright, pytestmark  # noqa: F401 -- the same browser and skips
+from tests.support.browser import open_page, script_server
 from tests.support.toy_engine import ToyEngine
 from tests.support.video import disc_frames, write_video
 from volsam.core.prompts import Box2D
@@ -52,12 +52,7 @@ N, H, W = 16, 96, 128
 
 @pytest.fixture(scope="module")
 def toy_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("videoserver")
-    script = folder / "server.py"
-    script.write_text(SERVER)
-    url, proc = _start(["-", str(script)], folder / "server.log", env={"PYTHONPATH": str(ROOT)})
-    yield url
-    _stop(proc)
+    yield from script_server(tmp_path_factory.mktemp("videoserver"), SERVER)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +63,7 @@ def clip(tmp_path_factory):
 
 class Page:
     def __init__(self, p, url, path):
-        self.browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        self.page = self.browser.new_page(viewport={"width": 1280, "height": 820}, accept_downloads=True)
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("console", lambda m: "Content Security Policy" in m.text and self.errors.append(m.text))
-        self.page.on(
-            "response",
-            lambda r: r.status >= 400 and "favicon" not in r.url and self.errors.append(f"{r.status} {r.url}"),
-        )
+        self.browser, self.page, self.errors = open_page(p, CHROMIUM, ARGS)
         self.page.goto(url)
         self.page.set_input_files("#file", str(path))
         self.page.click("#open")

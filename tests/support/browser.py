@@ -1,0 +1,34 @@
+"""What the browser tests of the web page share: a server script run in its own uvicorn process, and a
+Chromium page that records every error it sees (page errors, CSP violations, answers >= 400)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.server.test_live_security import _start, _stop
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def script_server(folder: Path, source: str) -> Iterator[str]:
+    """Run ``source`` (a script that takes its port as argv[1]) from ``folder``; yield its URL, stop it after."""
+    script = folder / "server.py"
+    script.write_text(source)
+    url, proc = _start(["-", str(script)], folder / "server.log", env={"PYTHONPATH": str(ROOT)})
+    try:
+        yield url
+    finally:
+        _stop(proc)
+
+
+def open_page(p, chromium: str, args: list[str]):
+    """(browser, page, errors): a 1280x820 page that accepts downloads; ``errors`` fills with page errors,
+    Content-Security-Policy reports and answers >= 400 (the browser's own favicon request aside)."""
+    browser = p.chromium.launch(executable_path=chromium, args=args)
+    page = browser.new_page(viewport={"width": 1280, "height": 820}, accept_downloads=True)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
+    page.on("response", lambda r: r.status >= 400 and "favicon" not in r.url and errors.append(f"{r.status} {r.url}"))
+    return browser, page, errors
