@@ -10,6 +10,7 @@ Masks here are frame stacks ``(n_frames, H, W)`` in the window of a :class:`~vol
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -324,6 +325,7 @@ def repropagate(
     grow: bool = True,
     mode: EditMode | str = EditMode.REPLACE,
     corrections: CorrectionSettings | None = None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> set[int]:
     """Carry the corrected frame ``start`` (its mask in ``masks`` is already the new one) to its neighbours
     within ``bounds`` = (first, last) frame, inclusive; returns the frames written.
@@ -337,6 +339,10 @@ def repropagate(
     there. ``mode`` ``add`` only adds to old masks (and never clears), growing each
     by at most ``corrections.neighbour_growth`` times its old area (:func:`grow_capped`), ``remove`` only takes
     away.
+
+    ``on_frame(index)`` is called after each neighbour the model segmented (progress; it may raise, e.g.
+    :class:`~volsam.core.errors.Cancelled`, to stop: ``masks`` is then partly written and the caller rolls
+    the step back).
     """
     mode = EditMode.of(mode)
     corrections = corrections or CorrectionSettings()
@@ -375,6 +381,8 @@ def repropagate(
         next(walker)  # the start frame itself
         prev_area = int(masks[start].sum())
         for res in walker:
+            if on_frame is not None:
+                on_frame(res.index)
             old = masks[res.index]
             if step != away and old.any():
                 break  # towards the prompt: the frames that have the object keep it

@@ -147,6 +147,8 @@ class SliceCorrector(Corrector):
                 cap = _area_cap(frames, s, corrections.area_growth) if mode is EditMode.ADD else None
                 frames[s] = resegment_frame(cache, s, frames[s], edit, settings, mode, cap, corrections)
             h.mark_first_frame()
+            if h.on_frame is not None:  # progress; a stop raises here and the session rolls the step back
+                h.on_frame(s)
             before = [t for t in prompted if t < s]
             after = [t for t in prompted if t > s]
             bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))
@@ -165,6 +167,7 @@ class SliceCorrector(Corrector):
                 grow=grow,
                 mode=mode,
                 corrections=corrections,
+                on_frame=h.on_frame,
             )
 
     @staticmethod
