@@ -13,8 +13,11 @@ carries the object through the volume, choosing on each neighbour:
 
 This walk is deliberately plain (no stop rules, no focus window): it compares rules, it is not volsam's walk.
 Then the same with volsam itself: a Session segments from the box (``session:first``), the simulated user
-presses *next candidate* until the candidate with the best Dice on the key slice shows
-(``session:picked``, one choice; the object is re-propagated as a correction).
+chooses the candidate with the best Dice on the key slice (``Session.choose_candidate``, one choice), carried
+to the other slices by each rule of ``volsam.session.candidates.CARRY_RULES`` (``session:picked:<rule>``):
+``local`` (a correction's re-propagation, one way with an early stop), ``walk`` (volsam's walk from the
+chosen mask, both ways), ``same`` / ``similar`` (both ways, each slice the chosen rank / the candidate most
+like the previous slice's mask).
 
 Prints one JSON line per case and a summary per lesion kind (mean 3D Dice).
 
@@ -42,7 +45,14 @@ from volsam.data.lesions import lesion_case
 from volsam.engines import get as get_engine
 from volsam.preprocess import fit_normalizer
 
-RULES = ("first", "key+first", "key+same", "key+similar", "session:first", "session:picked")
+RULES = (
+    "first",
+    "key+first",
+    "key+same",
+    "key+similar",
+    "session:first",
+    *(f"session:picked:{rule}" for rule in ("local", "walk", "same", "similar")),
+)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -99,22 +109,23 @@ def run_case(engine, name: str) -> dict:
 
 
 def session_case(engine, case) -> dict:
-    """volsam's own walk, then one choice of candidate on the key slice (the best by Dice there)."""
+    """volsam's own walk, then one choice of candidate on the key slice (the best by Dice there), carried to
+    the other slices by each rule of ``CARRY_RULES`` in turn (each choice undone before the next)."""
     from volsam.session import Session
-    from volsam.session.candidates import slice_candidates
+    from volsam.session.candidates import CARRY_RULES
 
     truth, b = case.label.array > 0, case.middle_box
     s = Session(case.image, engine=engine, modality="MR")
     obj = s.add_object()
     s.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1))
     out = {"session:first": round(dice(s.mask(obj), truth), 4)}
-    window = s._objects[obj].window  # the object's focus window, as next_candidate computes its candidates
-    masks, _ = slice_candidates(s.engine, case.image.array, s.axis, s.normalizer.apply, s.prompts(obj), b.slice, window)
-    scores = [dice(m[b.slice], truth[b.slice]) for m in masks]
-    rank = int(np.argmax(scores))
-    for _ in range(rank):
-        s.next_candidate(obj, b.slice)
-    out["session:picked"] = round(dice(s.mask(obj), truth), 4)
+    masks = s.candidates(obj, b.slice)  # in the object's focus window, as next_candidate computes them
+    rank = int(np.argmax([dice(m[b.slice], truth[b.slice]) for m in masks]))
+    for rule in CARRY_RULES:
+        s.candidate_carry = rule
+        s.choose_candidate(obj, b.slice, rank)
+        out[f"session:picked:{rule}"] = round(dice(s.mask(obj), truth), 4)
+        s.undo()
     out["session:rank"] = rank
     return out
 

@@ -11,14 +11,46 @@ following the rank through volsam's walk was much worse (0.11-0.56), so the neig
 
 from __future__ import annotations
 
-import numpy as np
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from volsam.core.errors import PromptError
+import numpy as np
+from scipy import ndimage
+
+from volsam.core.errors import PromptError, SettingsError
 from volsam.core.prompts import MaskPrompt, Prompt
-from volsam.engines.base import SliceEngine
-from volsam.propagation import FrameStack
+from volsam.engines.base import FrameSource, SliceEngine
+from volsam.propagation import EmbeddingCache, FrameStack, PropagationSettings, mask_box, propagate
 from volsam.propagation.frames import frames_view
 from volsam.propagation.prompts import frame_prompts
+from volsam.propagation.stops import frame_stop
+
+log = logging.getLogger(__name__)
+
+# how a chosen candidate reaches the neighbours of its slice (Session(candidate_carry=)):
+#   local:   as any correction, re-propagated one way until it agrees with the old result
+#   walk:    volsam's walk from the chosen mask, both ways, to the neighbouring prompted slices
+#   same:    both ways, each neighbour takes the candidate of the chosen rank for the previous mask's box
+#   similar: both ways, each neighbour takes the candidate most like (IoU) the previous slice's mask
+CARRY_RULES = ("local", "walk", "same", "similar")
+
+
+def carry_rule(rule: str) -> str:
+    """``rule`` checked against :data:`CARRY_RULES`; SettingsError otherwise."""
+    if rule not in CARRY_RULES:
+        raise SettingsError(f"candidate carry rule {rule!r} is not one of {', '.join(CARRY_RULES)}")
+    return rule
+
+
+@dataclass(frozen=True, eq=False)
+class ChosenCandidate(MaskPrompt):
+    """A candidate mask chosen on one slice: a mask prompt (``array`` ``[k, j, i]``, that slice only) that
+    remembers its ``rank`` among the model's candidates there and the ``rule`` that carries it to the
+    neighbouring slices (:data:`CARRY_RULES`)."""
+
+    rank: int = 0
+    rule: str = "local"
 
 
 def slice_candidates(
@@ -62,3 +94,88 @@ def single_slice(prompt: Prompt, axis: int) -> int | None:
         return None
     along = np.flatnonzero(frames_view(prompt.binary(), axis).any(axis=(1, 2)))
     return int(along[0]) if len(along) == 1 else None
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int((a | b).sum())
+    return 0.0 if union == 0 else int((a & b).sum()) / union
+
+
+def carry_candidate(
+    stack: FrameSource,
+    masks: np.ndarray,
+    start: int,
+    *,
+    cache: EmbeddingCache,
+    bounds: tuple[int, int],
+    rank: int,
+    rule: str,
+    settings: PropagationSettings,
+    on_frame: Callable[[int], None] | None = None,
+) -> set[int]:
+    """Carry the chosen candidate on frame ``start`` (already in ``masks``, a frame stack ``(n, H, W)`` in the
+    stack's window) both ways to ``bounds`` = (first, last) frame, inclusive, by ``rule`` (``walk``, ``same``
+    or ``similar``, see :data:`CARRY_RULES`); returns the frames written.
+
+    Each direction runs until a stop rule of the walk (:func:`~volsam.propagation.stops.frame_stop`: empty,
+    low score, area fell / jumped), a frame where the model's first answer is empty (another candidate, e.g.
+    the whole box, may still be like the previous mask where the object has ended) or the bound; the frames
+    beyond its end, up to the bound, are cleared (they continued the old answer). ``same`` / ``similar``
+    prompt each frame with the previous mask's box and cut the answer to the previous mask dilated by
+    ``settings.growth_limit`` px, as the walk does. ``on_frame(index)`` is called for each frame segmented
+    (progress; it may raise to stop, the caller then rolls back).
+    """
+    carry_rule(rule)
+    if rule == "local":
+        raise SettingsError("the local rule is a correction's re-propagation (corrections.repropagate)")
+    lo, hi = bounds
+    if not lo <= start <= hi:
+        raise PromptError(f"frame {start} is outside the range {lo}..{hi}")
+    written = {start}
+    ends = {1: start, -1: start}
+    if not masks[start].any():
+        return written
+    if rule == "walk":
+        walker = propagate(
+            cache.engine, stack, start, seed_mask=masks[start], limit=bounds, settings=settings, cache=cache
+        )
+        next(walker)  # the start frame itself
+        for res in walker:
+            if on_frame is not None:
+                on_frame(res.index)
+            masks[res.index] = res.mask
+            written.add(res.index)
+            ends[1 if res.index > start else -1] = res.index
+    else:
+        for step in (1, -1):
+            end = hi if step > 0 else lo
+            prev, k = masks[start], start + step
+            while (k <= end) if step > 0 else (k >= end):
+                answers = cache.engine.predict_candidates(cache.get(k, step, bounds), box=mask_box(prev))
+                choice = (
+                    answers[min(rank, len(answers) - 1)]
+                    if rule == "same"
+                    else max(answers, key=lambda a: _iou(a.mask, prev))
+                )
+                mask = choice.mask
+                if settings.growth_limit > 0:
+                    mask = mask & ndimage.binary_dilation(prev, iterations=settings.growth_limit)
+                if on_frame is not None:
+                    on_frame(k)
+                stop = frame_stop(choice.score, int(mask.sum()), int(prev.sum()), settings)
+                if stop is None and int(answers[0].mask.sum()) < settings.min_area:  # the model sees no object
+                    stop = frame_stop(answers[0].score, int(answers[0].mask.sum()), int(prev.sum()), settings)
+                masks[k] = False if stop is not None else mask
+                written.add(k)
+                ends[step] = k
+                if stop is not None:
+                    log.debug("candidate carry %+d stopped at frame %d: %s", step, k, stop.detail)
+                    break
+                prev, k = mask, k + step
+    for step, last in ends.items():  # beyond each direction's end the object is gone
+        end = hi if step > 0 else lo
+        for u in range(last + step, end + step, step):
+            if masks[u].any():
+                masks[u] = False
+                written.add(u)
+    return written

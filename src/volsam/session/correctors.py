@@ -35,6 +35,7 @@ from volsam.propagation.prompts import ObjectPrompts, box3d_footprint, frame_pro
 from volsam.propagation.settings import CorrectionSettings
 from volsam.propagation.tracking import track_labels
 from volsam.segmentation import segment
+from volsam.session.candidates import ChosenCandidate, carry_candidate
 from volsam.session.corrections import EditMode, FrameEdit, agreement, repropagate, resegment_frame
 from volsam.session.state import SessionObject
 
@@ -127,6 +128,7 @@ class SliceCorrector(Corrector):
         prompted = sorted(prompts.frames)
         lo_limit, hi_limit = prompts.limit() or (0, len(stack) - 1)
         anchors = sorted({t for t, p in prompts.frames.items() if p.box is not None} | set(seed_masks))
+        chosen = new[0] if len(new) == 1 and isinstance(new[0], ChosenCandidate) and new[0].rule != "local" else None
         for s in touched:
             was_empty = not frames[s].any()
             clicks = [p for p in new if isinstance(p, Point) and p.ijk()[h.axis] == s]
@@ -152,6 +154,19 @@ class SliceCorrector(Corrector):
             before = [t for t in prompted if t < s]
             after = [t for t in prompted if t > s]
             bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))
+            if chosen is not None:  # a candidate chosen on the slice: carried both ways by its rule
+                carry_candidate(
+                    stack,
+                    frames,
+                    s,
+                    cache=cache,
+                    bounds=bounds,
+                    rank=chosen.rank,
+                    rule=chosen.rule,
+                    settings=settings,
+                    on_frame=h.on_frame,
+                )
+                continue
             toward = _toward(s, [t for t in anchors if t < s], [t for t in anchors if t > s], frames)
             # the object may reach new frames only from a frame where the user showed it anew (a click on a
             # frame without it, or a drawn mask)

@@ -66,6 +66,8 @@ class Session:
         click_prompts: slice engines: also give the clicks to the model's prompt encoder with the box when a
             slice is corrected (``CorrectionSettings.click_prompts``; off by default, see there why).
         corrections: the thresholds of corrections (:class:`~volsam.propagation.settings.CorrectionSettings`).
+        candidate_carry: how a candidate chosen on a slice (:meth:`next_candidate`, :meth:`choose_candidate`)
+            reaches the other slices (:data:`volsam.session.candidates.CARRY_RULES`).
     """
 
     def __init__(
@@ -85,7 +87,10 @@ class Session:
         absent_patience: int | None = 3,
         click_prompts: bool = False,
         corrections: CorrectionSettings | None = None,
+        candidate_carry: str = "local",
     ):
+        from volsam.session.candidates import carry_rule
+
         if overlap not in OVERLAP_POLICIES:
             raise PromptError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
         self.volume = volume
@@ -97,6 +102,7 @@ class Session:
             self.corrections = replace(self.corrections, click_prompts=True)
         self.overlap = overlap
         self.absent_patience = absent_patience
+        self.candidate_carry = carry_rule(candidate_carry)
         self._corrector = corrector_for(resolve_engine(engine, model, device), cache_mb)
         self.engine = self._corrector.engine
         self._objects: dict[int, SessionObject] = {}
@@ -229,6 +235,30 @@ class Session:
         answer; a new prompt on the slice starts the cycle again. Slice engines only
         (:meth:`~volsam.engines.base.SliceEngine.predict_candidates`; see :mod:`volsam.session.candidates`).
         ``last_candidate`` is then ``(rank shown, number of candidates)``; rank 0 is the model's first answer."""
+        return self.choose_candidate(obj, slice, None)
+
+    def candidates(self, obj: int, slice: int) -> list[np.ndarray]:
+        """The model's candidate masks for the object's box / clicks on ``slice``, each a bool ``[k, j, i]``
+        array empty outside that slice, the model's first answer first (what :meth:`choose_candidate` shows)."""
+        return self._slice_candidates(obj, slice)[0]
+
+    def choose_candidate(self, obj: int, slice: int, rank: int | None) -> Change:
+        """Show candidate ``rank`` (0 = the model's first answer; None: the one after the candidate shown last)
+        of the object's prompt on ``slice`` and carry it to the other slices by ``candidate_carry`` (one
+        undoable step, as :meth:`next_candidate`)."""
+        from volsam.session.candidates import ChosenCandidate
+
+        masks, key = self._slice_candidates(obj, slice)
+        if rank is None:
+            rank = (self._candidates.get((obj, key), 0) + 1) % len(masks)
+        elif not 0 <= rank < len(masks):
+            raise PromptError(f"candidate {rank} does not exist: the model gives {len(masks)} on slice {slice}")
+        change = self.add(obj, ChosenCandidate(masks[rank], rank=rank, rule=self.candidate_carry))
+        self._candidates[(obj, key)] = rank
+        self.last_candidate = (rank, len(masks))
+        return change
+
+    def _slice_candidates(self, obj: int, slice: int) -> tuple[list[np.ndarray], tuple]:
         from volsam.session.candidates import slice_candidates
 
         o = self._object(obj)
@@ -236,7 +266,7 @@ class Session:
             raise PromptError(f"candidate masks need a slice engine; {self.engine.name} is a tracker")
         if o.mask is None or not o.mask.any():
             raise PromptError(f"object {obj} has no voxels yet: give it a box first")
-        masks, key = slice_candidates(
+        return slice_candidates(
             self.engine,
             self.volume.array,
             self.axis,
@@ -246,11 +276,6 @@ class Session:
             o.window,
             getattr(self.volume, "colour", None),
         )
-        rank = (self._candidates.get((obj, key), 0) + 1) % len(masks)
-        change = self.add(obj, MaskPrompt(masks[rank]))
-        self._candidates[(obj, key)] = rank
-        self.last_candidate = (rank, len(masks))
-        return change
 
     # -- undo -----------------------------------------------------------------------------------------------------
     def undo(self) -> Change:
