@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import shutil
 import socket
 import struct
@@ -26,17 +25,12 @@ import pydicom
 import pytest
 
 from tests.support.dicom import write_series
+from tests.support.live_server import start_server, stop_server
 from volsam.core.volume import Volume
 from volsam.io import write_volume
 
 MB = 2**20
 TOKEN = "z" * 32
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _status(pid: int) -> dict[str, float]:
@@ -47,36 +41,6 @@ def _status(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = int(value.split()[0]) / 1024
     return out
-
-
-def _start(args: list[str], log: Path, env: dict | None = None, scheme: str = "http") -> tuple[str, subprocess.Popen]:
-    port = _free_port()
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [*args[:1], *args[1:], "--port", str(port)] if args[0] != "-" else [sys.executable, *args[1:], str(port)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env=os.environ | {"OMP_NUM_THREADS": "2"} | (env or {}),
-        )
-    url = f"{scheme}://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            httpx.get(f"{url}/", timeout=1, verify=False)
-            return url, proc
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-    proc.kill()
-    pytest.fail(f"the server did not start: {log.read_text()[-2000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def _zeros_deflated(nbytes: int, wbits: int, head: bytes = b"") -> bytes:
@@ -136,9 +100,9 @@ def mask_bomb() -> str:
 def serve(tmp_path_factory):
     """``volsam serve`` with its default limits (upload 512 MB, image 1024 MB), the real LiteMedSAM."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    url, proc = _start([sys.executable, "-m", "volsam", "serve", "--device", "cpu"], log)
+    url, proc = start_server([sys.executable, "-m", "volsam", "serve", "--device", "cpu"], log)
     yield url, proc
-    _stop(proc)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +148,7 @@ def test_bombs_are_refused_and_the_peak_memory_does_not_grow(serve, tiny, tmp_pa
 
 def test_the_token_is_checked_before_a_50_mb_body_is_received(tmp_path):
     (tmp_path / "token").write_text(TOKEN)
-    url, proc = _start(
+    url, proc = start_server(
         [sys.executable, "-m", "volsam", "serve", "--device", "cpu", "--token-file", str(tmp_path / "token")],
         tmp_path / "serve.log",
     )
@@ -204,7 +168,7 @@ def test_the_token_is_checked_before_a_50_mb_body_is_received(tmp_path):
         r = httpx.post(f"{url}/api/sessions", content=b"x" * 600 * MB, headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 413 and r.json()["error"] == "UploadTooLarge"
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
@@ -216,13 +180,13 @@ def test_https_with_a_certificate(tmp_path):
         check=True, capture_output=True,
     )  # fmt: skip
     args = [sys.executable, "-m", "volsam", "serve", "--device", "cpu", "--ssl-certfile", str(cert)]
-    url, proc = _start([*args, "--ssl-keyfile", str(key)], tmp_path / "serve.log", scheme="https")
+    url, proc = start_server([*args, "--ssl-keyfile", str(key)], tmp_path / "serve.log", scheme="https")
     try:
         assert httpx.get(f"{url}/api/health", verify=False).json()["status"] == "ok"
         with pytest.raises(httpx.HTTPError):
             httpx.get(url.replace("https", "http") + "/api/health")
     finally:
-        _stop(proc)
+        stop_server(proc)
     done = subprocess.run([*args], capture_output=True, text=True)
     assert done.returncode != 0 and "--ssl-certfile and --ssl-keyfile go together" in done.stderr
 
@@ -248,7 +212,9 @@ def test_soak_200_sessions_leave_memory_and_the_temporary_folder_as_they_were(tm
     script = tmp_path / "soak_server.py"
     script.write_text(SOAK_SERVER)
     root = Path(__file__).resolve().parents[2]
-    url, proc = _start(["-", str(script)], tmp_path / "soak.log", env={"TMPDIR": str(temp), "PYTHONPATH": str(root)})
+    url, proc = start_server(
+        ["-", str(script)], tmp_path / "soak.log", env={"TMPDIR": str(temp), "PYTHONPATH": str(root)}
+    )
     array = np.zeros((8, 64, 64), np.float32)
     array[2:6, 20:40, 16:44] = 300.0
     blob = write_volume(Volume(array), tmp_path / "scan.nii.gz").read_bytes()
@@ -277,7 +243,7 @@ def test_soak_200_sessions_leave_memory_and_the_temporary_folder_as_they_were(tm
         assert http.get("/api/health").json()["sessions"] == 0
         left = sorted(str(p.relative_to(temp)) for p in temp.rglob("*"))
     finally:
-        _stop(proc)
+        stop_server(proc)
     print(json.dumps({"soak_rss_mb_baseline": baseline, "soak_rss_mb_after_200": after, "seconds": round(seconds, 1)}))
     assert after - baseline < 150, (baseline, after)
     assert left == [], left

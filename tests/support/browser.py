@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.server.test_live_security import _start, _stop
+from tests.support.live_server import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,11 +15,11 @@ def script_server(folder: Path, source: str) -> Iterator[str]:
     """Run ``source`` (a script that takes its port as argv[1]) from ``folder``; yield its URL, stop it after."""
     script = folder / "server.py"
     script.write_text(source)
-    url, proc = _start(["-", str(script)], folder / "server.log", env={"PYTHONPATH": str(ROOT)})
+    url, proc = start_server(["-", str(script)], folder / "server.log", env={"PYTHONPATH": str(ROOT)})
     try:
         yield url
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 def open_page(p, chromium: str, args: list[str]):
