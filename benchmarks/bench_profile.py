@@ -12,9 +12,11 @@ load, read, segment, write), side by side.
     .venv/bin/python benchmarks/bench_profile.py --out results/profile.json [--cases dark-00,ring-01] [--cli 2]
         [--variants baseline:torch,volsam:torch,volsam:openvino] [--encoder-frames 8]
 
-Variants are ``strategy:backend`` pairs run one after the other on each case (side by side in time); the
-volsam variants' masks are compared by Dice with the first volsam variant's (today's torch fp32 by default),
-and each variant's whole time is divided by the baseline strategy's (torch) on the same case.
+Variants are ``strategy:backend`` pairs run one after the other on each case (side by side in time); a
+third field ``loop`` (``volsam:torch:loop``) predicts a frame's box proposals one box per decoder call instead
+of in one batched call (how the walk ran before ``predict_boxes``). The volsam variants' masks are compared by
+Dice with the first volsam variant's (today's torch fp32 by default), and each variant's whole time is
+divided by the baseline strategy's (torch) on the same case; ``--cli`` process times likewise (``cli_ratios``).
 
 The machine may be shared: only the ratios and the shares measured in the same run mean something.
 """
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +50,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class TimedEngine(SliceEngine):
-    """Wraps an engine; adds up seconds and calls of ``encode`` (per frame shape, i.e. per window) and
-    ``predict``."""
+    """Wraps an engine; adds up seconds and calls of ``encode`` (per frame shape, i.e. per window) and of the
+    decoder (``predict`` and ``predict_boxes``: calls and boxes). With ``batched`` False a frame's box
+    proposals are predicted one box per call, as before the batched decoder (the ``:loop`` variants)."""
 
     def __init__(self, inner: SliceEngine):
         self.inner = inner
         self.name = inner.name
         self.capabilities = inner.capabilities
+        self.batched = True
         self.reset()
 
     def reset(self) -> None:
@@ -62,6 +67,7 @@ class TimedEngine(SliceEngine):
         self.windows: list[tuple[int, int]] = []
         self.predict_s = 0.0
         self.predicts = 0
+        self.boxes = 0
 
     def encode(self, frames: np.ndarray) -> list[SliceEmbedding]:
         t0 = time.perf_counter()
@@ -78,6 +84,19 @@ class TimedEngine(SliceEngine):
         out = self.inner.predict(embedding, **kwargs)
         self.predict_s += time.perf_counter() - t0
         self.predicts += 1
+        self.boxes += 1
+        return out
+
+    def predict_boxes(
+        self, embedding: SliceEmbedding, boxes: Sequence[tuple[float, float, float, float]]
+    ) -> list[SlicePrediction]:
+        if not self.batched:
+            return [self.predict(embedding, box=box) for box in boxes]
+        t0 = time.perf_counter()
+        out = self.inner.predict_boxes(embedding, boxes)
+        self.predict_s += time.perf_counter() - t0
+        self.predicts += 1
+        self.boxes += len(boxes)
         return out
 
 
@@ -123,6 +142,7 @@ def profile_case(name: str, engine: TimedEngine, folder: Path, strategy: str) ->
         "distinct_windows": len(set(engine.windows)),
         "decoder_s": engine.predict_s,
         "decoder_calls": engine.predicts,
+        "decoder_boxes": engine.boxes,
         "other_s": t_segment - encode_all - engine.predict_s,
         "frames_segmented": rep.frames_segmented,
         "total_s": t_read + t_segment + t_write,
@@ -171,6 +191,31 @@ def dice_of(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
+def parse_variant(text: str) -> tuple[str, str, bool]:
+    """``strategy:backend[:loop]`` -> (strategy, backend, loop)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "loop"):
+        raise SystemExit(f"a variant is strategy:backend[:loop], got {text!r}")
+    return parts[0], parts[1], len(parts) == 3
+
+
+def variant_key(variant: tuple[str, str, bool]) -> str:
+    strategy, backend, loop = variant
+    return f"{strategy}:{backend}" + (":loop" if loop else "")
+
+
+def cli_ratios(cli: list[dict]) -> dict[str, float]:
+    """Per ``strategy:backend``: its ``volsam segment`` process seconds over the baseline strategy's (torch),
+    summed over the cases timed both ways."""
+    base = {c["case"]: c["seconds"] for c in cli if c["strategy"] == "baseline" and c["backend"] == "torch"}
+    out: dict[str, float] = {}
+    for key in dict.fromkeys(f"{c['strategy']}:{c['backend']}" for c in cli):
+        sel = [c for c in cli if f"{c['strategy']}:{c['backend']}" == key and c["case"] in base]
+        if sel:
+            out[key] = sum(c["seconds"] for c in sel) / sum(base[c["case"]] for c in sel)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("results/profile.json"))
@@ -178,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variants",
         default="baseline:torch,volsam:torch,volsam:openvino",
-        help="strategy:backend pairs, run side by side per case; the first volsam one is the masks' reference",
+        help="strategy:backend[:loop] variants, run side by side per case; the first volsam one is the masks' "
+        "reference",
     )
     ap.add_argument("--cli", type=int, default=0, help="also time a real volsam segment process on N cases")
     ap.add_argument("--encoder-frames", type=int, default=0, help="time the encoder per backend on N slices")
@@ -187,39 +233,42 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     names = args.cases.split(",") if args.cases else [n for n in lesion_case_names() if n.endswith("-00")]
-    variants = [tuple(v.split(":")) for v in args.variants.split(",")]
+    variants = [parse_variant(v) for v in args.variants.split(",")]
     engines: dict[str, TimedEngine] = {}
     load_s: dict[str, float] = {}
-    for backend in dict.fromkeys(b for _, b in variants):
+    for backend in dict.fromkeys(b for _, b, _ in variants):
         registry.clear_cache()
         t0 = time.perf_counter()
         engines[backend] = TimedEngine(registry.get("medsam-lite", device="cpu", precision="fp32", backend=backend))
         load_s[backend] = time.perf_counter() - t0
         print(f"engine {backend}: built in {load_s[backend]:.1f} s (runs {engines[backend].inner.backend})")
-    reference = next(f"{s}:{b}" for s, b in variants if s == "volsam")
+    reference = next(variant_key(v) for v in variants if v[0] == "volsam")
     rows, cli = [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for name in names:
             masks = {}
-            for strategy, backend in variants:
+            for strategy, backend, loop in variants:
+                key = variant_key((strategy, backend, loop))
+                engines[backend].batched = not loop
                 r = profile_case(name, engines[backend], folder, strategy)
-                r["backend"] = backend
-                masks[f"{strategy}:{backend}"] = read_volume(folder / f"{name}-{strategy}-seg.nii.gz").array
+                r["backend"], r["variant"] = backend, key
+                masks[key] = read_volume(folder / f"{name}-{strategy}-seg.nii.gz").array
                 rows.append(r)
                 print(
-                    f"{name:16s} {strategy:8s} {backend:8s} total {r['total_s']:6.2f} s: read {r['read_s']:.2f} "
+                    f"{name:16s} {key:20s} total {r['total_s']:6.2f} s: read {r['read_s']:.2f} "
                     f"encode {r['encode_s']:.2f} (discarded windows {r['encode_discarded_windows_s']:.2f}, "
                     f"{r['frames_encoded']} frames) decoder {r['decoder_s']:.2f} ({r['decoder_calls']} calls) "
                     f"other {r['other_s']:.2f} write {r['write_s']:.2f}  dice {r['dice']:.3f}",
                     flush=True,
                 )
             for r in rows[-len(variants) :]:
-                key = f"{r['strategy']}:{r['backend']}"
                 if r["strategy"] == "volsam":
-                    r["dice_vs_reference"] = dice_of(masks[key], masks[reference])
+                    r["dice_vs_reference"] = dice_of(masks[r["variant"]], masks[reference])
         for name in names[: args.cli]:
-            for strategy, backend in variants:
+            for strategy, backend, loop in variants:
+                if loop:
+                    continue  # a process always runs the batched decoder
                 seconds = cli_seconds(name, folder, strategy, backend)
                 cli.append({"case": name, "strategy": strategy, "backend": backend, "seconds": seconds})
                 print(f"{name:16s} {strategy:8s} {backend:8s} volsam segment process: {seconds:.2f} s", flush=True)
@@ -238,10 +287,11 @@ def main(argv: list[str] | None = None) -> int:
     keys = [
         "total_s", "read_s", "encode_s", "encode_final_window_s", "encode_discarded_windows_s", "decoder_s",
         "other_s", "write_s", "frames_encoded", "frames_encoded_discarded_windows", "decoder_calls",
+        "decoder_boxes",
     ]  # fmt: skip
-    for strategy, backend in variants:
-        key = f"{strategy}:{backend}"
-        sel = [r for r in rows if r["strategy"] == strategy and r["backend"] == backend]
+    for strategy, backend, loop in variants:
+        key = variant_key((strategy, backend, loop))
+        sel = [r for r in rows if r["variant"] == key]
         summary[key] = {k: statistics.fmean(r[k] for r in sel) for k in keys}
         summary[key]["share"] = {
             k: summary[key][k] / summary[key]["total_s"]
@@ -256,29 +306,25 @@ def main(argv: list[str] | None = None) -> int:
         }
         if strategy == "volsam":
             summary[key]["min_dice_vs_reference"] = min(r["dice_vs_reference"] for r in sel)
-        base = [r for r in rows if r["strategy"] == "baseline"]
+        base = [r for r in rows if r["variant"] == "baseline:torch"]
         if base and strategy != "baseline":
             # per case: this variant's whole time over the reference strategy's, same case, same run
-            ratios = [
-                r["total_s"] / b["total_s"]
-                for r in sel
-                for b in base
-                if b["case"] == r["case"] and b["backend"] == "torch"
-            ]
+            ratios = [r["total_s"] / b["total_s"] for r in sel for b in base if b["case"] == r["case"]]
             summary[key]["time_vs_baseline_mean_ratio"] = statistics.fmean(ratios) if ratios else None
             summary[key]["time_vs_baseline_total_ratio"] = sum(r["total_s"] for r in sel) / sum(
-                b["total_s"] for b in base if b["backend"] == "torch"
+                b["total_s"] for b in base
             )
         print(f"{key:18s} " + " ".join(f"{k}={v:.3f}" for k, v in summary[key].items() if isinstance(v, float)))
     out = {
         "benchmark": "profile of a whole volsam segment (one 2D box on the middle slice, full MNI152 lesion cases)",
-        "variants": [f"{s}:{b}" for s, b in variants],
+        "variants": [variant_key(v) for v in variants],
         "masks_reference": reference,
         "model_load_s": load_s,
         "encoder": encoder,
         "summary": summary,
         "cases": rows,
         "cli": cli,
+        "cli_ratios": cli_ratios(cli),
         "machine": {
             "threads": torch.get_num_threads(),
             "platform": platform.platform(),

@@ -9,7 +9,7 @@ are in frame pixels, ``x`` = column, ``y`` = row; boxes are ``(x0, y0, x1, y1)``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
@@ -106,6 +106,14 @@ class SliceEngine(ABC):
         """Every mask the model proposes for this prompt, :meth:`predict`'s answer first (SAM-family decoders
         make several for an ambiguous prompt). The default: that one answer only."""
         return [self.predict(embedding, box=box, points=points, point_labels=point_labels, mask_logits=mask_logits)]
+
+    def predict_boxes(
+        self, embedding: SliceEmbedding, boxes: Sequence[tuple[float, float, float, float]]
+    ) -> list[SlicePrediction]:
+        """One :class:`SlicePrediction` per box (each ``(x0, y0, x1, y1)`` in frame pixels, inclusive) on the
+        same encoded frame, in the order given: what :meth:`predict` answers for each box alone. Engines that
+        can run several prompts in one decoder pass override this (same masks); the default loops."""
+        return [self.predict(embedding, box=box) for box in boxes]
 
 
 @dataclass(frozen=True)

@@ -60,8 +60,10 @@ def _candidates(
 ) -> list[tuple[float, np.ndarray, SlicePrediction, BoxXY]]:
     """(fit, mask, prediction, box) for each box proposal of the frame encoded as ``emb``: the previous box
     grown by the margin plus each ratio of ``proposal_ratios`` (and, with ``motion``, the same moved by
-    ``shift``); fit is the appearance model's score of the mask (the model's own score without one)."""
-    out = []
+    ``shift``); fit is the appearance model's score of the mask (the model's own score without one). All
+    proposals go to the engine in one call (:meth:`~volsam.engines.base.SliceEngine.predict_boxes`: one
+    decoder forward for LiteMedSAM)."""
+    proposals: list[tuple[BoxXY, np.ndarray | None]] = []
     side = max(prev_box[2] - prev_box[0] + 1, prev_box[3] - prev_box[1] + 1)
     moves = [(0, 0)] + ([shift] if settings.volsam and settings.motion and shift != (0, 0) else [])
     for dx, dy in moves:
@@ -71,10 +73,14 @@ def _candidates(
             box = expand_box(base, settings.box_margin + ratio * side, emb.frame_shape) if settings.volsam else prev_box
             if box[0] > box[2] or box[1] > box[3]:
                 continue  # moved out of the frame
-            pred = cache.engine.predict(emb, box=box)
-            mask = pred.mask & region if region is not None else pred.mask
-            fit = float(model.log_ratio(frame)[mask].sum()) if model is not None else pred.score
-            out.append((fit, mask, pred, box))
+            proposals.append((box, region))
+    preds = cache.engine.predict_boxes(emb, [box for box, _ in proposals]) if proposals else []
+    log_ratio = model.log_ratio(frame) if model is not None else None  # per pixel, the same for every proposal
+    out = []
+    for (box, region), pred in zip(proposals, preds, strict=True):
+        mask = pred.mask & region if region is not None else pred.mask
+        fit = float(log_ratio[mask].sum()) if log_ratio is not None else pred.score
+        out.append((fit, mask, pred, box))
     return out
 
 

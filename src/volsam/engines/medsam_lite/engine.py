@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,9 @@ from volsam.engines.precision import autocast, check_precision, native_bf16
 from volsam.engines.prompt_checks import check_frames, check_points
 
 log = logging.getLogger(__name__)
+
+#: Most boxes :meth:`MedSAMLiteEngine.predict_boxes` puts in one decoder forward (bounds its memory).
+MAX_BOX_BATCH = 16
 
 
 def resized_shape(height: int, width: int, size: int = INPUT_SIZE) -> tuple[int, int]:
@@ -214,6 +217,27 @@ class MedSAMLiteEngine(SliceEngine):
         return torch.from_numpy(m).to(self.device)[None, None]
 
     # ---------------------------------------------------------------- prediction
+    def _features(self, embedding: SliceEmbedding) -> torch.Tensor:
+        """The ``(1, 256, 64, 64)`` image embedding on the engine's device; InputError if not LiteMedSAM's."""
+        feats = embedding.features
+        if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (EMBED_DIM, EMBED_SIZE, EMBED_SIZE):
+            raise InputError("embedding was not produced by the LiteMedSAM engine")
+        return feats.to(self.device)[None]
+
+    def _predictions(
+        self, logits: torch.Tensor, iou: torch.Tensor, embedding: SliceEmbedding, output: int = 0
+    ) -> list[SlicePrediction]:
+        """Decoder output ``logits (B, M, 256, 256)``, ``iou (B, M)`` -> one prediction per batch row for the
+        mask output ``output``: logits cropped to the unpadded ``(h, w)``, resized to the frame, > 0."""
+        height, width = embedding.frame_shape
+        _, _, h, w = self._scale(embedding)
+        chosen = logits[:, output : output + 1]
+        full = F.interpolate(chosen[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False)
+        masks = (full[:, 0] > 0).cpu().numpy()
+        low = chosen[:, 0].float().cpu().numpy()
+        scores = iou[:, output].float().cpu().tolist()
+        return [SlicePrediction(mask=masks[n], score=float(scores[n]), logits=low[n]) for n in range(len(masks))]
+
     def predict(
         self,
         embedding: SliceEmbedding,
@@ -223,9 +247,7 @@ class MedSAMLiteEngine(SliceEngine):
         mask_logits: np.ndarray | None = None,
     ) -> SlicePrediction:
         """Segment one encoded frame from a box and/or points (plus optional earlier logits)."""
-        feats = embedding.features
-        if not isinstance(feats, torch.Tensor) or tuple(feats.shape) != (EMBED_DIM, EMBED_SIZE, EMBED_SIZE):
-            raise InputError("embedding was not produced by the LiteMedSAM engine")
+        feats = self._features(embedding)
         if box is None and points is None:
             raise PromptError("LiteMedSAM needs a box or at least one point on the frame")
         boxes = None if box is None else self._box(box, embedding)
@@ -233,14 +255,26 @@ class MedSAMLiteEngine(SliceEngine):
         masks = None if mask_logits is None else self._mask(mask_logits)
         with torch.inference_mode():
             sparse, dense = self.net.prompt_encoder(points=pts, boxes=boxes, masks=masks)
-            logits, iou = self.net.mask_decoder(
-                feats.to(self.device)[None], self._dense_pe, sparse, dense, multimask_output=False
-            )
-            height, width = embedding.frame_shape
-            _, _, h, w = self._scale(embedding)
-            full = F.interpolate(logits[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False)
-            mask = (full[0, 0] > 0).cpu().numpy()
-        return SlicePrediction(mask=mask, score=float(iou[0, 0]), logits=logits[0, 0].float().cpu().numpy())
+            logits, iou = self.net.mask_decoder(feats, self._dense_pe, sparse, dense, multimask_output=False)
+            return self._predictions(logits, iou, embedding)[0]
+
+    def predict_boxes(
+        self, embedding: SliceEmbedding, boxes: Sequence[tuple[float, float, float, float]]
+    ) -> list[SlicePrediction]:
+        """:meth:`predict` for each box ``(x0, y0, x1, y1)`` (frame pixels, inclusive) on one encoded frame,
+        in one prompt-encoder + mask-decoder forward with batch = number of boxes (at most
+        :data:`MAX_BOX_BATCH` per forward; about 4 MB of decoder activations per box). The same masks as
+        box-by-box calls; logits agree to fp32 rounding."""
+        feats = self._features(embedding)
+        prompts = [self._box(box, embedding) for box in boxes]  # every box checked before any forward
+        out: list[SlicePrediction] = []
+        with torch.inference_mode():
+            for start in range(0, len(prompts), MAX_BOX_BATCH):
+                batch = torch.cat(prompts[start : start + MAX_BOX_BATCH])  # (n, 1, 4)
+                sparse, dense = self.net.prompt_encoder(points=None, boxes=batch, masks=None)
+                logits, iou = self.net.mask_decoder(feats, self._dense_pe, sparse, dense, multimask_output=False)
+                out.extend(self._predictions(logits, iou, embedding))
+        return out
 
     def predict_candidates(
         self,
@@ -253,23 +287,13 @@ class MedSAMLiteEngine(SliceEngine):
         """The single-mask output (:meth:`predict`'s answer) and the decoder's three multimask outputs, in
         token order: four candidates."""
         out = [self.predict(embedding, box=box, points=points, point_labels=point_labels, mask_logits=mask_logits)]
+        feats = self._features(embedding)
         boxes = None if box is None else self._box(box, embedding)
         pts = None if points is None else self._points(points, point_labels, embedding)
         masks = None if mask_logits is None else self._mask(mask_logits)
         with torch.inference_mode():
             sparse, dense = self.net.prompt_encoder(points=pts, boxes=boxes, masks=masks)
-            logits, iou = self.net.mask_decoder(
-                embedding.features.to(self.device)[None], self._dense_pe, sparse, dense, multimask_output=True
-            )
-            height, width = embedding.frame_shape
-            _, _, h, w = self._scale(embedding)
-            full = F.interpolate(logits[..., :h, :w], size=(height, width), mode="bilinear", align_corners=False)
+            logits, iou = self.net.mask_decoder(feats, self._dense_pe, sparse, dense, multimask_output=True)
             for n in range(logits.shape[1]):
-                out.append(
-                    SlicePrediction(
-                        mask=(full[0, n] > 0).cpu().numpy(),
-                        score=float(iou[0, n]),
-                        logits=logits[0, n].float().cpu().numpy(),
-                    )
-                )
+                out.extend(self._predictions(logits, iou, embedding, output=n))
         return out
