@@ -68,7 +68,16 @@ def label_array(array: np.ndarray, path: Path) -> np.ndarray:
         raise OutputError(f"{path}: label ids must be >= 0, found {low}")
     if high > 65535:
         raise OutputError(f"{path}: label ids must be <= 65535 (uint16), found {high}")
-    return array.astype(np.uint8 if high <= 255 else np.uint16)
+    return array.astype(np.uint8 if high <= 255 else np.uint16, copy=False)  # no copy of a ready label map
+
+
+def count_value(array: np.ndarray, value: int, block: int = 16) -> int:
+    """How many voxels of ``array`` (any shape; counted ``block`` entries of its first axis at a time, so that
+    no full-size boolean array is made: a 512 x 512 x 600 label map would need 157 MB for it) equal
+    ``value``."""
+    if array.ndim == 0:
+        return int(array == value)
+    return sum(int(np.count_nonzero(array[n : n + block] == value)) for n in range(0, array.shape[0], block))
 
 
 def output_format(path: Path) -> tuple[str, str]:

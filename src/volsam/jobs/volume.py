@@ -26,6 +26,7 @@ from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.io import read_volume, write_labels
 from volsam.io.destinations import Destination, check_destinations, new_outputs_only
 from volsam.io.dicom_seg import check_source, is_dicom_seg, read_dicom_seg
+from volsam.io.labels import count_value
 from volsam.io.npz import npz_boxes
 from volsam.io.overlay import write_overlays
 from volsam.io.pictures import PICTURE_SUFFIXES
@@ -115,7 +116,8 @@ def segment_file(
     for group in groups:  # every prompt checked against the image before the model loads
         frame_prompts(group, image.size, axis)
     eng = engine if engine is not None else request.load_engine()
-    labels = np.zeros(image.shape, dtype=np.uint8 if request.label + len(groups) <= 256 else np.uint16)
+    dtype = np.uint8 if request.label + len(groups) <= 256 else np.uint16
+    labels = None  # one object: its own label map; several: painted in turn onto a new array (later wins)
     labelmap = image  # replaced by each object's label map (groups is never empty)
     for n, group in enumerate(groups):
         labelmap = segment(
@@ -130,9 +132,13 @@ def segment_file(
             absent_patience=request.absent_patience(),
             on_frame=on_frame,
         )
-        labels[labelmap.array > 0] = request.label + n
-    labelmap = labelmap.with_array(labels, labels=[int(v) for v in np.unique(labels) if v])
-    counts = [(request.label + n, int(np.count_nonzero(labels == request.label + n))) for n in range(len(groups))]
+        if len(groups) == 1 and labelmap.array.dtype == dtype and set(labelmap.meta["labels"]) <= {request.label}:
+            labels = labelmap.array  # already 0 / request.label on the image grid: no second full-size array
+        else:
+            labels = np.zeros(image.shape, dtype=dtype) if labels is None else labels
+            labels[labelmap.array > 0] = request.label + n
+    counts = [(request.label + n, count_value(labels, request.label + n)) for n in range(len(groups))]
+    labelmap = labelmap.with_array(labels, labels=[label for label, count in counts if count])
     names = {label: f"object {label}" for label, _ in counts}
     with new_outputs_only(outputs):
         out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
