@@ -131,3 +131,43 @@ def test_no_engine_table_without_box2d_runs(tmp_path):
     run = _folder(tmp_path / "lite", [_record("c1", "liver", [0.5, 0.7])])
     assert "engine × modality" not in write_report([run], tmp_path / "report").read_text()
     assert not (tmp_path / "report" / "engine_modality.csv").exists()
+
+
+def _image(case, classes, seconds, limit):
+    """A cvpr25 image line (the challenge's per-image score) with ``seconds`` of inference in one step."""
+    steps = [{"prompt": "box3d", "dice": 0.8, "nsd": 0.9, "seconds": seconds}]
+    steps += [{"prompt": "+click", "dice": 0.8, "nsd": 0.9, "seconds": 0.0}] * 5
+    return {
+        "case": case,
+        "target": "image",
+        "modality": "CT",
+        "scope": "image",
+        "protocol": "cvpr25",
+        "classes": classes,
+        "steps": steps,
+        "final_dice": 0.8,
+        "final_nsd": 0.9,
+        "auc_dice": 3.2,
+        "auc_nsd": 3.6,
+        "seconds": seconds,
+        "time_limit_s": limit * len(classes),
+        "over_time": seconds > limit * len(classes),
+        "capped": False,
+    }
+
+
+def test_challenge_table_counts_images_past_the_runs_limit_and_past_90_s_per_class(tmp_path):
+    """A run with --time-limit 3600: the run's limit cuts nothing, the challenge's 90 s per class would cut
+    the one-class image at 100 s but not the two-class image at 150 s (limit 180 s)."""
+    run = _folder(
+        tmp_path / "lifted",
+        [
+            _image("a", ["liver"], 100.0, 3600.0),
+            _image("b", ["liver", "spleen"], 150.0, 3600.0),
+            _image("c", ["liver"], 10.0, 3600.0),
+        ],
+    )
+    text = write_report([run], tmp_path / "report").read_text()
+    assert "| over the run's limit | over 90 s per class |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| lifted | 3 |"))
+    assert row.endswith("| 0 | 1 |")
