@@ -185,6 +185,46 @@ def encoder_times(engines: dict[str, TimedEngine], frames: np.ndarray, rounds: i
     return out
 
 
+def decoder_batch_times(engine: SliceEngine, case, rounds: int) -> dict:
+    """Seconds to predict the walk's proposals on the case's prompted slice (the box grown by 1 px plus 0,
+    5 and 10 % of its longer side): one ``predict`` per box against one ``predict_boxes`` call, alternating
+    for ``rounds`` rounds; the masks must be equal."""
+    from volsam.preprocess import fit_normalizer
+    from volsam.propagation.frames import expand_box
+
+    frame = np.asarray(fit_normalizer(case.image, "MR").apply(case.image.array[case.middle_box.slice][None]))
+    emb = engine.encode(frame)[0]
+    b = case.middle_box
+    side = max(b.u1 - b.u0 + 1, b.v1 - b.v0 + 1)
+    settings = PropagationSettings()
+    boxes = [
+        expand_box((b.u0, b.v0, b.u1, b.v1), settings.box_margin + r * side, emb.frame_shape)
+        for r in settings.proposal_ratios
+    ]
+    loop, batched = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        one = [engine.predict(emb, box=box) for box in boxes]
+        loop.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        together = engine.predict_boxes(emb, boxes)
+        batched.append(time.perf_counter() - t0)
+        if any(not np.array_equal(a.mask, c.mask) for a, c in zip(one, together, strict=True)):
+            raise SystemExit("predict_boxes gave other masks than predict")
+    return {
+        "case": case.name,
+        "boxes": len(boxes),
+        "rounds": rounds,
+        "loop_median_s": statistics.median(loop),
+        "batched_median_s": statistics.median(batched),
+        "loop_fastest_s": min(loop),
+        "batched_fastest_s": min(batched),
+        "ratio_of_medians": statistics.median(batched) / statistics.median(loop),
+        "median_round_ratio": statistics.median(b / a for a, b in zip(loop, batched, strict=True)),
+        "masks_equal": True,
+    }
+
+
 def dice_of(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a > 0, b > 0
     total = a.sum() + b.sum()
@@ -229,10 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cli", type=int, default=0, help="also time a real volsam segment process on N cases")
     ap.add_argument("--encoder-frames", type=int, default=0, help="time the encoder per backend on N slices")
     ap.add_argument("--encoder-rounds", type=int, default=3)
+    ap.add_argument(
+        "--decoder-rounds",
+        type=int,
+        default=0,
+        help="time a frame's box proposals box by box against one predict_boxes call, N alternating rounds",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    names = args.cases.split(",") if args.cases else [n for n in lesion_case_names() if n.endswith("-00")]
+    if args.cases == "none":
+        names = []
+    else:
+        names = args.cases.split(",") if args.cases else [n for n in lesion_case_names() if n.endswith("-00")]
     variants = [parse_variant(v) for v in args.variants.split(",")]
     engines: dict[str, TimedEngine] = {}
     load_s: dict[str, float] = {}
@@ -272,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = cli_seconds(name, folder, strategy, backend)
                 cli.append({"case": name, "strategy": strategy, "backend": backend, "seconds": seconds})
                 print(f"{name:16s} {strategy:8s} {backend:8s} volsam segment process: {seconds:.2f} s", flush=True)
+    decoder = {}
+    if args.decoder_rounds:
+        first = next(iter(engines.values()))
+        decoder = decoder_batch_times(first.inner, lesion_case(names[0] if names else "small-00"), args.decoder_rounds)
+        print(f"decoder, one frame's proposals: {json.dumps(decoder)}", flush=True)
     encoder = {}
     if args.encoder_frames:
         case = lesion_case(names[0])
@@ -292,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     for strategy, backend, loop in variants:
         key = variant_key((strategy, backend, loop))
         sel = [r for r in rows if r["variant"] == key]
+        if not sel:
+            continue  # --cases none
         summary[key] = {k: statistics.fmean(r[k] for r in sel) for k in keys}
         summary[key]["share"] = {
             k: summary[key][k] / summary[key]["total_s"]
@@ -321,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         "masks_reference": reference,
         "model_load_s": load_s,
         "encoder": encoder,
+        "decoder_batch": decoder,
         "summary": summary,
         "cases": rows,
         "cli": cli,
