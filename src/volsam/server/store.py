@@ -56,6 +56,11 @@ class Entry:
         if self.stop.is_set():
             raise Cancelled("stopped: the object is as it was before this step")
 
+    def total(self, frames: int) -> None:
+        """The most slices the running step may segment changed (the walk's extent, known better as it goes):
+        a ``total`` event; the page's progress bar takes it as its maximum."""
+        self.emit({"type": "total", "frames": int(frames)})
+
     def cancel(self) -> bool:
         """Ask the running model run to stop at its next slice; False when nothing is running."""
         if self.busy:
@@ -131,6 +136,8 @@ class SessionStore:
                 self._entries.pop(sid, None)
             raise
         placeholder.session.on_frame = placeholder.frame
+        if hasattr(placeholder.session, "on_total"):  # a volume session reports its steps' totals
+            placeholder.session.on_total = placeholder.total
         log.info("session %s opened (%s, %s); %d open", sid, engine, device, len(self))
         return placeholder
 
@@ -227,6 +234,8 @@ def _release(entry: Entry) -> None:
     freed heap pages back to the OS (glibc keeps them otherwise, and RSS would stay high)."""
     if entry.session is not None:
         entry.session.on_frame = None
+        if hasattr(entry.session, "on_total"):
+            entry.session.on_total = None
         close = getattr(entry.session, "close", None)  # a video session's folder (its upload and masks)
         if callable(close):
             close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -51,10 +50,15 @@ class CorrectionHost(Protocol):
     settings: PropagationSettings
     corrections: CorrectionSettings
     absent_patience: int | None
-    on_frame: Callable[[int], None] | None
 
     def mark_first_frame(self) -> None:
         """The corrected slice's new mask is ready (what a viewer can show first)."""
+
+    def report_range(self, lo: int, hi: int) -> None:
+        """A walk within slices ``lo..hi`` (inclusive, along the axis) starts (progress)."""
+
+    def report_frame(self, index: int) -> None:
+        """Slice ``index`` was segmented (progress; may raise :class:`~volsam.core.errors.Cancelled` to stop)."""
 
 
 class Corrector(ABC):
@@ -76,7 +80,7 @@ class Corrector(ABC):
             raise PromptError(
                 f"object {o.label}: give a box, a positive point or a mask first (only background clicks)"
             )
-        on_frame = h.on_frame
+        h.report_range(*(frame_prompts(o.prompts, h.volume.size, h.axis).limit() or (0, h.volume.size[h.axis] - 1)))
         seg = segment(
             h.volume,
             list(o.prompts),
@@ -86,7 +90,7 @@ class Corrector(ABC):
             settings=h.settings,
             absent_patience=h.absent_patience,
             normalizer=h.normalizer,
-            on_frame=(lambda r: on_frame(r.index)) if on_frame is not None else None,
+            on_frame=lambda r: h.report_frame(r.index),
         )
         o.mask = seg.array > 0
         o.window = seg.meta["report"].window
@@ -130,6 +134,10 @@ class SliceCorrector(Corrector):
         anchors = sorted({t for t, p in prompts.frames.items() if p.box is not None} | set(seed_masks))
         chosen = new[0] if len(new) == 1 and isinstance(new[0], ChosenCandidate) and new[0].rule != "local" else None
         for s in touched:
+            before = [t for t in prompted if t < s]
+            after = [t for t in prompted if t > s]
+            bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))
+            h.report_range(*bounds)
             was_empty = not frames[s].any()
             clicks = [p for p in new if isinstance(p, Point) and p.ijk()[h.axis] == s]
             mode = (
@@ -149,11 +157,7 @@ class SliceCorrector(Corrector):
                 cap = _area_cap(frames, s, corrections.area_growth) if mode is EditMode.ADD else None
                 frames[s] = resegment_frame(cache, s, frames[s], edit, settings, mode, cap, corrections)
             h.mark_first_frame()
-            if h.on_frame is not None:  # progress; a stop raises here and the session rolls the step back
-                h.on_frame(s)
-            before = [t for t in prompted if t < s]
-            after = [t for t in prompted if t > s]
-            bounds = (max([lo_limit, *(t + 1 for t in before)]), min([hi_limit, *(t - 1 for t in after)]))
+            h.report_frame(s)  # progress; a stop raises here and the session rolls the step back
             if chosen is not None:  # a candidate chosen on the slice: carried both ways by its rule
                 carry_candidate(
                     stack,
@@ -164,7 +168,7 @@ class SliceCorrector(Corrector):
                     rank=chosen.rank,
                     rule=chosen.rule,
                     settings=settings,
-                    on_frame=h.on_frame,
+                    on_frame=h.report_frame,
                 )
                 continue
             toward = _toward(s, [t for t in anchors if t < s], [t for t in anchors if t > s], frames)
@@ -182,7 +186,7 @@ class SliceCorrector(Corrector):
                 grow=grow,
                 mode=mode,
                 corrections=corrections,
-                on_frame=h.on_frame,
+                on_frame=h.report_frame,
             )
 
     @staticmethod
@@ -231,13 +235,13 @@ class TrackerCorrector(Corrector):
         clip = box3d_footprint(prompts.box3d, h.axis, frames.shape[1:]) if prompts.box3d is not None else None
         track = prompts.for_tracker(1)
         for limit in ((k, hi), (lo, k)):  # forward, then backward (the corrected slice is run by both)
+            h.report_range(*limit)
             settled = 0
             for res in track_labels(self.engine, stack, track, limit=limit, start=k, absent_patience=h.absent_patience):
                 mask = res.labels == 1
                 if clip is not None:
                     mask &= clip
-                if h.on_frame is not None:
-                    h.on_frame(res.index)
+                h.report_frame(res.index)
                 if res.index == k:
                     h.mark_first_frame()
                 agree = res.index != k and agreement(frames[res.index], mask) >= h.corrections.unchanged_dice

@@ -40,6 +40,7 @@ from volsam.propagation.prompts import validate_prompt
 from volsam.propagation.settings import CorrectionSettings
 from volsam.segmentation import resolve_axis
 from volsam.session.correctors import corrector_for
+from volsam.session.progress import StepProgress
 from volsam.session.prompts_file import ObjectSpec
 from volsam.session.state import Change, Edit, History, ObjectRecord, SessionObject, bounding_region
 
@@ -113,6 +114,9 @@ class Session:
         self._candidates: dict[tuple, int] = {}  # (object, prompt key) -> the candidate shown (next_candidate)
         self.last_candidate: tuple[int, int] | None = None  # (rank, count) of the last next_candidate
         self.on_frame: Callable[[int], None] | None = None  # called with each slice index segmented (progress)
+        # called with the most slices the running step may segment, whenever that changes (progress)
+        self.on_total: Callable[[int], None] | None = None
+        self._progress = StepProgress()
 
     # -- objects ------------------------------------------------------------------------------------------------
     @property
@@ -205,6 +209,7 @@ class Session:
         """Predict from every prompt queued with ``run=False`` (one undo step)."""
         pending, self._pending = self._pending, []
         t0, self._first_frame_at = time.perf_counter(), None
+        self._progress = StepProgress(self.on_total)
         by_object: dict[int, list[Prompt]] = {}
         for label, prompt in pending:
             by_object.setdefault(label, []).append(prompt)
@@ -328,6 +333,17 @@ class Session:
         """Correctors call this when the corrected slice's new mask is ready (``Change.first_frame_seconds``)."""
         if self._first_frame_at is None:
             self._first_frame_at = time.perf_counter()
+
+    def report_range(self, lo: int, hi: int) -> None:
+        """Correctors call this when a walk within slices ``lo..hi`` starts (``on_total``)."""
+        self._progress.begin(lo, hi)
+
+    def report_frame(self, index: int) -> None:
+        """Correctors call this for each slice segmented: ``on_total`` when the step's total changes, then
+        ``on_frame`` (which may raise :class:`~volsam.core.errors.Cancelled`; the step is then rolled back)."""
+        self._progress.frame(index)
+        if self.on_frame is not None:
+            self.on_frame(index)
 
     def _apply(self, o: SessionObject, new: list[Prompt]) -> tuple[Edit, Change]:
         record_before = _record(o)
