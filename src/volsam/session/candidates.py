@@ -118,12 +118,13 @@ def carry_candidate(
     or ``similar``, see :data:`CARRY_RULES`); returns the frames written.
 
     Each direction runs until a stop rule of the walk (:func:`~volsam.propagation.stops.frame_stop`: empty,
-    low score, area fell / jumped), a frame where the model's first answer is empty (another candidate, e.g.
-    the whole box, may still be like the previous mask where the object has ended) or the bound; the frames
-    beyond its end, up to the bound, are cleared (they continued the old answer). ``same`` / ``similar``
-    prompt each frame with the previous mask's box and cut the answer to the previous mask dilated by
-    ``settings.growth_limit`` px, as the walk does. ``on_frame(index)`` is called for each frame segmented
-    (progress; it may raise to stop, the caller then rolls back).
+    low score of the model's first answer, the chosen mask's area fell / jumped), a frame where the model's
+    first answer is empty (another candidate, e.g. the whole box, may still be like the previous mask where
+    the object has ended) or the bound; the frames beyond its end, up to the bound, are cleared (they
+    continued the old answer). ``same`` / ``similar`` prompt each frame with the previous mask's box and cut
+    the answer to the previous mask dilated by ``settings.growth_limit`` px, as the walk does.
+    ``on_frame(index)`` is called for each frame segmented (progress; it may raise to stop, the caller then
+    rolls back).
     """
     carry_rule(rule)
     if rule == "local":
@@ -162,7 +163,9 @@ def carry_candidate(
                     mask = mask & ndimage.binary_dilation(prev, iterations=settings.growth_limit)
                 if on_frame is not None:
                     on_frame(k)
-                stop = frame_stop(choice.score, int(mask.sum()), int(prev.sum()), settings)
+                # the score rule reads the model's own answer (the other candidates' predicted IoU is lower by
+                # design); the area rules the chosen mask
+                stop = frame_stop(answers[0].score, int(mask.sum()), int(prev.sum()), settings)
                 if stop is None and int(answers[0].mask.sum()) < settings.min_area:  # the model sees no object
                     stop = frame_stop(answers[0].score, int(answers[0].mask.sum()), int(prev.sum()), settings)
                 masks[k] = False if stop is not None else mask
