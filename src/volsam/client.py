@@ -81,6 +81,9 @@ class RemoteSession:
         image: a file to upload (NIfTI, NRRD, MHA, .npz, DICOM .zip, a 2D picture, a video or DICOM cine: a video
             session, see :meth:`frame`) or a :class:`Volume` (sent as NIfTI).
         engine, model: as for :class:`volsam.Session` (``model`` a catalogue name the server knows).
+        backend: what runs the engine's image encoder (``auto``, ``torch``, ``openvino``, as ``volsam segment
+            --backend``); None: the server's default (``volsam serve --backend``). :attr:`backend` then says
+            what the server runs it on.
         modality, window, axis: intensity normalisation and slice axis, as for :class:`volsam.Session`.
         channel: which volume of a 4D image to segment (as ``volsam segment --channel``).
         timeout: seconds to wait for one request (propagations can take minutes on a CPU).
@@ -94,6 +97,7 @@ class RemoteSession:
         token: str | None = None,
         engine: str = "medsam-lite",
         model: str | None = None,
+        backend: str | None = None,
         modality: str = "auto",
         window: str | None = None,
         axis: str = "k",
@@ -105,6 +109,8 @@ class RemoteSession:
         form = {"engine": engine, "modality": modality, "axis": axis}
         if model is not None:
             form["model"] = model
+        if backend is not None:
+            form["backend"] = backend
         if window is not None:
             form["window"] = window
         if channel is not None:
@@ -120,7 +126,9 @@ class RemoteSession:
         created = response.json()
         self.id: str = created["id"]
         self.geometry: dict[str, Any] = created["geometry"]
-        self._http.headers["X-Session-Lease"] = created["lease"]
+        self.backend: str = created.get("backend", "torch")  # servers before the option ran torch only
+        self.lease: str = created["lease"]  # the session's lease token (sent with every call)
+        self._http.headers["X-Session-Lease"] = self.lease
         self.last_candidate: tuple[int, int] | None = None  # (rank, count) of the last next_candidate
 
     def _upload(self, image: str | os.PathLike[str] | Volume, form: dict) -> httpx.Response:

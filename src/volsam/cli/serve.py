@@ -36,6 +36,13 @@ def serve_cmd(
     ] = None,
     idle_timeout: Annotated[float, typer.Option(help="Seconds before an unused session is closed.")] = 1800.0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Image encoder runtime of engines that offer one (medsam-lite): auto, torch or openvino (CPU, "
+            "fp32); auto = openvino if installed. Sessions may ask for another."
+        ),
+    ] = "auto",
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="Allow browser pages of this origin (repeatable; none by default).")
     ] = None,
@@ -69,6 +76,7 @@ def serve_cmd(
         max_image_mb=max_image_mb,
         idle_timeout_s=idle_timeout,
         device=device,
+        backend=backend,
         cors_origins=list(cors_origin or []),
         allowed_hosts=list(allowed_host or []),
         models_dir=models_dir,

@@ -33,13 +33,14 @@ from starlette.concurrency import run_in_threadpool
 
 from volsam import __version__
 from volsam.core.errors import InputError, NoDicomSource, Unauthorized, VolsamError
+from volsam.engines.backends import BACKENDS
 from volsam.jobs.request import SegmentRequest
 from volsam.server.access import Leased, authorised
 from volsam.server.bodies import ERRORS, CandidateIn, ObjectIn, PromptIn, apply_prompt, parse_box
 from volsam.server.config import ServerConfig
 from volsam.server.errors import install_error_handlers, server_folders
 from volsam.server.guard import COOKIE, Guard, cookie_value
-from volsam.server.models import local_models, resolve_model
+from volsam.server.models import backend_in_use, local_models, resolve_model, session_backend
 from volsam.server.outputs import (
     MASK_PNG_NAME,
     SEG_NAME,
@@ -144,6 +145,8 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             "local_models": local_models(config.models_dir),
             "devices": devices,
             "default_device": config.device,
+            "backends": list(BACKENDS),
+            "default_backend": config.backend,
             "max_upload_mb": config.max_upload_mb,
             "max_image_mb": config.max_image_mb,
         }
@@ -173,6 +176,14 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         model: Annotated[
             str | None, Form(description="a model name from GET /api/capabilities (never a path)", max_length=100)
         ] = None,
+        backend: Annotated[
+            str | None,
+            Form(
+                description="what runs the image encoder, as `volsam segment --backend`: auto, torch or openvino "
+                "(default: the server's `--backend` for engines that offer the choice; the session's `backend` "
+                "says what runs it)"
+            ),
+        ] = None,
         modality: Annotated[str, Form()] = "auto",
         window: Annotated[str | None, Form()] = None,
         axis: Annotated[str, Form()] = "k",
@@ -184,6 +195,7 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             engine=engine,
             model=resolve_model(engine, model, config.models_dir),
             device=config.device,
+            backend=session_backend(engine, backend, config.backend),
             modality=modality,
             window=window,
             axis=axis,
@@ -206,7 +218,13 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                 await run_in_threadpool(check_video, path, config.max_image_bytes)
                 entry = await run_in_threadpool(store.create, VideoUpload(folder, path), options, True)
                 kept = True
-                return {"id": entry.id, "lease": entry.lease, "geometry": entry.session.geometry()}
+                session = entry.session
+                return {
+                    "id": entry.id,
+                    "lease": entry.lease,
+                    "backend": backend_in_use(session),
+                    "geometry": session.geometry(),
+                }
             volume = await run_in_threadpool(
                 read_upload, path, config.max_upload_bytes, config.max_image_bytes, channel
             )
@@ -216,7 +234,13 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
             if not kept:
                 discard(folder)
         entry = await run_in_threadpool(store.create, volume, options)
-        return {"id": entry.id, "lease": entry.lease, "geometry": geometry(volume, entry.session.axis, entry.session)}
+        session = entry.session
+        return {
+            "id": entry.id,
+            "lease": entry.lease,
+            "backend": backend_in_use(session),
+            "geometry": geometry(volume, session.axis, session),
+        }
 
     @app.get("/api/sessions/{sid}", dependencies=auth)
     def describe(entry: Leased) -> dict:
@@ -225,6 +249,8 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
                 "id": entry.id,
                 "engine": entry.engine,
                 "model": entry.model,
+                "device": entry.device,
+                "backend": backend_in_use(s),
                 "geometry": s.geometry() if isinstance(s, VideoSession) else geometry(s.volume, s.axis, s),
                 "objects": [
                     {"label": label, "name": name, "prompts": len(s.prompts(label))} for label, name in s.objects

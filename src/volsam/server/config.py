@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from volsam.core.errors import InputError
+from volsam.engines.backends import check_backend
 
 
 @dataclass
@@ -24,6 +25,9 @@ class ServerConfig:
             them; HTTP 413 above, refused before anything is decompressed). None: twice ``max_upload_mb``.
         idle_timeout_s: a session unused this long is closed.
         device: device for the models (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        backend: what runs the image encoder of the engines that offer a choice (``auto``, ``torch``,
+            ``openvino``; as ``volsam segment --backend``): the default of every session, which a client may
+            override when it opens one. Engines without the choice run on torch whatever it says.
         device_slots: model runs allowed at once per device (others wait their turn).
         cors_origins: origins allowed to call the API from a browser page of another site (none by default).
         allowed_hosts: extra names the server answers to in the ``Host`` header (besides loopback names, the
@@ -42,6 +46,7 @@ class ServerConfig:
     max_image_mb: float | None = None
     idle_timeout_s: float = 1800.0
     device: str = "auto"
+    backend: str = "auto"
     device_slots: int = 1
     cors_origins: list[str] = field(default_factory=list)
     allowed_hosts: list[str] = field(default_factory=list)
@@ -69,6 +74,7 @@ class ServerConfig:
                 raise InputError(f"--models-dir {self.models_dir}: no such folder")
         if self.idle_timeout_s <= 0:
             raise InputError(f"--idle-timeout must be positive, got {self.idle_timeout_s}")
+        check_backend(self.backend)  # SettingsError, the command line's line
         if self.device_slots < 1:
             raise InputError(f"device slots must be at least 1, got {self.device_slots}")
 

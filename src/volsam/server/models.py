@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from volsam.core.errors import InputError, ModelNotFound, SettingsError
+from volsam.engines.backends import check_backend
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -81,3 +83,38 @@ def resolve_model(engine: str, name: str | None, folder: Path | None) -> str | N
     known = [n for n, i in CATALOG.items() if i.engine == engine]
     known += [m["name"] for m in local_models(folder) if m["engine"] == engine]
     raise ModelNotFound(f"unknown model {name!r} for engine {engine!r}; this server knows: {', '.join(known)}")
+
+
+def takes_backend(engine: str) -> bool:
+    """Whether engine ``engine``'s constructor has a ``backend`` option (what ``--backend`` chooses); False for
+    an unknown name (the request refuses it with its own message). Imports the engine's module, not its
+    weights."""
+    import importlib
+    import inspect
+
+    from volsam.engines import registry
+
+    info = registry._ENGINES.get(engine)  # the registry has no public lookup of an engine's class yet
+    if info is None:
+        return False
+    cls = getattr(importlib.import_module(info.module), info.cls)
+    return "backend" in inspect.signature(cls).parameters
+
+
+def session_backend(engine: str, asked: str | None, default: str) -> str:
+    """The ``backend`` of a new session's request: the client's ``asked`` when it gave one (checked as
+    ``volsam segment --backend``: SettingsError, the same line; an engine without the choice then refuses
+    anything but ``auto``, as on the command line), else the server's ``default`` (``volsam serve --backend``)
+    for an engine that offers the choice and ``auto`` for the others."""
+    if asked is not None:
+        return check_backend(asked)
+    return default if default == "auto" or takes_backend(engine) else "auto"
+
+
+def backend_in_use(session: Any) -> str:
+    """What runs the image encoder of ``session``'s engine (a :class:`volsam.Session` or a video session):
+    ``torch`` or ``openvino``, after ``auto`` and any fallback were resolved; ``torch`` for engines without
+    the choice. Looks through an embedding cache to the engine it wraps."""
+    engine = getattr(session, "engine", None)
+    engine = getattr(engine, "inner", engine)
+    return str(getattr(engine, "backend", "torch"))
