@@ -16,7 +16,7 @@
   const PALETTE = [[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
     [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212]];
   const state = { id: null, lease: null, geometry: null, objects: [], active: null, labels: null, busy: 0,
-    frames: 0, slices: null, lastChange: null, errors: [], prompts: [], hidden: new Set(), stats: {}, view: 0,
+    frames: 0, slices: null, total: null, lastChange: null, errors: [], prompts: [], hidden: new Set(), stats: {}, view: 0,
     running: false, flat: false };
   let nv = null;
   let video = null;  // the video view (static/video.js), made in start()
@@ -380,7 +380,8 @@
     $("work").className = state.busy ? "" : "idle";
     $("stop").disabled = !state.busy;
     const bar = $("progress");
-    if (state.busy && state.frames > 0 && state.slices) { bar.max = state.slices; bar.value = Math.min(state.frames, state.slices); }
+    const max = state.total || state.slices;  // the walk's extent once the session reports it, else the axis
+    if (state.busy && state.frames > 0 && max) { bar.max = max; bar.value = Math.min(state.frames, max); }
     else bar.removeAttribute("value");  // indeterminate until the walk's extent is known
   }
 
@@ -463,7 +464,10 @@
   }
 
   function onEvent(e) {
-    if (e.type === "busy") { state.busy += 1; state.frames = 0; state.slices = e.slices || null; $("frames").textContent = ""; }
+    if (e.type === "busy") {
+      state.busy += 1; state.frames = 0; state.total = null; state.slices = e.slices || null; $("frames").textContent = "";
+    }
+    else if (e.type === "total") state.total = Math.max(e.frames, state.frames) || null;
     else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} ${isVideo() ? "frames" : "slices"}`; }
     else if (e.type === "idle") state.busy = Math.max(0, state.busy - 1);
     else if (e.type === "closed") say("the session was closed", true);
