@@ -23,20 +23,23 @@ Prints one JSON line per case and a summary per lesion kind (mean 3D Dice).
 
 Measured 2026-12-06 (2-core CPU under load; cases dark-00, ring-00, ring-01, small-00, flat-00, bright-00;
 mean 3D Dice): key slice alone, first candidate 0.835 -> picked 0.915. Plain walk: first 0.479, key+first
-0.574, key+same 0.655, key+similar 0.628. volsam: session:first 0.815, session:picked 0.815 (per case within
-+-0.006: the correction re-propagates from the key slice only until it agrees with the old result). Following
-the chosen rank through volsam's own walk instead (a fresh walk with every slice's rank-r candidate; tried, not
-kept) fell to 0.11-0.56 on dark-00, ring-00, bright-00, flat-00: the non-first candidates leak on neighbours.
+0.574, key+same 0.655, key+similar 0.628. volsam with the earlier one-way carry: session:first 0.815, picked
+0.815. With the carry rules (``--session-only --cache /tmp/volsam-embcache --cases ring-00``): first 0.754,
+picked local 0.759, walk 0.890, same 0.742, similar 0.742. The 6-case run of the rules did not finish under
+the load; ``benchmarks/bench_interactive.py`` measured local and walk on 12 cases (results/bench-interactive.json).
 
     .venv/bin/python benchmarks/bench_candidates.py --per-kind 2
     .venv/bin/python benchmarks/bench_candidates.py --cases ring-00 flat-00
+    .venv/bin/python benchmarks/bench_candidates.py --session-only --cache /tmp/volsam-embcache --cases ring-00
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -70,7 +73,7 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
 
-def run_case(engine, name: str) -> dict:
+def run_case(engine, name: str, plain: bool = True) -> dict:
     case = lesion_case(name, crop=True)
     volume, truth = case.image, case.label.array > 0
     frames = fit_normalizer(volume, "MR").apply(volume.array)
@@ -87,7 +90,7 @@ def run_case(engine, name: str) -> dict:
     scores = [dice(c.mask, truth[key]) for c in first]
     picked = int(np.argmax(scores))
     out = {"case": name, "kind": name.split("-")[0], "key_dice": [round(s, 3) for s in scores], "picked": picked}
-    for rule in RULES[:4]:
+    for rule in RULES[:4] if plain else ():
         rank = 0 if rule == "first" else picked
         masks = np.zeros_like(truth)
         masks[key] = first[rank].mask
@@ -135,12 +138,20 @@ def main() -> None:
     parser.add_argument("--per-kind", type=int, default=2)
     parser.add_argument("--cases", nargs="*", help="case names instead of --per-kind (e.g. ring-00)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--session-only", action="store_true", help="only volsam's session rows (no plain walk)")
+    parser.add_argument("--cache", type=Path, default=None, help="keep embeddings in this folder (MemoEngine)")
     args = parser.parse_args()
     engine = get_engine("medsam-lite", device=args.device)
+    if args.cache is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_interactive import CandidateMemo
+
+        engine = CandidateMemo(engine, args.cache)
+    rules = RULES[4:] if args.session_only else RULES
     rows, t0 = [], time.perf_counter()
     names = args.cases or [f"{kind}-{index:02d}" for kind in KINDS for index in range(args.per_kind)]
     for name in names:
-        row = run_case(engine, name)
+        row = run_case(engine, name, plain=not args.session_only)
         rows.append(row)
         print(json.dumps(row), flush=True)
     summary = {}
@@ -148,7 +159,7 @@ def main() -> None:
         mine = [r for r in rows if kind in ("all", r["kind"])]
         if not mine:
             continue
-        summary[kind] = {rule: round(float(np.mean([r[rule] for r in mine])), 4) for rule in RULES}
+        summary[kind] = {rule: round(float(np.mean([r[rule] for r in mine])), 4) for rule in rules}
         summary[kind]["n"] = len(mine)
     print(json.dumps({"summary": summary, "seconds": round(time.perf_counter() - t0, 1)}))
 
