@@ -59,8 +59,8 @@ def test_next_candidate_cycles_the_slice_and_the_object_follows_then_comes_back(
     left = block.copy()
     left[:, :, mid + 1 :] = False
     assert np.array_equal(s.mask(obj)[20], left[20])
-    # the neighbours follow the choice (prompted with its box, a little wider each slice, until the walk agrees
-    # with the old result again)
+    # the neighbours follow the choice (the default carry rule, walk: volsam's walk from the chosen mask, both
+    # ways, each slice prompted from the previous one's box, a little wider each slice)
     for k in (21, 22):
         assert s.mask(obj)[k].sum() < block[k].sum() and not (s.mask(obj)[k] & ~block[k]).any()
 

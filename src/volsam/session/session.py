@@ -68,7 +68,8 @@ class Session:
             slice is corrected (``CorrectionSettings.click_prompts``; off by default, see there why).
         corrections: the thresholds of corrections (:class:`~volsam.propagation.settings.CorrectionSettings`).
         candidate_carry: how a candidate chosen on a slice (:meth:`next_candidate`, :meth:`choose_candidate`)
-            reaches the other slices (:data:`volsam.session.candidates.CARRY_RULES`).
+            reaches the other slices (:data:`volsam.session.candidates.CARRY_RULES`; ``walk``: volsam's walk
+            from the chosen mask, both ways, measured best of the four).
     """
 
     def __init__(
@@ -88,7 +89,7 @@ class Session:
         absent_patience: int | None = 3,
         click_prompts: bool = False,
         corrections: CorrectionSettings | None = None,
-        candidate_carry: str = "local",
+        candidate_carry: str = "walk",
     ):
         from volsam.session.candidates import carry_rule
 
