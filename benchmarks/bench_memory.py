@@ -4,9 +4,9 @@
         [--workdir /tmp/volsam-mem] [--out results/bench-memory.json]
 
 The volume is generated: int16 HU, 0.7 x 0.7 x 1.0 mm, air around an elliptic body (soft tissue, fat, a
-spine), a liver-like organ over 100 slices (10 cm) (the LiteMedSAM object) and an aorta-like tube through every
-slice (the SAM 2 object: tracked with ``--full-range`` through the whole volume). It is written once as
-``.nii.gz`` in ``--workdir``.
+spine), a liver-like organ over 100 slices (10 cm; ``--organ-slices``; the LiteMedSAM object) and an aorta-like
+tube through every slice (the SAM 2 object: tracked with ``--full-range`` through the whole volume). It is
+written once as ``.nii.gz`` in ``--workdir``.
 
 Each run is one ``volsam segment`` child process; its peak resident set size is the kernel's ``ru_maxrss`` of
 that child (``os.wait4``), so it counts everything the command does: reading, normalising, the model, writing.
@@ -43,7 +43,7 @@ SPACING = (0.7, 0.7, 1.0)  # mm along i, j, k
 GOALS_GB = {"lite-torch": 1.5, "lite-openvino": 1.5, "sam2": 3.0}
 
 
-def ct_like(size: tuple[int, int, int], seed: int = 0) -> tuple[np.ndarray, dict]:
+def ct_like(size: tuple[int, int, int], seed: int = 0, organ_slices: int = 100) -> tuple[np.ndarray, dict]:
     """An int16 HU volume ``[k, j, i]`` of ``size`` (i, j, k) voxels and where its two objects are.
 
     Returns the array and ``{"organ": (i0, j0, i1, j1, k_mid), "tube": (i0, j0, i1, j1, k_mid)}``: each
@@ -59,7 +59,7 @@ def ct_like(size: tuple[int, int, int], seed: int = 0) -> tuple[np.ndarray, dict
     tube_c = (ci - 0.05 * ni, cj + 0.12 * nj)
     tube_r = 0.03 * ni
     tube = (ii - tube_c[0]) ** 2 + (jj - tube_c[1]) ** 2 <= tube_r**2
-    organ_k = (int(nk * 0.35), int(nk * 0.35) + min(100, nk // 3))  # slices [k0, k1)
+    organ_k = (int(nk * 0.35), int(nk * 0.35) + min(organ_slices, nk // 3))  # slices [k0, k1)
     organ_c, organ_r = (ci - 0.15 * ni, cj - 0.02 * nj), (0.17 * ni, 0.14 * nj)
     out = np.empty((nk, nj, ni), dtype=np.int16)
     base = np.full((nj, ni), -1000, dtype=np.float32)
@@ -141,15 +141,17 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/volsam-mem"))
     parser.add_argument("--model", type=Path, default=ROOT / "results/models/medsam2-random")
     parser.add_argument("--out", type=Path, default=ROOT / "results/bench-memory.json")
+    parser.add_argument("--organ-slices", type=int, default=100, help="slices the LiteMedSAM object spans")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per run (then stopped)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     size = tuple(int(v) for v in args.size.split(","))
     args.workdir.mkdir(parents=True, exist_ok=True)
-    image = args.workdir / f"ct-{size[0]}x{size[1]}x{size[2]}.nii.gz"
+    organ = "" if args.organ_slices == 100 else f"-organ{args.organ_slices}"
+    image = args.workdir / f"ct-{size[0]}x{size[1]}x{size[2]}{organ}.nii.gz"
     boxes_file = image.with_suffix("").with_suffix(".boxes.json")
     if not image.is_file() or not boxes_file.is_file():
-        array, boxes = ct_like(size)
+        array, boxes = ct_like(size, organ_slices=args.organ_slices)
         write_volume(Volume(array, spacing=SPACING), image)
         boxes_file.write_text(json.dumps(boxes))
         del array
