@@ -43,7 +43,7 @@ def weights_key(module: torch.nn.Module, input_shape: tuple[int, ...], version: 
 
 class OpenVinoModule:
     """``module`` (eval, CPU, fp32) compiled by OpenVINO; call it with a float32 ``(n, *input_shape[1:])``
-    tensor, get a float32 tensor back (first output).
+    tensor, get a float32 tensor back (first output); :meth:`outputs` gives every output.
 
     Args:
         module: the torch module; traced once, with tracing-friendly paths (``trace_context``).
@@ -52,6 +52,8 @@ class OpenVinoModule:
         trace_context: a context manager factory entered while tracing (e.g. to turn off fused CPU kernels
             that OpenVINO cannot read).
         folder: cache folder (None: ``cache_dir() / "openvino"``).
+        dynamic_batch: make the batch dimension free (False: keep the shapes the converter gives, for modules
+            whose traced reshapes bake the batch size in; such a model is called with ``input_shape``'s batch).
     """
 
     def __init__(
@@ -61,11 +63,13 @@ class OpenVinoModule:
         name: str,
         trace_context: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
         folder: Path | None = None,
+        dynamic_batch: bool = True,
     ) -> None:
         import openvino as ov
 
         self.folder = Path(folder) if folder is not None else cache_dir() / "openvino"
-        key = weights_key(module, input_shape, ov.__version__)
+        self.dynamic_batch = dynamic_batch
+        key = weights_key(module, input_shape, ov.__version__ if dynamic_batch else f"{ov.__version__}|static")
         self.path = self.folder / f"{name}-{key}.xml"
         core = ov.Core()
         t0 = time.perf_counter()
@@ -77,7 +81,7 @@ class OpenVinoModule:
             except RuntimeError as exc:  # a damaged file: convert again
                 log.warning("cannot read the cached OpenVINO model %s (%s): converting again", self.path, exc)
         if model is None:
-            model = self._convert(ov, module, input_shape, trace_context)
+            model = self._convert(ov, module, input_shape, trace_context, dynamic_batch)
             self.converted = True
             self._save(ov, model)
         self.compiled = core.compile_model(model, "CPU", CONFIG)
@@ -88,14 +92,15 @@ class OpenVinoModule:
         )  # fmt: skip
 
     @staticmethod
-    def _convert(ov, module: torch.nn.Module, input_shape: tuple[int, ...], trace_context):
+    def _convert(ov, module: torch.nn.Module, input_shape: tuple[int, ...], trace_context, dynamic_batch: bool):
         example = torch.rand(input_shape, dtype=torch.float32)
         try:
             context = trace_context() if trace_context is not None else contextlib.nullcontext()
             with torch.no_grad(), context, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's notes on Python-level shape arithmetic
                 model = ov.convert_model(module.eval(), example_input=example)
-            model.reshape({0: ov.PartialShape([-1, *input_shape[1:]])})
+            if dynamic_batch:
+                model.reshape({0: ov.PartialShape([-1, *input_shape[1:]])})
         except Exception as exc:  # noqa: BLE001 - any converter failure means: this backend cannot run it
             raise EngineError(f"OpenVINO could not convert the model: {exc}") from exc
         return model
@@ -113,6 +118,32 @@ class OpenVinoModule:
             log.warning("cannot keep the OpenVINO model in %s (%s): it is converted on each run", self.folder, exc)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self._infer(x)
+        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every output of the model on ``x``, in the module's output order (float32 CPU tensors)."""
+        self._infer(x)
+        return tuple(
+            torch.from_numpy(self.request.get_output_tensor(i).data.copy()) for i in range(len(self.compiled.outputs))
+        )
+
+    def _infer(self, x: torch.Tensor) -> None:
         data = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
         self.request.infer({0: data})
-        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())
+
+
+def load_or_none(
+    module: torch.nn.Module,
+    input_shape: tuple[int, ...],
+    name: str,
+    what: str,
+    **options: object,
+) -> OpenVinoModule | None:
+    """:class:`OpenVinoModule` of ``module`` (``options`` as its keyword arguments), or None with one warning
+    naming ``what`` (e.g. "the SAM image encoder") when OpenVINO cannot convert it: torch then runs it."""
+    try:
+        return OpenVinoModule(module, input_shape, name, **options)  # type: ignore[arg-type]
+    except EngineError as exc:
+        log.warning("backend openvino unavailable for %s (%s): using torch", what, exc)
+        return None
