@@ -37,3 +37,28 @@ def test_the_least_recently_used_embeddings_leave_when_the_budget_is_full():
     assert cached.size_mb <= 2.5 * one_frame_mb
     with pytest.raises(EngineError, match="budget"):
         CachedEngine(toy, budget_mb=0)
+
+
+def test_box_batches_reach_the_wrapped_engine_in_one_call():
+    """A session's walk hands a frame's box proposals over in one call; the cache must pass that call on
+    (LiteMedSAM answers it with one decoder forward) rather than fall back to the box-by-box default."""
+
+    class Counting(ToyEngine):
+        def __init__(self):
+            super().__init__()
+            self.batches: list[int] = []
+
+        def predict_boxes(self, embedding, boxes):
+            self.batches.append(len(boxes))
+            return super().predict_boxes(embedding, boxes)
+
+    toy = Counting()
+    cached = CachedEngine(toy)
+    frame = np.zeros((1, 32, 32), np.uint8)
+    frame[0, 8:20, 8:20] = 200
+    (emb,) = cached.encode(frame)
+    boxes = [(6.0, 6.0, 21.0, 21.0), (8.0, 8.0, 12.0, 12.0), (0.0, 0.0, 31.0, 31.0)]
+    preds = cached.predict_boxes(emb, boxes)
+    assert toy.batches == [3]
+    for box, pred in zip(boxes, preds, strict=True):
+        assert np.array_equal(pred.mask, toy.predict(emb, box=box).mask)

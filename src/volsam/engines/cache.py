@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -94,6 +95,12 @@ class CachedEngine(SliceEngine):
 
     def predict_candidates(self, embedding: SliceEmbedding, **kwargs: object) -> list[SlicePrediction]:
         return self.inner.predict_candidates(embedding, **kwargs)
+
+    def predict_boxes(
+        self, embedding: SliceEmbedding, boxes: Sequence[tuple[float, float, float, float]]
+    ) -> list[SlicePrediction]:
+        """The wrapped engine's batched box call (one decoder forward for LiteMedSAM), not the default loop."""
+        return self.inner.predict_boxes(embedding, boxes)
 
     def clear(self) -> None:
         """Forget every kept embedding."""
