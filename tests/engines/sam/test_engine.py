@@ -21,6 +21,7 @@ import torch
 from tests.engines.sam.frames import disc_frame, iou
 from tests.engines.sam.meta_reference import meta_predictor, meta_sam, save_meta
 from volsam.core.errors import EngineError, InputError, ModelNotFound, PromptError, SettingsError
+from volsam.engines import backends
 from volsam.engines.base import SliceEmbedding
 from volsam.engines.sam.convert import from_meta_state
 from volsam.engines.sam.engine import SamEngine
@@ -29,6 +30,8 @@ from volsam.engines.sam.engine import SamEngine
 # the small encoder, 4e-5 on the ViT-B layout; masks identical.
 LOGIT_TOLERANCE = 1e-4
 MIN_IOU = 0.999
+needs_openvino = pytest.mark.skipif(not backends.openvino_available(), reason="openvino is not installed")
+BACKENDS = ["torch", pytest.param("openvino", marks=needs_openvino)]
 
 # inside every test frame (the smallest is 50 wide, 60 high): Meta does not clip boxes, volsam does
 PROMPTS = {
@@ -119,11 +122,24 @@ def test_parity_on_rgb_frames(small):
     _check(_compare(meta, engine, rgb, {"box": PROMPTS["box"]}))
 
 
-def test_parity_vit_b_layout(tmp_path):
-    """ViT-B's real image encoder (random weights) at 512 px, loaded from a saved Meta ``.pth`` file."""
+@needs_openvino
+def test_parity_small_encoder_on_openvino(small):
+    """The image encoder converted to OpenVINO fp32 (same weights): Meta's masks and logits as with torch."""
+    meta, reference = small
+    engine = SamEngine(net=reference.net, backend="openvino")
+    assert engine.backend == "openvino" and engine._encoder is not None
+    frame = disc_frame(60, 72, seed=2, centre=(30, 30))
+    _check(_compare(meta, engine, frame, PROMPTS))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parity_vit_b_layout(tmp_path, backend):
+    """ViT-B's real image encoder (random weights) at 512 px, loaded from a saved Meta ``.pth`` file, its
+    image encoder in torch and on OpenVINO fp32."""
     meta = meta_sam(768, 12, 12, (2, 5, 8, 11), image_size=512, seed=4)
     path = save_meta(meta, tmp_path / "sam_vit_b_random.pth")
-    engine = SamEngine(model=str(path))
+    engine = SamEngine(model=str(path), backend=backend)
+    assert engine.backend == backend  # no silent fallback: the backend under test is the one that ran
     assert engine.side == 512 and len(engine.net.vision_encoder.layers) == 12
     frame = disc_frame(120, 150, seed=5, centre=(60, 70))
     prompts = {"box": {"box": (40.0, 25.0, 100.0, 95.0)}, "click": {"points": np.array([[70.0, 60.0]])}}

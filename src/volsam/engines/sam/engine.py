@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from volsam.core.errors import EngineError, InputError, PromptError
+from volsam.engines.backends import check_backend, resolve_backend
 from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.precision import autocast, check_precision, native_bf16
 from volsam.engines.prompt_checks import check_box, check_frames, check_mask_logits, check_points
@@ -30,6 +31,7 @@ from volsam.engines.sam import (
     MEDSAM_NAME,
     SAM_DEFAULT_MODEL,
     SAM_NAME,
+    encoder,
 )
 from volsam.engines.sam.model import load_model
 from volsam.engines.sam.preprocess import (
@@ -67,6 +69,10 @@ class SamEngine(SliceEngine):
         single_point_multimask: decode a lone click (no box) as three candidate masks and keep the one with
             the best predicted IoU (default: True for SAM, False for MedSAM).
         net: an already built transformers ``SamModel`` instead of ``model``.
+        backend: what runs the ViT image encoder: ``torch``, ``openvino`` (CPU, fp32: converted once and
+            cached on disk, :mod:`volsam.engines.sam.encoder`) or ``auto``
+            (:func:`~volsam.engines.backends.resolve_backend`; torch for a ``net`` handed in). Torch is the
+            reference and the fallback (one log line); prompt encoder and mask decoder run in torch.
     """
 
     name = SAM_NAME
@@ -81,8 +87,10 @@ class SamEngine(SliceEngine):
         batch_size: int | None = None,
         single_point_multimask: bool | None = None,
         net: Any = None,
+        backend: str = "auto",
     ) -> None:
         check_precision(precision)
+        check_backend(backend)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise EngineError(f"batch_size must be a positive integer, got {batch_size!r}")
         try:
@@ -110,7 +118,15 @@ class SamEngine(SliceEngine):
         self.capabilities = Capabilities(
             box=True, points=True, mask=True, memory=False, input_size=self.side, devices=CAPABILITIES.devices
         )
-        log.info("%s engine on %s, input %d, precision %s", self.name, self.device, self.side, self.precision)
+        if net is not None and backend == "auto":
+            backend = "torch"  # a module handed in may still change: no frozen copy of it
+        backend = resolve_backend(backend, str(self.device), self.precision)
+        self._encoder = encoder.load(self.net, backend, self.side, self.name)
+        self.backend = "torch" if self._encoder is None else backend
+        log.info(
+            "%s engine on %s, input %d, precision %s, image encoder on %s",
+            self.name, self.device, self.side, self.precision, self.backend,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- geometry (overridden by MedSAM)
     def resized_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
@@ -155,6 +171,8 @@ class SamEngine(SliceEngine):
 
     def encode_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Image encoder on a preprocessed ``(n, 3, side, side)`` batch -> float32 ``(n, 256, grid, grid)``."""
+        if self._encoder is not None:
+            return self._encoder(x)
         with torch.inference_mode(), self._autocast():
             return self.net.vision_encoder(x).last_hidden_state.float()
 
@@ -254,9 +272,10 @@ class MedSAMEngine(SamEngine):
         single_point_multimask: bool | None = None,
         net: Any = None,
         exact_resize: bool = False,
+        backend: str = "auto",
     ) -> None:
         self.exact_resize = bool(exact_resize)
-        super().__init__(model, device, precision, batch_size, single_point_multimask, net)
+        super().__init__(model, device, precision, batch_size, single_point_multimask, net, backend)
 
     def resized_shape(self, frame_shape: tuple[int, int]) -> tuple[int, int]:
         """MedSAM stretches every frame to the whole square (aspect not kept)."""
