@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.support.toy_engine import ToyEngine
 from volsam.propagation import FrameStack, PropagationSettings
-from volsam.propagation.follow import appearance_box, follow, object_regions, regrow
+from volsam.propagation.follow import appearance_box, exit_zone, follow, object_regions, regrow
 
 H, W = 40, 120
 VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0)
@@ -126,3 +126,29 @@ def test_the_search_takes_no_region_that_does_not_look_like_the_object():
     assert searched[7:] == [1.0] * 9, np.round(searched, 2)  # left empty: correct
     same_grey = _run(_frames(truth, distractor, extra_value=200), truth, VIDEO)
     assert max(same_grey[9:]) == 0.0  # the rule can fail: a patch that looks like the object is taken
+
+
+def test_the_exit_zone_is_the_stretch_of_border_where_the_mask_left():
+    mask = np.zeros((H, W), bool)
+    mask[14:26, 110:118] = True  # 2 px from the right edge (W = 120)
+    zone = exit_zone(mask, 10)
+    assert zone is not None
+    ys, xs = np.nonzero(zone)
+    assert xs.min() == W - 10 and (ys.min(), ys.max()) == (4, 35)  # a 10 px band, 10 px around rows 14-25
+    inside = np.zeros((H, W), bool)
+    inside[14:26, 60:72] = True
+    assert exit_zone(inside, 10) is None  # lost inside the view: no zone
+
+
+def test_an_object_coming_back_in_part_is_taken_where_it_left_and_nowhere_else():
+    truth = _leaving()
+    assert truth[12].sum() == 72 and truth[13].sum() == 144  # frame 12: half of it is back
+    patch = np.zeros_like(truth)
+    patch[9:, 14:26, 0:6] = True  # a half-size object-like patch at the left edge, where it did not leave
+    frames = _frames(truth, patch, extra_value=200)
+    strict = replace(VIDEO, search_min_area=0.6, regrow_px=0, search_edge_min_area=0.0)  # whole frame: 87 px
+    edge = _run(frames, truth, replace(strict, search_edge_min_area=0.1))
+    whole = _run(frames, truth, strict)
+    assert edge[7:12] == [1.0] * 5, np.round(edge, 2)  # the patch at the other edge is never taken
+    assert edge[12] > 0.9 and whole[12] == 0.0, (edge[12], whole[12])  # found a frame earlier
+    assert min(edge[13:]) > 0.9 and min(whole[13:]) > 0.9

@@ -16,12 +16,18 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
 * **regrowth** (``regrow_px``): LiteMedSAM under-segments a dark object in speckle (on the benchmark's base
   clip its masks missed 200-450 of 1100-1400 px and added almost none); each yielded mask is grown by up to
   ``regrow_px`` px into the object-like pixels touching it and its holes filled. The walk goes on from the
-  model's own mask (the boxes and the growth limit are not fed by the regrowth).
+  model's own mask (the boxes and the growth limit are not fed by the regrowth) unless ``follow_regrown``
+  (off: measured on one clip only, see the setting).
 * **search when lost** (``search_lost``): a frame whose answer breaks a stop rule is left empty and the
   direction goes on searching: each next frame's object-like regions of at least ``search_min_area`` x the
   prompted frame's area are prompted (largest fit first, at most ``search_candidates``); the first answer
   that passes the stop rules (score, object-like share) and is at least that large is taken and following
-  resumes from it. An object that leaves the view and comes back is found again.
+  resumes from it. An object that leaves the view and comes back is found again. When it was lost at the
+  frame's border (its last mask within 3 px of it), the largest object-like region touching that stretch
+  of the border (:func:`exit_zone`: within the object's diameter of where it left) is also prompted from
+  ``search_edge_min_area`` x the prompted frame's area: it comes back in part, a sliver at first. On the
+  benchmark's leaves-view clip (seed 0) this finds it 3 frames earlier (frame 32, 124 px in view, instead of
+  35) and the mean Dice goes from 0.683 to 0.730.
 
 The appearance model is the prompted frame's (smoothed) object and surroundings; without one (they look
 alike) neither rule applies and a broken rule ends the direction, as in the volume walk.
@@ -92,6 +98,24 @@ def appearance_box(ratio: np.ndarray, anchor: np.ndarray, reach: int) -> BoxXY |
     return mask_box(np.isin(labels, touched))
 
 
+def exit_zone(mask: np.ndarray, reach: int, edge: int = 3) -> np.ndarray | None:
+    """Where an object that left the view through the frame's border is expected back: the pixels within
+    ``reach`` px of the pixels of ``mask`` (its last mask) that lie within ``edge`` px of the border, on the
+    border band ``reach`` px wide; None when ``mask`` keeps farther from the border (it was lost inside the
+    view)."""
+    h, w = mask.shape
+    near = np.zeros_like(mask)
+    e = max(edge, 1)
+    near[:e, :] = near[-e:, :] = near[:, :e] = near[:, -e:] = True
+    touching = mask & near
+    if not touching.any():
+        return None
+    band = np.zeros_like(mask)
+    r = max(reach, 1)
+    band[:r, :] = band[-r:, :] = band[:, :r] = band[:, -r:] = True
+    return ndimage.binary_dilation(touching, iterations=r) & band
+
+
 def regrow(mask: np.ndarray, objectlike: np.ndarray, steps: int) -> np.ndarray:
     """``mask`` grown by up to ``steps`` px (one 4-connected ring a step) into the ``objectlike`` pixels
     touching it, holes filled."""
@@ -103,11 +127,13 @@ def regrow(mask: np.ndarray, objectlike: np.ndarray, steps: int) -> np.ndarray:
 
 @dataclass
 class _Track:
-    """One direction's state: the last mask (None while lost), the one before, the prompted frame's area."""
+    """One direction's state: the last mask (None while lost), the one before, the prompted frame's area,
+    and while lost, where the object left the view (:func:`exit_zone`; None: lost inside the view)."""
 
     prev: np.ndarray | None
     before: np.ndarray | None
     area: int
+    exit: np.ndarray | None = None
 
     def shift(self) -> tuple[int, int]:
         if self.prev is None or self.before is None or not self.before.any():
@@ -174,14 +200,21 @@ def _search(
     settings: PropagationSettings,
 ) -> SliceResult | None:
     """Look for the lost object on frame ``s``: prompt its largest object-like regions; the first answer that
-    passes the stop rules and is large enough, or None."""
+    passes the stop rules and is large enough, or None. An object that left through the border is also
+    looked for where it left (``track.exit``): the largest object-like region touching that stretch of the
+    border is prompted even when smaller (``search_edge_min_area``), as it comes back in part."""
     min_area = max(settings.min_area, int(settings.search_min_area * track.area))
-    regions = object_regions(ratio, min_area)[: settings.search_candidates]
+    regions = [(r, min_area) for r in object_regions(ratio, min_area)[: settings.search_candidates]]
+    if track.exit is not None and settings.search_edge_min_area > 0:
+        edge_area = max(settings.min_area, int(settings.search_edge_min_area * track.area))
+        entering = [r for r in object_regions(ratio, edge_area) if (r & track.exit).any()]
+        log.debug("frame %d: %d object-like regions where it left the view", s, len(entering))
+        regions += [(r, edge_area) for r in entering[:1] if not any((r & q).any() for q, _ in regions)]
     if not regions:
         return None
     emb = cache.get(s, step, limit)
     h, w = grey.shape
-    for region in regions:
+    for region, least in regions:
         found = mask_box(region)
         if found is None:  # regions are never empty
             continue
@@ -189,13 +222,22 @@ def _search(
         box = expand_box(found, settings.box_margin + max(settings.proposal_ratios) * side, (h, w))
         pred = cache.engine.predict(emb, box=box)
         area = int(pred.mask.sum())
-        if area < min_area:
-            continue
         fraction = model.object_fraction(grey, pred.mask)
+        log.debug(
+            "frame %d: searched region of %d px, box %s: %d px, score %.2f, object-like %.2f",
+            s, int(region.sum()), box, area, pred.score, fraction,
+        )  # fmt: skip
+        if area < least:
+            continue
         stop = frame_stop(pred.score, area, area, settings, lambda f=fraction: f)
         if stop is None:
             return SliceResult(s, pred.mask, pred.score, box, stop_detail="found again")
     return None
+
+
+def _walked(result: SliceResult, shown: SliceResult, settings: PropagationSettings) -> np.ndarray:
+    """The mask the walk goes on from: the regrown one with ``follow_regrown``, else the model's own."""
+    return shown.mask if settings.follow_regrown else result.mask
 
 
 def _share(model: AppearanceModel | None, grey: np.ndarray | None, mask: np.ndarray):
@@ -261,8 +303,9 @@ def follow(
                     yield SliceResult(s, np.zeros(stack.frame_shape, bool), 0.0, None, stop_detail="searching")
                 else:
                     log.debug("frame %d: the object is found again", s)
-                    yield out(found, grey)
-                    track.prev, track.before = found.mask, None
+                    shown = out(found, grey)
+                    yield shown
+                    track.prev, track.before, track.exit = _walked(found, shown, settings), None, None
                 s += step
                 continue
             best = _best(cache, s, step, (lo, hi), _proposals(track.prev, track.shift(), ratio, settings), ratio)
@@ -273,8 +316,10 @@ def follow(
             share = _share(model, grey, mask)
             stop = frame_stop(score, int(mask.sum()), int(track.prev.sum()), settings, share)
             if stop is None:
-                yield out(SliceResult(s, mask, score, used), grey)
-                track.prev, track.before = mask, track.prev
+                result = SliceResult(s, mask, score, used)
+                shown = out(result, grey)
+                yield shown
+                track.prev, track.before = _walked(result, shown, settings), track.prev
                 s += step
                 continue
             yield SliceResult(s, np.zeros_like(mask), score, used, stop.reason, stop.detail)
@@ -282,8 +327,10 @@ def follow(
                 log.debug("direction %+d stopped at frame %d: %s", step, s, stop.detail)
                 break
             log.debug("frame %d: %s; searching", s, stop.detail)
+            track.exit = exit_zone(track.prev, int(np.ceil(2 * np.sqrt(track.area / np.pi))))  # its diameter
+            log.debug("frame %d: lost %s", s, "inside the view" if track.exit is None else "at the border")
             track.prev, track.before = None, None
             s += step
 
 
-__all__ = ["appearance_box", "follow", "object_regions", "regrow", "smoothed", "video_appearance"]
+__all__ = ["appearance_box", "exit_zone", "follow", "object_regions", "regrow", "smoothed", "video_appearance"]

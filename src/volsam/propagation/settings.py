@@ -119,6 +119,12 @@ class PropagationSettings:
             under-segments a dark object in speckle: on the base clip of benchmarks/bench_video_tracking.py,
             4 px took the mean Dice from 0.859 to 0.930 and the worst frame from 0.72 to 0.88 (2 px: 0.909,
             6 px: 0.937).
+        search_edge_min_area: videos: while an object that left the view through the frame's border is
+            searched for, the largest object-like region touching that stretch of the border (within the
+            object's size of where it left) is also prompted when it covers at least this fraction of the
+            prompted frame's area (smaller than ``search_min_area``: it comes back in part); 0 = off.
+        follow_regrown: videos: the walk goes on from the regrown mask (``regrow_px``) instead of the model's
+            own, so its boxes and growth limit follow the whole object.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -154,6 +160,8 @@ class PropagationSettings:
     search_min_area: float = 0.1
     search_candidates: int = 2
     regrow_px: int = 0
+    search_edge_min_area: float = 0.0
+    follow_regrown: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -169,6 +177,8 @@ class PropagationSettings:
             raise SettingsError("min_area and min_area_ratio must be >= 0 and max_area_ratio > 0")
         if self.batch_size < 1 or self.cache_size < 1 or self.click_rounds < 1:
             raise SettingsError("batch_size, cache_size and click_rounds must be >= 1")
+        if self.search_edge_min_area < 0:
+            raise SettingsError(f"search_edge_min_area must be >= 0, got {self.search_edge_min_area!r}")
         if self.regrow_px < 0 or self.appearance_smooth < 0 or self.search_min_area < 0 or self.search_candidates < 1:
             raise SettingsError("appearance_smooth and search_min_area must be >= 0 and search_candidates >= 1")
 
@@ -189,7 +199,8 @@ class PropagationSettings:
         """The volsam walk for videos: boxes also proposed where the object's last motion takes them (objects
         move in a video), no regrowth stop (a beating heart's area rises and falls), 8 px growth per frame,
         whole frames; with :func:`volsam.propagation.follow.follow`: appearance boxes on frames smoothed by
-        1.5 px, a lost object searched for on the next frames, masks regrown by 4 px into object-like pixels."""
+        1.5 px, a lost object searched for on the next frames (where it left the view: from 2 % of its area),
+        masks regrown by 4 px into object-like pixels."""
         return cls(
             regrowth_after=0.0,
             growth_limit=8,
@@ -199,6 +210,7 @@ class PropagationSettings:
             appearance_smooth=1.5,
             search_lost=True,
             regrow_px=4,
+            search_edge_min_area=0.02,
         )
 
     @classmethod
