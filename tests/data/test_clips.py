@@ -75,3 +75,11 @@ def test_dice_and_the_box():
     assert len(names) == len(set(names)) >= 8
     with pytest.raises(ValueError):
         ClipSpec(contrast=1.5)
+
+
+def test_frames_without_the_object_score_an_empty_answer_1_and_a_false_mask_0():
+    absent = np.zeros((8, 8), bool)
+    false_mask = absent.copy()
+    false_mask[2, 2] = True  # one pixel where nothing is
+    assert dice(absent, absent) == 1.0  # absence correctly reported
+    assert dice(false_mask, absent) == 0.0 and dice(absent, false_mask) == 0.0  # a false mask, a missed object

@@ -167,7 +167,9 @@ def make_clip(spec: ClipSpec) -> Clip:
 
 
 def dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two bool masks; 1.0 when both are empty (an absent object correctly left out)."""
+    """Dice of two bool masks: the benchmark's per-frame score. 1.0 when both are empty (an absent object
+    correctly reported absent); 0.0 for any pixel predicted where the truth is empty (a false mask) and for
+    an empty prediction of a present object."""
     total = int(pred.sum()) + int(truth.sum())
     if total == 0:
         return 1.0
