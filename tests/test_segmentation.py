@@ -7,7 +7,7 @@ import pytest
 from tests.support.toy_engine import ToyEngine
 from volsam.core import Box2D, Box3D, Point, PromptError, Volume
 from volsam.propagation import PropagationSettings, focus_window
-from volsam.segmentation import resolve_axis, segment
+from volsam.segmentation import present_labels, resolve_axis, segment
 
 WINDOW = "400,800"  # CT level,width: the toy engine (>= 128) sees the object only
 
@@ -152,3 +152,22 @@ def test_a_label_image_gives_one_tracked_object_per_label():
     # a slice engine takes the same mask as one object
     one = segment(_volume(left | right), MaskPrompt(seeds), engine=ToyEngine(), window=WINDOW)
     assert one.meta["labels"] == [1]
+
+
+def test_present_labels_reads_the_map_block_by_block_and_finds_every_value():
+    labelmap = np.zeros((40, 6, 6), np.uint16)
+    labelmap[3, 1, 1] = 7  # first block
+    labelmap[17, 2, 2] = 300  # second block
+    labelmap[39, 5, 5] = 2  # last, partial block
+    assert present_labels(labelmap) == [2, 7, 300] == [int(v) for v in np.unique(labelmap) if v]
+    assert present_labels(np.zeros((5, 3, 3), np.uint8)) == []
+
+
+def test_label_maps_are_built_in_their_own_type():
+    """label 1 and 200 give a uint8 map of 0 / label and the same voxels (no int32 volume on the way)."""
+    obj = _blob()
+    one = segment(_volume(obj), _middle_box(obj, 15), engine=ToyEngine(), window=WINDOW)
+    other = segment(_volume(obj), _middle_box(obj, 15), engine=ToyEngine(), label=200, window=WINDOW)
+    assert one.array.dtype == other.array.dtype == np.uint8
+    assert one.meta["labels"] == [1] and other.meta["labels"] == [200]
+    assert np.array_equal(one.array * 200, other.array)

@@ -138,7 +138,11 @@ def segment(
         return _tracked(volume, eng, frames, prompt_list, object_prompts, label, absent_patience, on_frame, t0)
     settings = settings or PropagationSettings()
     result = segment_slices(eng, frames, object_prompts, settings, on_frame)
-    labels = result.stack.to_volume(result.masks).astype(np.int32) * int(label)
+    # 0 / label in the label map's own type, multiplied in place: an int32 volume and its product would add
+    # 2 x 629 MB on a 512 x 512 x 600 CT (benchmarks/bench_memory.py)
+    labels = result.stack.to_volume(result.masks).astype(np.uint8 if label <= 255 else np.uint16)
+    if label != 1:
+        labels *= labels.dtype.type(label)
     report = SegmentationReport(
         engine=eng.name,
         strategy=str(settings.strategy),
@@ -173,7 +177,7 @@ def _tracked(
     main = frame_prompts(others, volume.size, frames.axis) if images else object_prompts
     prompts = tracker_prompts(main, label, volume_label_objects(images, frames.axis))
     limit = object_prompts.limit()
-    out = np.zeros((len(frames), *frames.frame_shape), dtype=np.int32)
+    out = np.zeros((len(frames), *frames.frame_shape), dtype=np.uint16)  # labels are 1..65535 (check_label)
     scores: dict[int, float] = {}
     for res in track_labels(eng, frames, prompts, limit=limit, absent_patience=absent_patience):
         out[res.index] = res.labels
@@ -195,6 +199,15 @@ def _tracked(
     return _finish(volume, frames.to_volume(out), report, object_prompts, t0)
 
 
+def present_labels(labelmap: np.ndarray, block: int = 16) -> list[int]:
+    """The non-zero values of an integer label map, ascending, found ``block`` entries of its first axis at a
+    time (``np.unique`` on the whole map sorts a full-size copy: 157 MB more for a 512 x 512 x 600 uint8 map)."""
+    values: set[int] = set()
+    for n in range(0, labelmap.shape[0] if labelmap.ndim else 1, block):
+        values.update(int(v) for v in np.unique(labelmap[n : n + block] if labelmap.ndim else labelmap))
+    return sorted(v for v in values if v)
+
+
 def _finish(
     volume: Volume, labels: np.ndarray, report: SegmentationReport, prompts: ObjectPrompts, t0: float
 ) -> Volume:
@@ -202,7 +215,7 @@ def _finish(
     grid (uint8, or uint16 above 255) and complete its report."""
     labels = clip_to_box3d(labels, prompts.box3d, prompts.axis)
     dtype = np.uint8 if int(labels.max(initial=0)) <= 255 else np.uint16
-    labelmap = labels.astype(dtype)
+    labelmap = labels.astype(dtype, copy=False)
     report.seconds = time.perf_counter() - t0
     nonempty = np.flatnonzero(frames_view(labels, report.axis).any(axis=(1, 2)))
     if nonempty.size:
@@ -225,7 +238,7 @@ def _finish(
         volume.direction,
         meta={
             "report": report,
-            "labels": [int(v) for v in np.unique(labels) if v],
+            "labels": present_labels(labelmap),
             "source": volume.meta.get("source"),
         },
     )
