@@ -17,7 +17,7 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   clip its masks missed 200-450 of 1100-1400 px and added almost none); each yielded mask is grown by up to
   ``regrow_px`` px into the object-like pixels touching it and its holes filled. The walk goes on from the
   model's own mask (the boxes and the growth limit are not fed by the regrowth) unless ``follow_regrown``
-  (off: measured on one clip only, see the setting).
+  (off: it helps some clips and hurts a low-contrast one, see the setting).
 * **search when lost** (``search_lost``): a frame whose answer breaks a stop rule is left empty and the
   direction goes on searching: each next frame's object-like regions of at least ``search_min_area`` x the
   prompted frame's area are prompted (largest fit first, at most ``search_candidates``); the first answer
