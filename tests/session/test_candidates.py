@@ -84,6 +84,25 @@ def test_next_candidate_cycles_the_slice_and_the_object_follows_then_comes_back(
     assert np.array_equal(s.mask(obj)[20], left[20])
 
 
+def test_after_an_undo_the_next_candidate_is_the_one_after_the_candidate_shown():
+    """The cycle follows what the slice shows: undoing a choice and pressing C again shows the same candidate,
+    not the one after it; a new box on the slice starts again from the model's first answer."""
+    s, obj = _session()
+    s.next_candidate(obj, 20)
+    s.next_candidate(obj, 20)
+    assert s.last_candidate == (2, 3)
+    s.undo()  # the slice shows candidate 1 again
+    s.next_candidate(obj, 20)
+    assert s.last_candidate == (2, 3)
+    s.undo()
+    s.undo()  # no choice left: the model's first answer
+    s.next_candidate(obj, 20)
+    assert s.last_candidate == (1, 3)
+    s.add_box(obj, 20, BOX)
+    s.next_candidate(obj, 20)
+    assert s.last_candidate == (1, 3)
+
+
 def test_next_candidate_refusals():
     s, obj = _session()
     with pytest.raises(PromptError, match="no box or object click of this object on slice 5"):

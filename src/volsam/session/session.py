@@ -36,7 +36,7 @@ from volsam.engines import resolve as resolve_engine
 from volsam.engines.base import SliceEngine, TrackerEngine
 from volsam.preprocess import fit_normalizer
 from volsam.propagation import PropagationSettings
-from volsam.propagation.prompts import validate_prompt
+from volsam.propagation.prompts import frame_prompts, validate_prompt
 from volsam.propagation.settings import CorrectionSettings
 from volsam.segmentation import resolve_axis
 from volsam.session.correctors import corrector_for
@@ -112,7 +112,6 @@ class Session:
         self._history = History(history)
         self._added = 0
         self._first_frame_at: float | None = None
-        self._candidates: dict[tuple, int] = {}  # (object, prompt key) -> the candidate shown (next_candidate)
         self.last_candidate: tuple[int, int] | None = None  # (rank, count) of the last next_candidate
         self.on_frame: Callable[[int], None] | None = None  # called with each slice index segmented (progress)
         # called with the most slices the running step may segment, whenever that changes (progress)
@@ -254,15 +253,28 @@ class Session:
         undoable step, as :meth:`next_candidate`)."""
         from volsam.session.candidates import ChosenCandidate
 
-        masks, key = self._slice_candidates(obj, slice)
+        masks, _ = self._slice_candidates(obj, slice)
         if rank is None:
-            rank = (self._candidates.get((obj, key), 0) + 1) % len(masks)
+            rank = (self._shown_candidate(obj, int(slice)) + 1) % len(masks)
         elif not 0 <= rank < len(masks):
             raise PromptError(f"candidate {rank} does not exist: the model gives {len(masks)} on slice {slice}")
         change = self.add(obj, ChosenCandidate(masks[rank], rank=rank, rule=self.candidate_carry))
-        self._candidates[(obj, key)] = rank
         self.last_candidate = (rank, len(masks))
         return change
+
+    def _shown_candidate(self, obj: int, slice: int) -> int:
+        """The rank of the candidate the object shows on ``slice``, read from its prompts (so an undo or a redo
+        moves it too): the latest choice there, 0 when a box or click on that slice came after it or none was
+        made."""
+        from volsam.session.candidates import ChosenCandidate, single_slice
+
+        size = tuple(self.volume.array.shape[::-1])
+        for p in reversed(self._object(obj).prompts):
+            if isinstance(p, ChosenCandidate) and single_slice(p, self.axis) == slice:
+                return p.rank
+            if not isinstance(p, MaskPrompt) and slice in frame_prompts([p], size, self.axis).frames:
+                return 0  # a new box / click on the slice starts the cycle again
+        return 0
 
     def _slice_candidates(self, obj: int, slice: int) -> tuple[list[np.ndarray], tuple]:
         from volsam.session.candidates import slice_candidates
