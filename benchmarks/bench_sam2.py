@@ -3,11 +3,16 @@ synthetic volume (random-init weights: timing and memory do not depend on the we
 
     .venv/bin/python benchmarks/bench_sam2.py --out results/bench-sam2.json
     .venv/bin/python benchmarks/bench_sam2.py --sizes 512 --frames 60 --impls volsam
+    .venv/bin/python benchmarks/bench_sam2.py --impls volsam:openvino,volsam:torch,meta --rounds 3
 
 For each input size (1024 = SAM 2.1-tiny, 512 = the MedSAM2 layout) and implementation (volsam's
-transformers engine; Meta's ``SAM2VideoPredictor`` from the test-only ``sam2`` package, ``make dev``) one
-child process tracks a box from the first frame to the last and reports seconds per frame (median, first
-frame apart) and its resident memory after 10 frames and at the end. Both are fed the same model-input
+transformers engine, its image encoder on ``--backend`` -- ``auto`` = what the engine picks on this device,
+OpenVINO fp32 on a CPU where it is installed -- or on the backend named as ``volsam:<backend>``; Meta's
+``SAM2VideoPredictor`` from the test-only ``sam2`` package, ``make dev``) one child process tracks a box from
+the first frame to the last and reports seconds per frame (median, first frame apart), the image encoder's
+share of it (median seconds in ``get_image_features`` / Meta's ``forward_image``) and its resident memory
+after 10 frames and at the end. The OpenVINO conversion happens once per weights (cached on disk) while the
+child loads the model, before the timed frames. Both are fed the same model-input
 tensors. Each implementation runs ``--rounds`` times in alternating order and its fastest round is compared
 (this machine's speed drifts by up to 30% within minutes). Meta's predictor holds every frame and every
 output in memory; volsam streams frames and keeps only what the memory bank can reach, so its memory
@@ -19,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import resource
 import subprocess
@@ -71,18 +77,38 @@ def _time(results) -> tuple[list[float], list[float]]:
     return times, rss
 
 
-def run_one(impl: str, size: int, n_frames: int, device: str) -> dict:
-    """One implementation at one size, in this process."""
+def _timed(owner, name: str, spent: list[float]) -> None:
+    """Replace ``owner.name`` (a bound method) by one that appends its seconds to ``spent``."""
+    inner = getattr(owner, name)
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = inner(*args, **kwargs)
+        spent.append(time.perf_counter() - t0)
+        return out
+
+    setattr(owner, name, timed)
+
+
+def run_one(impl: str, size: int, n_frames: int, device: str, backend: str) -> dict:
+    """One implementation at one size, in this process (``impl`` ``volsam[:backend]`` or ``meta``)."""
+    from volsam.engines.backends import resolve_backend
     from volsam.engines.base import FramePrompt
     from volsam.engines.sam2.convert import load_meta_checkpoint
     from volsam.engines.sam2.engine import Sam2Engine
     from volsam.propagation import FrameStack
 
     frames = _frames(n_frames)
+    encoder: list[float] = []
+    name, _, chosen = impl.partition(":")
+    chosen = resolve_backend(chosen or backend, device, "fp32")
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = _meta_checkpoint(size, Path(tmp))
-        engine = Sam2Engine(net=load_meta_checkpoint(checkpoint)[0], device=device)
-        if impl == "volsam":
+        engine = Sam2Engine(
+            net=load_meta_checkpoint(checkpoint)[0], device=device, backend=chosen if name == "volsam" else "torch"
+        )
+        if name == "volsam":
+            _timed(engine.net, "get_image_features", encoder)
             stack = FrameStack(frames, 2, lambda f: f)
             prompts = {0: {1: FramePrompt(box=BOX)}}
             times, rss = _time(engine.track(stack, prompts, absent_patience=None))
@@ -95,6 +121,7 @@ def run_one(impl: str, size: int, n_frames: int, device: str) -> dict:
             for t, f in enumerate(frames):
                 Image.fromarray(f).convert("RGB").save(folder / f"{t:05d}.jpg")
             predictor = meta_video_predictor(checkpoint, size)
+            _timed(predictor, "forward_image", encoder)
             del engine.net
             with torch.inference_mode():
                 t0 = time.perf_counter()
@@ -106,9 +133,11 @@ def run_one(impl: str, size: int, n_frames: int, device: str) -> dict:
                 times[0] += first
     return {
         "impl": impl,
+        "backend": engine.backend if name == "volsam" else "torch",
         "size": size,
         "frames": n_frames,
         "seconds_per_frame_median": float(np.median(times[1:])),
+        "encoder_seconds_median": float(np.median(encoder[1:])) if len(encoder) > 1 else None,
         "first_frame_seconds": times[0],
         "rss_mb_after_10_frames": rss[min(9, len(rss) - 1)],
         "rss_mb_at_end": rss[-1],
@@ -121,13 +150,14 @@ def main() -> int:
     ap.add_argument("--impls", default="volsam,meta")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--backend", default="auto", help="image encoder of 'volsam': auto, torch or openvino")
     ap.add_argument("--rounds", type=int, default=2, help="runs per implementation, alternating the order")
     ap.add_argument("--out", type=Path, default=Path("results/bench-sam2.json"))
     ap.add_argument("--child", nargs=2, metavar=("IMPL", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.child:
-        print(json.dumps(run_one(args.child[0], int(args.child[1]), args.frames, args.device)))
+        print(json.dumps(run_one(args.child[0], int(args.child[1]), args.frames, args.device, args.backend)))
         return 0
     rows = []
     impls = args.impls.split(",")
@@ -137,15 +167,17 @@ def main() -> int:
         for r in range(args.rounds):
             for impl in impls if r % 2 == 0 else impls[::-1]:
                 cmd = [sys.executable, __file__, "--child", impl, str(size), "--frames", str(args.frames)]
-                cmd += ["--device", args.device]
+                cmd += ["--device", args.device, "--backend", args.backend]
                 done = subprocess.run(cmd, capture_output=True, text=True, check=False)
                 if done.returncode != 0:
                     print(f"{impl} at {size}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
                     continue
                 row = json.loads(done.stdout.strip().splitlines()[-1]) | {"round": r}
                 rows.append(row)
+                enc = row["encoder_seconds_median"]
                 print(
-                    f"round {r} {impl:7s} {size:5d}px  {row['seconds_per_frame_median']:.2f} s/frame  "
+                    f"round {r} {impl:15s} ({row['backend']}) {size:5d}px  {row['seconds_per_frame_median']:.2f} "
+                    f"s/frame (encoder {enc if enc is None else round(enc, 2)} s)  "
                     f"RSS {row['rss_mb_after_10_frames']:.0f} MB after 10 frames, {row['rss_mb_at_end']:.0f} MB "
                     f"after {row['frames']}",
                     flush=True,
@@ -156,13 +188,18 @@ def main() -> int:
         for r in rows:
             if r["size"] == size:
                 best[r["impl"]] = min(best.get(r["impl"], float("inf")), r["seconds_per_frame_median"])
-        if {"volsam", "meta"} <= set(best):
-            ratios[str(size)] = best["meta"] / best["volsam"]
-            print(f"{size}px: volsam is {ratios[str(size)]:.2f}x Meta's speed (best round, s/frame ratio)")
+        for impl in sorted(best):
+            if impl == "meta" or "meta" not in best:
+                continue
+            key = str(size) if impl == "volsam" else f"{size}:{impl}"
+            ratios[key] = best["meta"] / best[impl]
+            print(f"{size}px: {impl} is {ratios[key]:.2f}x Meta's speed (best round, s/frame ratio)")
     out = {
         "benchmark": "SAM 2 tracking, random-init 2.1-tiny (512 = MedSAM2 layout), box on frame 0",
         "command": " ".join(sys.argv),
         "device": args.device,
+        "backend": args.backend,
+        "load_average_1_5_15": list(os.getloadavg()),
         "rows": rows,
         "speed_ratio_meta_over_volsam": ratios,
         "torch": torch.__version__,

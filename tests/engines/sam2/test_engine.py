@@ -1,6 +1,7 @@
 """The SAM 2 tracker engine against Meta's video predictor: random-init SAM 2.1-tiny at 1024 and in the
 MedSAM2 layout (512), identical inputs, a box on a middle frame and a mask on a later one, propagation
-forward and backward over 18 frames; masks (IoU) and logits are compared frame by frame."""
+forward and backward over 18 frames; masks (IoU) and logits are compared frame by frame, with the image
+encoder in torch and on OpenVINO fp32 (skipped when openvino is not installed)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from tests.engines.sam2.meta_reference import meta_model, meta_video_predictor, save_meta
 from volsam.core.errors import ModelNotFound, PromptError
+from volsam.engines import backends
 from volsam.engines.base import FramePrompt
 from volsam.engines.sam2.convert import load_meta_checkpoint
 from volsam.engines.sam2.engine import Sam2Engine
@@ -22,6 +24,13 @@ MASK_FRAME = 13
 # Largest |logit difference| allowed between volsam and Meta (float32 on CPU). Measured 2026-11-22: 2.0e-5 at
 # 512, 6.0e-6 at 1024, per-frame mask IoU 1.0 at both; the tolerance leaves room for other CPUs' kernels.
 LOGIT_TOLERANCE = 1e-3
+BACKENDS = [
+    "torch",
+    pytest.param(
+        "openvino",
+        marks=pytest.mark.skipif(not backends.openvino_available(), reason="openvino is not installed"),
+    ),
+]
 
 
 def _frames() -> np.ndarray:
@@ -60,10 +69,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("image_size", [512, 1024], ids=["medsam2-512", "sam2.1-tiny-1024"])
-def test_tracking_matches_meta_video_predictor(tmp_path, image_size):
+def test_tracking_matches_meta_video_predictor(tmp_path, image_size, backend):
     checkpoint = _meta_checkpoint(tmp_path, image_size)
-    engine = Sam2Engine(net=load_meta_checkpoint(checkpoint)[0], keep_logits=True)
+    engine = Sam2Engine(net=load_meta_checkpoint(checkpoint)[0], keep_logits=True, backend=backend)
+    assert engine.backend == backend  # no silent fallback: the backend under test is the one that ran
     frames = _frames()
     later_mask = frames[MASK_FRAME] > 150
     stack = FrameStack(frames, 2, lambda f: f)  # array [k, j, i] = frames along k
@@ -89,6 +100,7 @@ def test_tracking_matches_meta_video_predictor(tmp_path, image_size):
     assert sorted(meta) == list(range(N_FRAMES))
     ious = [_iou(meta[t] > 0, ours[t].masks[0]) for t in range(N_FRAMES)]
     worst = max(float(np.abs(meta[t] - ours[t].logits[0]).max()) for t in range(N_FRAMES))
+    print(f"{backend} at {image_size}: worst |logit difference| {worst:.2e}, per-frame mask IoU min {min(ious)}")
     assert min(ious) >= 0.99, ious
     assert worst <= LOGIT_TOLERANCE, worst
     assert all(ours[t].masks[0].any() for t in range(N_FRAMES))  # the comparison is not between empty masks

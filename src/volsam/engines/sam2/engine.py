@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from volsam.core.errors import ModelNotFound, PromptError
+from volsam.engines.backends import check_backend, resolve_backend
 from volsam.engines.base import Capabilities, FramePrompt, FrameSource, TrackedFrame, TrackerEngine
 from volsam.engines.precision import autocast, check_precision, native_bf16
-from volsam.engines.sam2 import hiera, rope, sine_cache
+from volsam.engines.sam2 import encoder, hiera, rope, sine_cache
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,11 @@ class Sam2Engine(TrackerEngine):
         keep_logits: each :class:`TrackedFrame` also carries the mask logits at the frame's resolution (for
             comparisons with other implementations; costs a float array per frame).
         precision: ``fp32``, ``bf16`` (autocast) or ``auto`` = :func:`default_precision`.
+        backend: what runs the image encoder (Hiera + FPN neck): ``torch``, ``openvino`` (CPU, fp32: converted
+            once and cached on disk, :mod:`volsam.engines.sam2.encoder`) or ``auto``
+            (:func:`~volsam.engines.backends.resolve_backend`; torch for a ``net`` handed in). Torch is the
+            reference and the fallback (one log line). Memory attention, memory encoder, prompt encoder and
+            mask decoder run in torch.
     """
 
     name = NAME
@@ -106,8 +112,10 @@ class Sam2Engine(TrackerEngine):
         net: Any = None,
         keep_logits: bool = False,
         precision: str = "auto",
+        backend: str = "auto",
     ):
         check_precision(precision)
+        check_backend(backend)
         self.device = torch.device(device)
         self.keep_logits = keep_logits
         self.precision = default_precision(self.device) if precision == "auto" else precision
@@ -116,6 +124,10 @@ class Sam2Engine(TrackerEngine):
         sine_cache.install(self.net)  # position embeddings computed once per shape, not once per frame
         hiera.install(self.net)  # the image encoder without transformers' discarded attention matrix
         self.side = int(self.net.config.image_size)
+        if net is not None and backend == "auto":
+            backend = "torch"  # a module handed in may still change: no frozen copy of it
+        self.backend = encoder.install(self.net, resolve_backend(backend, str(self.device), self.precision), self.side)
+        log.info("SAM 2 engine on %s, precision %s, image encoder on %s", self.device, self.precision, self.backend)
         self.capabilities = Capabilities(
             box=True, points=True, mask=True, memory=True, input_size=self.side, devices=("cpu", "cuda", "mps")
         )

@@ -8,12 +8,17 @@ output is the same tensor op for op (bit-identical on CPU: tests/engines/sam2/te
 query pooling at stage changes done as transformers does it (max-pool over ``query_stride``).
 
 Installed per model instance (:func:`install`), never by patching transformers' module globals.
+:func:`uninstalled` puts transformers' own forward back for a while: OpenVINO's converter (2026.4) reads
+this forward wrongly (the attention output moves by more than its own size), transformers' correctly, and
+drops its unused attention matrix by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -65,3 +70,20 @@ def install(net: torch.nn.Module) -> int:
         module.forward = types.MethodType(_forward, module)
         changed += 1
     return changed
+
+
+@contextlib.contextmanager
+def uninstalled(net: torch.nn.Module) -> Iterator[None]:
+    """Inside the block, ``net``'s Hiera attention modules run transformers' own forward (the one
+    :func:`install` replaced); afterwards the leaner forward is back."""
+    saved = [(m, m.__dict__.pop("forward")) for m in net.modules() if "forward" in m.__dict__ and _is_ours(m)]
+    try:
+        yield
+    finally:
+        for module, forward in saved:
+            module.forward = forward
+
+
+def _is_ours(module: torch.nn.Module) -> bool:
+    forward = module.__dict__.get("forward")
+    return isinstance(forward, types.MethodType) and forward.__func__ is _forward

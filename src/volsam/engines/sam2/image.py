@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from volsam.core.errors import EngineError, InputError, PromptError
+from volsam.engines.backends import check_backend, resolve_backend
 from volsam.engines.base import Capabilities, SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.precision import autocast, check_precision
 from volsam.engines.prompt_checks import check_box, check_frames, check_mask_logits, check_points
-from volsam.engines.sam2 import hiera, sine_cache
+from volsam.engines.sam2 import encoder, hiera, sine_cache
 from volsam.engines.sam2.engine import IMAGENET_MEAN, IMAGENET_STD, default_precision, load_model
 
 NAME = "sam2-image"
@@ -75,6 +76,7 @@ class Sam2ImageEngine(SliceEngine):
         precision: ``fp32``, ``bf16`` (autocast for the image encoder) or ``auto`` (the tracker's default).
         single_point_multimask: decode a lone click as three masks and keep the best-scored (default True).
         net: an already built ``Sam2VideoModel`` instead of ``model``.
+        backend: what runs the image encoder, as for the ``sam2`` engine (``auto``, ``torch``, ``openvino``).
     """
 
     name = NAME
@@ -86,8 +88,10 @@ class Sam2ImageEngine(SliceEngine):
         precision: str = "auto",
         single_point_multimask: bool = True,
         net: Any = None,
+        backend: str = "auto",
     ) -> None:
         check_precision(precision)
+        check_backend(backend)
         try:
             self.device = torch.device(device)
         except (RuntimeError, TypeError) as exc:
@@ -98,6 +102,9 @@ class Sam2ImageEngine(SliceEngine):
         sine_cache.install(self.net)
         hiera.install(self.net)
         self.side = int(self.net.config.image_size)
+        if net is not None and backend == "auto":
+            backend = "torch"  # a module handed in may still change: no frozen copy of it
+        self.backend = encoder.install(self.net, resolve_backend(backend, str(self.device), self.precision), self.side)
         self.low_res = tuple(self.net.prompt_encoder.mask_input_size)  # (S/4, S/4)
         with torch.inference_mode():
             self._dense_pe = self.net.get_image_wide_positional_embeddings()
