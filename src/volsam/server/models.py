@@ -89,16 +89,9 @@ def takes_backend(engine: str) -> bool:
     """Whether engine ``engine``'s constructor has a ``backend`` option (what ``--backend`` chooses); False for
     an unknown name (the request refuses it with its own message). Imports the engine's module, not its
     weights."""
-    import importlib
-    import inspect
+    from volsam.engines.registry import engine_options
 
-    from volsam.engines import registry
-
-    info = registry._ENGINES.get(engine)  # the registry has no public lookup of an engine's class yet
-    if info is None:
-        return False
-    cls = getattr(importlib.import_module(info.module), info.cls)
-    return "backend" in inspect.signature(cls).parameters
+    return "backend" in engine_options(engine)
 
 
 def session_backend(engine: str, asked: str | None, default: str) -> str:
