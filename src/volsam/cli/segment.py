@@ -163,7 +163,9 @@ def segment_cmd(
     ] = "auto",
     backend: Annotated[
         str,
-        typer.Option(help="medsam-lite encoder: auto, torch or openvino (CPU, fp32); auto = openvino if installed."),
+        typer.Option(
+            help="Image encoder: auto, torch or openvino (CPU, fp32; every engine); auto = openvino if installed."
+        ),
     ] = "auto",
     series: Annotated[str | None, typer.Option(help="SeriesInstanceUID when a folder holds several.")] = None,
     channel: Annotated[int | None, typer.Option(help="Volume to use from a 4D image (0-based).")] = None,
