@@ -119,6 +119,30 @@ def test_cleanup_3d_keeps_what_touches_the_seeds_and_fills_holes():
     assert np.array_equal(cleanup_3d(masks, [10]), np.where(np.arange(12)[:, None, None] >= 9, masks, False))
 
 
+def _cleanup_whole_stack(masks: np.ndarray, seeds: list[int]) -> np.ndarray:
+    """cleanup_3d's rule written out on the whole stack (what it computed before it labelled the bounding box)."""
+    from scipy import ndimage
+
+    if not any(masks[s].any() for s in seeds):
+        return masks
+    labels, _ = ndimage.label(masks, structure=np.ones((3, 3, 3), dtype=bool))
+    keep = np.unique(np.concatenate([labels[s][masks[s]] for s in seeds]))
+    out = np.isin(labels, keep[keep > 0])
+    for s in range(len(out)):
+        out[s] = ndimage.binary_fill_holes(out[s])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cleanup_3d_in_the_bounding_box_equals_the_whole_stack_rule(seed):
+    """Random sparse blobs, some seeds on empty frames or outside the objects' slices: the same masks."""
+    rng = np.random.default_rng(seed)
+    masks = rng.random((20, 24, 28)) > 0.93
+    masks[rng.integers(0, 20, 5)] = False  # empty frames, some of them seeds
+    seeds = [int(s) for s in rng.integers(0, 20, 3)]
+    assert np.array_equal(cleanup_3d(masks, seeds), _cleanup_whole_stack(masks, seeds))
+
+
 @pytest.mark.parametrize("cleanup", [True, False])
 def test_segment_stack_applies_cleanup_only_when_asked(cleanup):
     objects = {s: _disc(4) for s in range(15, 26)}

@@ -44,12 +44,23 @@ class StackResult:
 
 
 def cleanup_3d(masks: np.ndarray, seeds: list[int]) -> np.ndarray:
-    """Keep the 3D (26-connected) components that touch the seed frames' masks; fill 2D holes per frame."""
+    """Keep the 3D (26-connected) components of ``masks`` ``(n, h, w)`` that touch the seed frames' masks; fill
+    2D holes per frame. Components are labelled in the masks' bounding box only (the same components: no
+    voxel lies outside it), so a small object in a 512 x 512 x 600 stack labels a few MB, not a 629 MB int32
+    volume and its comparisons."""
     if not any(masks[s].any() for s in seeds):
         return masks
-    labels, _ = ndimage.label(masks, structure=np.ones((3, 3, 3), dtype=bool))
-    keep = np.unique(np.concatenate([labels[s][masks[s]] for s in seeds]))
-    out = np.isin(labels, keep[keep > 0])
+    box = tuple(
+        slice(int(idx[0]), int(idx[-1]) + 1)
+        for idx in (np.flatnonzero(masks.any(axis=other)) for other in ((1, 2), (0, 2), (0, 1)))
+    )
+    sub = masks[box]
+    k0 = box[0].start
+    labels, _ = ndimage.label(sub, structure=np.ones((3, 3, 3), dtype=bool))
+    inside = [s - k0 for s in seeds if box[0].start <= s < box[0].stop]
+    keep = np.unique(np.concatenate([labels[s][sub[s]] for s in inside]))
+    out = np.zeros_like(masks)
+    out[box] = np.isin(labels, keep[keep > 0])
     for s in np.flatnonzero(out.any(axis=(1, 2))):
         out[s] = ndimage.binary_fill_holes(out[s])
     return out
