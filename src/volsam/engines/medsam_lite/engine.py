@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from volsam.engines.base import SliceEmbedding, SliceEngine, SlicePrediction
 from volsam.engines.medsam_lite import CAPABILITIES, NAME, fused_ops
 from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
 from volsam.engines.precision import autocast, check_precision, native_bf16
-from volsam.engines.prompt_checks import check_frames, check_points
+from volsam.engines.prompt_checks import check_box, check_frames, check_points
 
 log = logging.getLogger(__name__)
 
@@ -186,17 +185,7 @@ class MedSAMLiteEngine(SliceEngine):
         return w / width, h / height, h, w
 
     def _box(self, box: tuple[float, float, float, float], embedding: SliceEmbedding) -> torch.Tensor:
-        height, width = embedding.frame_shape
-        try:
-            x0, y0, x1, y1 = (float(v) for v in box)
-        except (TypeError, ValueError) as exc:
-            raise PromptError(f"box must be 4 numbers (x0, y0, x1, y1), got {box!r}") from exc
-        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 < x0 or y1 < y0:
-            raise PromptError(f"box {box!r} is not (x0, y0, x1, y1) with x0 <= x1 and y0 <= y1")
-        if x1 < 0 or y1 < 0 or x0 > width - 1 or y0 > height - 1:
-            raise PromptError(f"box {box!r} lies outside the {width}x{height} (WxH) frame")
-        x0, x1 = max(x0, 0.0), min(x1, width - 1.0)
-        y0, y1 = max(y0, 0.0), min(y1, height - 1.0)
+        x0, y0, x1, y1 = (float(v) for v in check_box(box, embedding.frame_shape))  # checked, clipped to the frame
         sx, sy, _, _ = self._scale(embedding)
         coords = [(x0 + 0.5) * sx - 0.5, (y0 + 0.5) * sy - 0.5, (x1 + 0.5) * sx - 0.5, (y1 + 0.5) * sy - 0.5]
         return torch.tensor([[coords]], dtype=torch.float32, device=self.device)  # (1, 1, 4)
