@@ -138,11 +138,9 @@ def segment(
         return _tracked(volume, eng, frames, prompt_list, object_prompts, label, absent_patience, on_frame, t0)
     settings = settings or PropagationSettings()
     result = segment_slices(eng, frames, object_prompts, settings, on_frame)
-    # 0 / label in the label map's own type, multiplied in place: an int32 volume and its product would add
-    # 2 x 629 MB on a 512 x 512 x 600 CT (benchmarks/bench_memory.py)
-    labels = result.stack.to_volume(result.masks).astype(np.uint8 if label <= 255 else np.uint16)
-    if label != 1:
-        labels *= labels.dtype.type(label)
+    # 0 / label made directly in the label map's own type: an int32 volume and its product would add
+    # 2 x 629 MB on a 512 x 512 x 600 CT, a bool volume cast afterwards 157 MB (benchmarks/bench_memory.py)
+    labels = result.stack.to_volume(result.masks, np.uint8 if label <= 255 else np.uint16, value=label)
     report = SegmentationReport(
         engine=eng.name,
         strategy=str(settings.strategy),

@@ -143,6 +143,16 @@ def test_cleanup_3d_in_the_bounding_box_equals_the_whole_stack_rule(seed):
     assert np.array_equal(cleanup_3d(masks, seeds), _cleanup_whole_stack(masks, seeds))
 
 
+def test_cleanup_3d_in_place_writes_the_same_masks_into_its_input():
+    rng = np.random.default_rng(3)
+    masks = rng.random((20, 24, 28)) > 0.93
+    seeds = [4, 11]
+    expected = cleanup_3d(masks, seeds)
+    assert not np.array_equal(expected, masks)  # the rule changes these masks: the in-place write is visible
+    out = cleanup_3d(masks, seeds, in_place=True)
+    assert out is masks and np.array_equal(masks, expected)
+
+
 @pytest.mark.parametrize("cleanup", [True, False])
 def test_segment_stack_applies_cleanup_only_when_asked(cleanup):
     objects = {s: _disc(4) for s in range(15, 26)}

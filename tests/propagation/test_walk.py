@@ -77,6 +77,23 @@ def test_frames_along_i_and_j_round_trip():
     assert FrameStack(arr, 0, lambda f: f).frame_shape == (2, 3)  # rows k, columns j
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_to_volume_places_window_masks_as_labels_of_the_asked_type(axis):
+    """A window's bool masks -> the label value on the whole grid in uint8 / uint16, zero outside the window and
+    on frames without a mask."""
+    rng = np.random.default_rng(axis)
+    arr = np.zeros((6, 7, 8), np.int16)
+    stack = FrameStack(arr, axis, lambda f: f).windowed((1, 4, 2, 5))
+    masks = rng.random((len(stack), 3, 3)) > 0.5
+    masks[0] = False
+    expected = np.zeros((len(stack), *stack.full_shape), np.uint16)
+    expected[:, 1:4, 2:5] = masks * 300
+    for dtype, value in ((np.uint8, 1), (np.uint8, 7), (np.uint16, 300)):
+        out = stack.to_volume(masks, dtype, value=value)
+        assert out.dtype == dtype and out.shape == arr.shape
+        assert np.array_equal(out, np.moveaxis(expected, 0, 2 - axis) // 300 * value)
+
+
 def test_cache_encodes_ahead_in_batches_and_stays_bounded():
     obj = _ball()
     stack = _stack(obj)

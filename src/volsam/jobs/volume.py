@@ -140,15 +140,22 @@ def segment_file(
     counts = [(request.label + n, count_value(labels, request.label + n)) for n in range(len(groups))]
     labelmap = labelmap.with_array(labels, labels=[label for label, count in counts if count])
     names = {label: f"object {label}" for label, _ in counts}
+    picture = None
+    if overlay_dir is not None:
+        picture = _overlay_picture(image, fit_normalizer(image, request.modality, request.window))
+    # only a DICOM-SEG reads its source again: otherwise the image's voxels (315 MB for a 512 x 512 x 600
+    # int16 CT) are let go before the writer copies the label map (benchmarks/bench_memory.py)
+    source = image if fmt == DICOM_SEG else None
+    del image
+    voxels = int(np.count_nonzero(labelmap.array))
+    ml = voxels * float(np.prod(labelmap.spacing)) / 1000.0
     with new_outputs_only(outputs):
-        out = write_labels(labelmap, output, source=image, fmt=fmt, names=names, **_algorithm(request, eng))
-        voxels = int(np.count_nonzero(labelmap.array))
-        ml = voxels * float(np.prod(image.spacing)) / 1000.0
+        out = write_labels(labelmap, output, source=source, fmt=fmt, names=names, **_algorithm(request, eng))
         result = SegmentJobResult(out, labelmap.meta["report"], voxels, ml, objects=counts)
-        if overlay_dir is not None:
+        if picture is not None:
             result.overlays = write_overlays(
-                _overlay_picture(image, fit_normalizer(image, request.modality, request.window)),
-                labelmap.array, overlay_dir, direction=image.direction, convention=request.overlay_convention,
+                picture, labelmap.array, overlay_dir, direction=labelmap.direction,
+                convention=request.overlay_convention,
             )  # fmt: skip
     return result
 

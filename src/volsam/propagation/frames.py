@@ -84,11 +84,19 @@ class FrameStack:
         array = np.moveaxis(self._view, 0, 2 - self.axis)
         return FrameStack(array, self.axis, self._normalize, roi, colour=self._colour)
 
-    def to_volume(self, masks: np.ndarray) -> np.ndarray:
-        """Inverse of the frame view: ``(n_frames, H, W)`` window masks -> array ``[k, j, i]``."""
+    def to_volume(self, masks: np.ndarray, dtype: np.dtype | type | None = None, value: int = 1) -> np.ndarray:
+        """Inverse of the frame view: ``(n_frames, H, W)`` window masks -> array ``[k, j, i]`` of ``dtype``
+        (default the masks' own), a mask's non-zero voxels holding ``value`` (bool masks) or their own value.
+
+        The full-size array is made once, in its final type, and only frames with a mask are written (the
+        others stay the kernel's untouched zero pages): a bool volume cast to uint8 afterwards would hold two
+        157 MB arrays at once on a 512 x 512 x 600 CT (``benchmarks/bench_memory.py``)."""
         y0, y1, x0, x1 = self.roi
-        full = np.zeros((len(self), *self.full_shape), dtype=masks.dtype)
-        full[:, y0:y1, x0:x1] = masks
+        full = np.zeros((len(self), *self.full_shape), dtype=masks.dtype if dtype is None else dtype)
+        for s in np.flatnonzero(masks.reshape(len(masks), -1).any(axis=1)):  # empty frames stay untouched pages
+            full[s, y0:y1, x0:x1] = masks[s]
+            if value != 1:
+                full[s, y0:y1, x0:x1] *= full.dtype.type(value)
         return np.moveaxis(full, 0, 2 - self.axis)
 
 
