@@ -46,9 +46,9 @@ class StackResult:
 def cleanup_3d(masks: np.ndarray, seeds: list[int], *, in_place: bool = False) -> np.ndarray:
     """Keep the 3D (26-connected) components of ``masks`` ``(n, h, w)`` that touch the seed frames' masks; fill
     2D holes per frame. ``in_place``: write into ``masks`` (returned) instead of a copy -- the walk's own
-    stack, where a second full-size array would be 157 MB more on a 512 x 512 x 600 CT. Components are labelled in the masks' bounding box only (the same components: no
-    voxel lies outside it), so a small object in a 512 x 512 x 600 stack labels a few MB, not a 629 MB int32
-    volume and its comparisons."""
+    stack, where a second full-size array would be 157 MB more on a 512 x 512 x 600 CT. Components are
+    labelled in the masks' bounding box only (the same components: no voxel lies outside it), so a small
+    object in a 512 x 512 x 600 stack labels a few MB, not a 629 MB int32 volume and its comparisons."""
     if not any(masks[s].any() for s in seeds):
         return masks
     box = tuple(
