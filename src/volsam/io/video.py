@@ -19,6 +19,14 @@ and FFmpeg's decoder buffers (a few frames). Access pattern of tracking: forward
 plain sequential decoding (one frame decoded per frame asked); going backward, a miss on frame ``t``
 seeks to the keyframe at or before frame ``t - chunk + 1`` and decodes that chunk of ``chunk =
 capacity // 2`` frames at once, so the backward walk costs about (1 + GOP / chunk) decodes per frame.
+
+One picture size per video: a stream can change its picture size after its first frames (a VP8 / H.264
+keyframe, an MJPEG picture, a container whose later frames are larger). Every decoded frame whose size is not
+the one the video was opened with (its first picture, :attr:`VideoInfo.width` x ``height``) is refused with an
+:class:`InputError` naming the frame and both sizes, before it is converted to RGB or kept; and the decoder
+itself is held to :data:`GROWTH_LIMIT` x that many pixels (FFmpeg's ``max_pixels``, rounded up to 64-pixel
+blocks, at least :data:`MIN_DECODER_PIXELS`), so a tiny file whose later keyframe declares a huge picture is
+refused by FFmpeg before it allocates that picture.
 """
 
 from __future__ import annotations
@@ -43,6 +51,8 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpe
 DICOM_SUFFIXES = (".dcm", ".dicom")
 DEFAULT_CACHE_MB = 256.0
 MAX_CAPACITY = 64  # decoded frames kept at most, whatever the budget allows
+GROWTH_LIMIT = 4  # the decoder refuses pictures over this many times the opened frame's pixels (module notes)
+MIN_DECODER_PIXELS = 2**20  # ... and never caps below this (1.5 MB of YUV 4:2:0)
 
 
 def is_video_path(path: str | Path) -> bool:
@@ -87,6 +97,42 @@ def probe_video(path: str | Path) -> VideoInfo:
         return probe_container(path, container, stream)[0]
     finally:
         container.close()
+
+
+def decoder_pixel_cap(width: int, height: int) -> int:
+    """The most pixels the decoder may allocate for one picture of a ``width`` x ``height`` video:
+    :data:`GROWTH_LIMIT` x the frame, each side rounded up to 64 (codecs' coded sizes are whole blocks), and at
+    least :data:`MIN_DECODER_PIXELS` (FFmpeg checks some codecs' scratch buffers against the same limit: the
+    MPEG-4 part 2 decoder needs 53,760 whatever the picture size, measured with FFmpeg 7)."""
+    return max(MIN_DECODER_PIXELS, GROWTH_LIMIT * (-(-width // 64) * 64) * (-(-height // 64) * 64))
+
+
+def cap_decoder(stream: Any, width: int, height: int) -> None:
+    """Hold the (not yet opened) decoder of ``stream`` to :func:`decoder_pixel_cap` pixels per picture."""
+    if width > 0 and height > 0:
+        stream.codec_context.options = {
+            **stream.codec_context.options,
+            "max_pixels": str(decoder_pixel_cap(width, height)),
+        }
+
+
+def check_frame_size(path: Path, t: int, frame: Any, width: int, height: int) -> None:
+    """InputError when decoded ``frame`` (frame ``t`` of ``path``) is not ``width`` x ``height`` pixels: the
+    stream changed its picture size mid-stream. Reads the frame's header only (nothing is converted)."""
+    if (int(frame.width), int(frame.height)) != (width, height):
+        raise InputError(
+            f"{path}: frame {t} is {frame.width}x{frame.height} pixels but the video was opened as "
+            f"{width}x{height} (W x H): a picture size that changes mid-stream is not supported; re-encode the "
+            f"video at one size (e.g. ffmpeg -i IN -vf scale={width}:{height} OUT.mp4)"
+        )
+
+
+def _broken(path: Path, t: int, exc: BaseException, width: int, height: int) -> InputError:
+    """The InputError for an FFmpeg failure near frame ``t`` (which may be the decoder's picture-size cap)."""
+    return InputError(
+        f"{path}: broken video data near frame {t} ({error_reason(exc)}); this reader also refuses any picture "
+        f"over {decoder_pixel_cap(width, height):,} pixels ({GROWTH_LIMIT} x the video's {width}x{height} frames)"
+    )
 
 
 def _picture(frame: Any, colour: bool) -> np.ndarray:
@@ -151,12 +197,14 @@ class VideoFrames(_FrameSource):
     ):
         self.path = Path(path)
         self.colour = colour
-        self._container, self._stream = open_container(self.path)
+        container, stream = open_container(self.path)
         try:
-            self.info, index = probe_container(self.path, self._container, self._stream)
-        except BaseException:
-            self._container.close()
-            raise
+            self.info, index = probe_container(self.path, container, stream)
+        finally:
+            container.close()
+        # the probe opened its decoder uncapped (the size was not known yet): decode with a fresh, capped one
+        self._container, self._stream = open_container(self.path)
+        cap_decoder(self._stream, self.info.width, self.info.height)
         self._pts = index.pts
         frame_bytes = self.info.width * self.info.height * (3 if colour else 1)
         if capacity is None:
@@ -230,13 +278,17 @@ class VideoFrames(_FrameSource):
                     self._seek(0)
                     self._decode_until(t, keep_from)
                     return
+                if (frame.width, frame.height) != (self.info.width, self.info.height):
+                    self._decoder = None  # the stream is past the refused frame: the next request seeks
+                    check_frame_size(self.path, at, frame, self.info.width, self.info.height)
                 self._next = at + 1
                 if at >= keep_from:
                     self._store(at, _picture(frame, self.colour))
                 if at >= t:
                     return
         except av.FFmpegError as exc:
-            raise InputError(f"{self.path}: broken video data near frame {self._next} ({error_reason(exc)})") from None
+            self._decoder = None
+            raise _broken(self.path, self._next, exc, self.info.width, self.info.height) from None
         self._decoder = None
         raise InputError(
             f"{self.path}: frame {t} could not be decoded: the stream ended after frame {self._next - 1} "
@@ -279,13 +331,18 @@ def iter_frames(path: str | Path, *, colour: bool = True) -> Iterator[TimedFrame
         return
     container, stream = open_container(path)
     tb = Fraction(stream.time_base) if stream.time_base else None
+    width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+    cap_decoder(stream, width, height)  # the header's size; the first picture's is the one every frame must have
     t = 0
     try:
         for frame in container.decode(stream):
+            if t == 0:
+                width, height = int(frame.width), int(frame.height)
+            check_frame_size(path, t, frame, width, height)
             yield TimedFrame(t, frame.pts, tb, _picture(frame, colour))
             t += 1
     except av.FFmpegError as exc:
-        raise InputError(f"{path}: broken video data near frame {t} ({error_reason(exc)})") from None
+        raise _broken(path, t, exc, width, height) from None
     finally:
         container.close()
 
@@ -411,7 +468,10 @@ __all__ = [
     "TimedFrame",
     "VideoFrames",
     "VideoInfo",
+    "cap_decoder",
+    "check_frame_size",
     "cine_fps",
+    "decoder_pixel_cap",
     "is_cine_file",
     "is_video_input",
     "is_video_path",
