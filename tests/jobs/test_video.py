@@ -146,6 +146,22 @@ def test_sam2_mask_label_image_makes_one_object_per_value_and_streams_a_video(tm
     assert written.dtype == np.uint8 and set(np.unique(written)) <= {0, 1, 7, 44} and written.any(axis=(1, 2)).all()
 
 
+def test_sam2_tracks_within_a_range_of_frames(tmp_path, sam2):
+    frames, truth = disc_frames(n=6, size=(48, 64))
+    path = write_video(tmp_path / "clip.mp4", frames)
+    steps: list[tuple[str, int, int]] = []
+    result = segment_video(
+        path, [_box(truth[2], 2)], tmp_path / "m.npz", engine=sam2, frames=(1, 3), progress=lambda *s: steps.append(s)
+    )
+    assert sam2.order == [2, 3, 1]  # the prompted frame, forward to the range's end, backward to its start
+    with np.load(result.output) as data:
+        masks = data["masks"]
+    assert masks.shape == (6, 48, 64) and masks[1:4].any(axis=(1, 2)).all()  # "present" everywhere it tracked
+    assert not masks[[0, 4, 5]].any()  # outside the range: empty masks, the video's every frame still written
+    assert steps == [("segmenting", n, 3) for n in (1, 2, 3)] and result.walk_range == (1, 3)
+    assert json.loads(result.sidecar.read_text())["walk_range"] == [1, 3]
+
+
 def test_prompts_are_checked_against_the_video_before_any_output(tmp_path, lite):
     frames, truth = disc_frames(n=4, size=(32, 40))
     path = write_video(tmp_path / "clip.mp4", frames)
@@ -167,6 +183,17 @@ def test_prompts_are_checked_against_the_video_before_any_output(tmp_path, lite)
     Image.fromarray(np.zeros((32, 40), np.uint8)).save(tmp_path / "empty.png")
     with pytest.raises(PromptError, match="the mask on frame 1 is empty"):
         segment_video(path, [], out, mask_path=tmp_path / "empty.png", mask_frame=1, engine=lite)
+    box = [Box2D(1, 1, 9, 9, slice=2)]
+    for frames, error, message in [
+        ((0, 4), InputError, r"frames 0\.\.4 are outside the video \(0\.\.3\)"),
+        ((-1, 2), InputError, r"frames -1\.\.2 are outside the video"),
+        ((3, 1), InputError, r"frames 3\.\.1: the first frame to walk comes after the last"),
+        ((0, 1), PromptError, r"prompts on frames \[2\] are outside the frames to walk, 0\.\.1"),
+        ((0,), InputError, r"the frames to walk are \(first, last\), got \(0,\)"),
+        ((0.5, 2), InputError, "two frame numbers"),
+    ]:
+        with pytest.raises(error, match=message):
+            segment_video(path, box, out, engine=lite, frames=frames)
     with pytest.raises(OutputError, match="overlay video would replace the input"):
         segment_video(path, [Box2D(1, 1, 9, 9, slice=0)], out, engine=lite, overlay=tmp_path / "clip.mp4")
     (tmp_path / "notes.txt").write_text("not a video")

@@ -29,9 +29,20 @@ Engines:
   the growth limit per frame is wider than for slices (objects move in a video). The ``baseline`` strategy
   walks as for volumes (:func:`volsam.propagation.walk.propagate`).
 
+**A range of frames** (``frames=(first, last)``, inclusive): the walk or the tracking stays inside it (the
+walk's and the tracker's ``limit``); every prompt must lie in it. A video session re-walks a correction only
+over the frames it shows from that run (:mod:`volsam.server.videos`). For LiteMedSAM the range's masks are
+exactly those of a whole-video walk from the same prompt: both walk outward from the prompted frame one frame
+at a time, each frame from the previous one, and the range only ends a direction sooner (the lost-object
+search of :func:`follow` prompts the frame it walks to, never one past the limit; the video settings encode
+one frame per batch, so no batch is cut short by the limit). A tracker's memory holds only the range's
+frames, so its masks may differ from a whole-video run's. The outputs keep every frame of the video, so their
+layout does not depend on the range: frames outside it are written as empty masks (as frames a walk never
+reached are), and the sidecar's ``walk_range`` says which frames were walked.
+
 Outputs are streamed as frames are segmented (:mod:`volsam.io.video_out`): per-frame label PNGs or one
-``.npz`` (disk-backed while it fills), a JSON sidecar with fps, frame count, size, engine, model and prompts,
-and optionally an overlay video rendered in a second streamed pass. Memory stays bounded by the frame
+``.npz`` (disk-backed while it fills), a JSON sidecar with fps, frame count, size, engine, model, prompts and
+the walked range, and optionally an overlay video rendered in a second streamed pass. Memory stays bounded by the frame
 source's cache, the engine's memory bank and one frame of labels, whatever the video's length.
 """
 
@@ -46,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from volsam.core.errors import PromptError
+from volsam.core.errors import InputError, PromptError
 from volsam.core.prompts import Box2D, Point, Prompt
 from volsam.engines.base import FramePrompt, FrameSource, SliceEngine, TrackerEngine
 from volsam.io.destinations import Destination, check_destinations, new_outputs_only
@@ -86,6 +97,7 @@ class VideoJobResult:
     overlay: Path | None = None
     decoded: int = 0  # frames the input stream decoded (more than the video's when going backward)
     objects: list[int] = field(default_factory=list)
+    walk_range: tuple[int, int] | None = None  # (first, last) frame walked / tracked within, inclusive
 
 
 @dataclass
@@ -143,11 +155,40 @@ def _frame_prompts(
     return _Prompts(by_frame, described)
 
 
+def _walk_range(frames: tuple[int, int] | None, count: int, prompted: Sequence[int]) -> tuple[int, int] | None:
+    """``frames`` = (first, last) frame to walk within, inclusive, checked against a video of ``count`` frames
+    and its prompted frames: InputError for a range that is not two frame numbers of the video in order,
+    PromptError for a prompt outside it. None (the whole video) stays None."""
+    if frames is None:
+        return None
+    try:
+        lo, hi = frames
+    except (TypeError, ValueError):
+        raise InputError(f"the frames to walk are (first, last), got {frames!r}") from None
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (lo, hi)):
+        raise InputError(f"the frames to walk are two frame numbers (first, last), got {frames!r}")
+    lo, hi = int(lo), int(hi)
+    if lo > hi:
+        raise InputError(f"frames {lo}..{hi}: the first frame to walk comes after the last")
+    if lo < 0 or hi >= count:
+        raise InputError(f"frames {lo}..{hi} are outside the video (0..{count - 1})")
+    outside = sorted(t for t in prompted if not lo <= t <= hi)
+    if outside:
+        raise PromptError(f"prompts on frames {outside} are outside the frames to walk, {lo}..{hi}")
+    return lo, hi
+
+
 def _slice_walk(
-    eng: SliceEngine, source: FrameSource, prompts: _Prompts, settings: PropagationSettings, label: int
+    eng: SliceEngine,
+    source: FrameSource,
+    prompts: _Prompts,
+    settings: PropagationSettings,
+    label: int,
+    limit: tuple[int, int] | None = None,
 ) -> tuple[list[int], Iterator[tuple[int, np.ndarray]]]:
     """The LiteMedSAM walk's results as (object ids, iterator of (frame, labels (H, W))): one object,
-    ``label``; a mask (a label image's union) replaces the box and clicks on its frame."""
+    ``label``; a mask (a label image's union) replaces the box and clicks on its frame; ``limit`` = (first,
+    last) frame walked within (None: the whole video)."""
     if len(prompts.by_frame) > 1:
         raise PromptError(
             f"{eng.name} walks from one prompted frame; prompts are on frames {sorted(prompts.by_frame)} "
@@ -166,6 +207,7 @@ def _slice_walk(
         points=clicks.points if clicks is not None else None,
         point_labels=clicks.point_labels if clicks is not None else None,
         seed_mask=seed,
+        limit=limit,
         settings=settings,
     )
 
@@ -177,13 +219,18 @@ def _slice_walk(
 
 
 def _tracking(
-    eng: TrackerEngine, source: FrameSource, prompts: _Prompts, absent_patience: int | None
+    eng: TrackerEngine,
+    source: FrameSource,
+    prompts: _Prompts,
+    absent_patience: int | None,
+    limit: tuple[int, int] | None = None,
 ) -> tuple[list[int], Iterator[tuple[int, np.ndarray]]]:
-    """SAM 2 tracking results as (object ids, iterator of (frame, labels (H, W)))."""
+    """SAM 2 tracking results as (object ids, iterator of (frame, labels (H, W))), within ``limit`` = (first,
+    last) frame (None: the whole video)."""
     ids = check_first_frame(prompts.by_frame)  # refused here, before any output is opened
 
     def results() -> Iterator[tuple[int, np.ndarray]]:
-        for res in track_labels(eng, source, prompts.by_frame, absent_patience=absent_patience):
+        for res in track_labels(eng, source, prompts.by_frame, limit=limit, absent_patience=absent_patience):
             yield res.index, res.labels
 
     return ids, results()
@@ -203,6 +250,7 @@ def segment_video(
     progress: Progress | None = None,
     cache_mb: float = 256.0,
     colour: bool | None = None,
+    frames: tuple[int, int] | None = None,
 ) -> VideoJobResult:
     """Segment an object through a video from prompts on one (or, with SAM 2, several) frames.
 
@@ -218,13 +266,17 @@ def segment_video(
         overlay: an ``.mp4``/``.mov``/``.mkv``/``.avi`` to render with each object's contour.
         settings: the LiteMedSAM walk (default: ``request.settings(video=True)``,
             :meth:`PropagationSettings.video` for the volsam strategy).
-        progress: called with (stage, done, total): stage ``segmenting`` then ``rendering``.
+        progress: called with (stage, done, total): stage ``segmenting`` (``total``: the frames of the walked
+            range) then ``rendering`` (``total``: the video's frames).
         cache_mb: memory for decoded frames of the input stream.
         colour: tracker engines get RGB frames ``(H, W, 3)`` (SAM 2's native input) when True, BT.601 grey
             when False; None = RGB when the video has colour. LiteMedSAM always gets grey (the walk's
             appearance rules compare grey levels).
+        frames: (first, last) frame index, inclusive, to walk / track within (None: the whole video); every
+            prompt must lie in it. Frames outside it are written as empty masks (see the module notes).
 
     Returns a :class:`VideoJobResult`; every frame has a mask in the output (empty where not segmented).
+    Raises InputError for a range outside the video or reversed, PromptError for a prompt outside it.
     """
     t0 = time.perf_counter()
     request = request or SegmentRequest()
@@ -238,10 +290,13 @@ def segment_video(
         info = source.info
         mask = read_frame_mask(mask_path, source.frame_shape) if mask_path is not None else None
         vp = _frame_prompts(list(prompts), mask, mask_frame, info, label)
+        limit = _walk_range(frames, info.frame_count, list(vp.by_frame))
+        walked = limit if limit is not None else (0, info.frame_count - 1)
+        total = walked[1] - walked[0] + 1
         if isinstance(eng, TrackerEngine):
-            ids, results = _tracking(eng, source, vp, request.absent_patience(video=True))
+            ids, results = _tracking(eng, source, vp, request.absent_patience(video=True), limit)
         else:
-            ids, results = _slice_walk(eng, source, vp, settings or request.settings(video=True), label)
+            ids, results = _slice_walk(eng, source, vp, settings or request.settings(video=True), label, limit)
         dtype = np.uint8 if max(ids) <= 255 else np.uint16
         with new_outputs_only(outputs):  # a failure or an interruption leaves nothing new behind
             sink = open_mask_sink(output, info.frame_count, source.frame_shape, info.fps, dtype)
@@ -254,7 +309,7 @@ def segment_video(
                     if labels.any():
                         seen.append(t)
                     if progress is not None:
-                        progress("segmenting", done, info.frame_count)
+                        progress("segmenting", done, total)
                 overlay_path = _render(video, sink, info, Path(overlay), progress) if overlay is not None else None
                 out = sink.finish()
             except BaseException:
@@ -275,6 +330,7 @@ def segment_video(
                         "layout": "npz: masks (T, H, W)" if str(out).lower().endswith(".npz") else "frame_NNNNNN.png",
                         "dtype": np.dtype(dtype).name,
                     },
+                    "walk_range": list(walked),
                     "frames_segmented": done,
                     "frames_with_object": len(seen),
                     "frame_range": list(frame_range) if frame_range else None,
@@ -286,9 +342,9 @@ def segment_video(
         decoded = int(getattr(source, "decoded", 0))
     finally:
         source.close()
-    log.info("segmented %d of %d frames in %.1f s; object on %d", done, info.frame_count, seconds, len(seen))
+    log.info("segmented %d of %d frames in %.1f s; object on %d", done, total, seconds, len(seen))
     return VideoJobResult(
-        out, sidecar, info, eng.name, done, len(seen), frame_range, seconds, overlay_path, decoded, ids
+        out, sidecar, info, eng.name, done, len(seen), frame_range, seconds, overlay_path, decoded, ids, walked
     )
 
 
