@@ -128,7 +128,8 @@ def check_frame_size(path: Path, t: int, frame: Any, width: int, height: int) ->
 
 
 def _broken(path: Path, t: int, exc: BaseException, width: int, height: int) -> InputError:
-    """The InputError for an FFmpeg failure near frame ``t`` (which may be the decoder's picture-size cap)."""
+    """The InputError for an FFmpeg failure near frame ``t`` (which may be the decoder's picture-size cap; with
+    frame threading FFmpeg reports it a few frames early, while it decodes the frames before it)."""
     return InputError(
         f"{path}: broken video data near frame {t} ({error_reason(exc)}); this reader also refuses any picture "
         f"over {decoder_pixel_cap(width, height):,} pixels ({GROWTH_LIMIT} x the video's {width}x{height} frames)"
@@ -287,8 +288,9 @@ class VideoFrames(_FrameSource):
                 if at >= t:
                     return
         except av.FFmpegError as exc:
+            near = self._next if self._next >= 0 else keep_from  # -1: just after a seek aimed at keep_from
             self._decoder = None
-            raise _broken(self.path, self._next, exc, self.info.width, self.info.height) from None
+            raise _broken(self.path, near, exc, self.info.width, self.info.height) from None
         self._decoder = None
         raise InputError(
             f"{self.path}: frame {t} could not be decoded: the stream ended after frame {self._next - 1} "
