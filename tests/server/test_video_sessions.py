@@ -30,7 +30,7 @@ from volsam.jobs.video import segment_video
 from volsam.server.app import create_app
 from volsam.server.config import ServerConfig
 from volsam.server.store import SessionStore
-from volsam.server.videos import VideoSession
+from volsam.server.videos import VideoSession, shown_range
 
 BASE = "http://127.0.0.1:8000"
 N, H, W = 10, 64, 80
@@ -114,8 +114,9 @@ def test_box_on_a_frame_tracks_and_the_downloads_are_the_cli_masks(tmp_path, cli
     assert r.json()["frames"] == [0, N - 1] and r.json()["labels"] == [label]
     events = [json.loads(line[6:]) for line in client.get(f"{base}/events?follow=false", headers=h).text.splitlines()
               if line.startswith("data: ")]  # fmt: skip
-    assert [e["type"] for e in events if e["type"] != "frame"] == ["busy", "idle"]
-    assert events[0]["slices"] == N and len([e for e in events if e["type"] == "frame"]) == N
+    assert [e["type"] for e in events if e["type"] != "frame"] == ["busy", "total", "idle"]
+    assert events[0]["slices"] == N and events[1] == {"type": "total", "frames": N}  # the step walks them all
+    assert len([e for e in events if e["type"] == "frame"]) == N
 
     expected = _cli(clip, [Box2D(*BOX, slice=0)], tmp_path / "cli.npz", ToyEngine())
     masks = _npz(client, base, h)
@@ -363,3 +364,105 @@ def test_an_expired_video_session_takes_its_folder_with_it(clip):
     assert (folder / "upload.mp4").is_file() and any((folder / "runs").iterdir())
     time.sleep(0.3)
     assert len(store.expire()) == 1 and not folder.exists()
+
+
+def test_shown_range_is_where_the_nearest_run_rule_shows_a_run():
+    """Every frame lies in the shown range of exactly the prompted frame ``_run_for`` picks (ties: earlier)."""
+    rng = np.random.default_rng(0)
+    for count in (1, 2, 7, 12):
+        for _ in range(30):
+            prompted = sorted(rng.choice(count, size=rng.integers(1, count + 1), replace=False).tolist())
+            for t in range(count):
+                nearest = min(prompted, key=lambda q: (abs(q - t), q))
+                holders = [
+                    q for q in prompted if shown_range(prompted, q, count)[0] <= t <= shown_range(prompted, q, count)[1]
+                ]
+                assert holders == [nearest], (prompted, t)
+    assert shown_range([0, 4, 8], 4, 10) == (3, 6)  # the tie at 2 goes to 0, the tie at 6 to 4
+
+
+def _covered(session: VideoSession) -> None:
+    """Every frame of every object is walked by the run that shows it."""
+    for state in session._objects.values():
+        for t in range(session.frame_count) if state.runs else ():
+            run = min(state.runs, key=lambda r: (abs(r.frame - t), r.frame))
+            assert run.first <= t <= run.last and run.folder.is_dir(), (t, run)
+
+
+def _shown(runs: dict[int, np.ndarray], label: int) -> np.ndarray:
+    """The labels a session shows from whole-video runs (prompted frame -> masks (T, H, W)): each frame from
+    the run of the nearest prompted frame, ties to the earlier (what sessions showed before runs had ranges)."""
+    count = next(iter(runs.values())).shape[0]
+    return np.stack([(runs[min(runs, key=lambda q: (abs(q - t), q))][t] > 0) * label for t in range(count)])
+
+
+def test_a_correction_walks_only_the_frames_it_shows_real_litemedsam(tmp_path):
+    """Boxes on frames 0 and 8, then a click on frame 4: every frame shows what whole-video runs of each
+    prompted frame showed (computed here with ``volsam segment``'s job), the box on 8 walks 5..9 and the click
+    walks 3..6 (not the whole video), the neighbours' runs are kept; undo / redo / reset leave every frame
+    covered by the run that shows it."""
+    from volsam.engines import get as get_engine
+    from volsam.jobs.request import SegmentRequest
+    from volsam.server.videos import VideoUpload
+
+    frames, truth = disc_frames(N, (H, W), speed=3.0)
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    path = write_video(folder / "clip.mp4", frames)
+    engine = get_engine("medsam-lite", device="cpu")
+    session = VideoSession(VideoUpload(folder, path), SegmentRequest(), engine)
+    walked: list[int] = []
+    totals: list[int] = []
+    session.on_frame, session.on_total = walked.append, totals.append
+    label = session.add_object()
+    boxes = {t: Box2D(*(int(v) for v in _bbox(truth[t])), slice=t) for t in (0, 8)}
+
+    def whole(prompts) -> np.ndarray:  # one whole-video run of the CLI's job
+        out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}.npz"
+        return np.load(segment_video(path, prompts, out, engine=engine).output)["masks"]
+
+    session.add(label, boxes[0])
+    assert totals == [N] and len(walked) == N  # one prompted frame: the whole video
+    one = np.stack([session.labels(t) for t in range(N)])
+    # its run is the CLI's whole-video run (test_the_masks_are_those_of_volsam_segment_real_litemedsam)
+    full = {0: one, 8: whole([boxes[8]])}
+    walked.clear()
+    session.add(label, boxes[8])
+    assert totals[-1] == 5 and len(walked) == 5  # frames 5..9; the run of frame 0 (0..9 walked) is kept
+    two = np.stack([session.labels(t) for t in range(N)])
+    assert np.array_equal(two, _shown(full, label))
+    runs_before = {run.frame: run for run in session._objects[label].runs}
+    assert (runs_before[0].first, runs_before[0].last, runs_before[8].first, runs_before[8].last) == (0, N - 1, 5, 9)
+
+    walked.clear()
+    cx, cy = (int(round(v)) for v in np.argwhere(truth[4]).mean(axis=0)[::-1])
+    session.add(label, Point(cx, cy, 4))
+    assert totals[-1] == 4 and len(walked) == 4  # frames 3..6 instead of the whole video's 10
+    # the click came with the box around frame 4's mask from the run that showed it (frame 0's: a tie with 8)
+    box4 = Box2D(*(int(v) for v in _bbox(full[0][4] > 0)), slice=4)
+    assert session.prompts(label) == [box4, boxes[0], boxes[8], Point(cx, cy, 4)]
+    full[4] = whole([box4, Point(cx, cy, 4)])
+    three = np.stack([session.labels(t) for t in range(N)])
+    assert np.array_equal(three, _shown(full, label))
+    assert not np.array_equal(three, two) and three[4].any()  # the click changed frame 4's answer
+    runs = {run.frame: run for run in session._objects[label].runs}
+    assert runs[0] is runs_before[0] and runs[8] is runs_before[8]  # neighbours kept, not re-walked
+    assert (runs[4].first, runs[4].last) == (3, 6)
+    _covered(session)
+
+    walked.clear()
+    for step, want in [
+        (session.undo, two), (session.undo, one), (session.redo, two), (session.redo, three),
+        (lambda: session.reset_object(label), None), (session.undo, three),
+    ]:  # fmt: skip
+        step()
+        _covered(session)
+        shown = np.stack([session.labels(t) for t in range(N)])
+        assert np.array_equal(shown, want) if want is not None else not shown.any()
+    assert walked == []  # undo / redo / reset swap states: nothing re-walked
+    session.close()
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())

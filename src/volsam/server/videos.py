@@ -10,9 +10,14 @@ Objects and prompts follow the volume protocol (``Box2D`` with ``slice`` = the f
 * a tracker engine (SAM 2) tracks each object from all of its prompts at once (its memory takes prompts on
   several frames), so a correction on any frame re-tracks the object with the prompts of every frame;
 * a slice engine (LiteMedSAM) walks from one prompted frame: each prompted frame of an object is a *run* of its
-  own (that frame's box and clicks, walked both ways), and a frame shows the run of the nearest prompted frame
-  (ties: the earlier one). A correction re-walks only the frame it is on; clicks on a frame without a box of
-  its own come with the box around the object's mask on that frame (kept as a prompt).
+  own (that frame's box and clicks), and a frame shows the run of the nearest prompted frame (ties: the earlier
+  one). A run walks only the frames it shows (:func:`shown_range`: up to halfway to the neighbouring prompted
+  frames; ``segment_video(frames=...)``), so a correction re-walks from the frame it is on to those halfway
+  frames, and its neighbours' runs, whose shown ranges only shrink, are kept. Prompted frames are never
+  removed from a state (a box replaces the box of its frame; undo, redo and reset swap whole states, each
+  with its runs), so every frame is covered by the run that shows it in every state; a run that would not
+  cover its range is re-walked. Clicks on a frame without a box of its own come with the box around the
+  object's mask on that frame (kept as a prompt).
 
 Each run writes a new folder, so undo / redo swap folders (no masks are copied); folders no state refers to are
 deleted. Objects overlap as in volume sessions: the later object wins.
@@ -52,7 +57,7 @@ DOWNLOADS = {  # format -> (file name, media type)
     "overlay": ("overlay.mp4", "video/mp4"),
 }
 
-__all__ = ["VIDEO_FORMATS", "VideoSession", "VideoUpload", "video_download", "video_of", "volume_of"]
+__all__ = ["VIDEO_FORMATS", "VideoSession", "VideoUpload", "shown_range", "video_download", "video_of", "volume_of"]
 
 
 @dataclass(frozen=True)
@@ -64,14 +69,27 @@ class VideoUpload:
 
 
 @dataclass(frozen=True)
+class _Run:
+    """One run of ``segment_video``: the prompted frame it walked from (-1: a tracker's run of every prompt),
+    its folder of label PNGs and the frames it walked, ``first..last`` inclusive."""
+
+    frame: int
+    folder: Path
+    first: int
+    last: int
+
+    def covers(self, first: int, last: int) -> bool:
+        return self.first <= first and last <= self.last
+
+
+@dataclass(frozen=True)
 class _State:
-    """One object's state: its name, its prompts and its runs (prompted frame -> folder of label PNGs; a
-    tracker's single run is under frame -1)."""
+    """One object's state: its name, its prompts and its runs (in prompted-frame order)."""
 
     name: str
     order: int
     prompts: tuple[Prompt, ...] = ()
-    runs: tuple[tuple[int, Path], ...] = ()
+    runs: tuple[_Run, ...] = ()
 
 
 @dataclass
@@ -104,6 +122,7 @@ class VideoSession:
         self.volume = None  # no Volume: the routes that need one refuse a video session
         self.axis = 2  # frames are the third index, as slices along k
         self.on_frame: Callable[[int], None] | None = None
+        self.on_total: Callable[[int], None] | None = None  # the frames a step will walk, once known
         self._objects: dict[int, _State] = {}
         self._pending: list[tuple[int, Prompt]] = []
         self._history = _History()
@@ -247,19 +266,38 @@ class VideoSession:
         t0 = time.perf_counter()
         edits: list[tuple[int, _State | None, _State | None]] = []
         made: list[Path] = []
+        last = self.frame_count - 1
         try:
+            plans = []  # (label, state before, prompts, [(frame, first, last) to walk], runs kept)
             for label in dict.fromkeys(label for label, _ in pending):
                 before = self._object(label)
                 prompts = _merged(list(before.prompts), [p for lab, p in pending if lab == label])
-                runs = dict(before.runs)
                 if self.tracker:
-                    runs = {-1: self._segment(label, prompts, made)}
-                else:
-                    frames = {_frame_of(p) for lab, p in pending if lab == label}
-                    prompts = self._boxed(before, prompts, frames)
-                    for t in sorted(frames):
-                        runs[t] = self._segment(label, [p for p in prompts if _frame_of(p) == t], made)
-                edits.append((label, before, replace(before, prompts=tuple(prompts), runs=tuple(sorted(runs.items())))))
+                    plans.append((label, before, prompts, [(-1, 0, last)], []))
+                    continue
+                frames = {_frame_of(p) for lab, p in pending if lab == label}
+                prompts = self._boxed(before, prompts, frames)
+                old = {run.frame: run for run in before.runs}
+                prompted = sorted(frames | set(old))
+                walks, kept = [], []
+                for t in prompted:
+                    first, end = shown_range(prompted, t, self.frame_count)
+                    if t not in frames and old[t].covers(first, end):
+                        kept.append(old[t])  # its shown frames only shrank: no re-walk
+                    else:
+                        walks.append((t, first, end))
+                plans.append((label, before, prompts, walks, kept))
+            if self.on_total is not None:
+                self.on_total(sum(end - first + 1 for *_, walks, _kept in plans for _t, first, end in walks))
+            for label, before, prompts, walks, kept in plans:
+                runs = list(kept)
+                for t, first, end in walks:
+                    mine = prompts if t < 0 else [p for p in prompts if _frame_of(p) == t]
+                    whole = t < 0 or (first, end) == (0, last)
+                    folder = self._segment(label, mine, made, None if whole else (first, end))
+                    runs.append(_Run(t, folder, first, end))
+                runs.sort(key=lambda run: run.frame)
+                edits.append((label, before, replace(before, prompts=tuple(prompts), runs=tuple(runs))))
         except BaseException:
             for folder in made:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -286,8 +324,11 @@ class VideoSession:
                 prompts = [Box2D(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()), slice=t), *prompts]
         return prompts
 
-    def _segment(self, label: int, prompts: list[Prompt], made: list[Path]) -> Path:
-        """One run of ``volsam segment VIDEO`` for object ``label``: its label PNGs in a new folder."""
+    def _segment(
+        self, label: int, prompts: list[Prompt], made: list[Path], frames: tuple[int, int] | None = None
+    ) -> Path:
+        """One run of ``volsam segment VIDEO`` for object ``label`` within ``frames`` = (first, last) frame
+        (None: the whole video): its label PNGs in a new folder."""
         from volsam.jobs.video import segment_video
 
         folder = self.upload.folder / "runs" / f"{next(self._runs):05d}"
@@ -304,6 +345,7 @@ class VideoSession:
             replace(self.request, label=label),
             engine=self.engine,
             progress=progress,
+            frames=frames,
         )
         return folder
 
@@ -361,7 +403,7 @@ class VideoSession:
             states = list(self._objects.values())
             for step in self._history.undo + self._history.redo:
                 states += [s for _label, a, b in step for s in (a, b) if s is not None]
-            keep = {folder for s in states for _t, folder in s.runs}
+            keep = {run.folder for s in states for run in s.runs}
             runs = self.upload.folder / "runs"
             for folder in runs.iterdir() if runs.is_dir() else ():
                 if folder not in keep:
@@ -454,11 +496,23 @@ def _merged(old: list[Prompt], new: list[Prompt]) -> list[Prompt]:
     return out
 
 
+def shown_range(prompted: list[int], t: int, count: int) -> tuple[int, int]:
+    """The frames (first, last), inclusive, that show the run of prompted frame ``t`` among an object's
+    ``prompted`` frames (sorted) in a video of ``count`` frames: those nearer to ``t`` than to any other
+    prompted frame, a tie going to the earlier one (as :func:`_run_for` picks)."""
+    i = prompted.index(t)
+    first = (prompted[i - 1] + t) // 2 + 1 if i > 0 else 0  # the midpoint itself goes to the earlier frame
+    last = (t + prompted[i + 1]) // 2 if i + 1 < len(prompted) else count - 1
+    return first, last
+
+
 def _run_for(state: _State, t: int) -> Path | None:
-    """The run that shows frame ``t``: the tracker's, else that of the nearest prompted frame (ties: earlier)."""
+    """The folder of the run that shows frame ``t``: the tracker's, else that of the nearest prompted frame
+    (ties: the earlier). It covers ``t``: each state's runs were walked over their shown ranges (see the module
+    notes)."""
     if not state.runs:
         return None
-    return min(state.runs, key=lambda run: (abs(run[0] - t), run[0]))[1]
+    return min(state.runs, key=lambda run: (abs(run.frame - t), run.frame)).folder
 
 
 def _read_png(path: Path) -> np.ndarray:
