@@ -77,6 +77,9 @@ class DiskEmbeddings:
     def predict_candidates(self, *args, **kw):
         return self.inner.predict_candidates(*args, **kw)
 
+    def predict_boxes(self, *args, **kw):
+        return self.inner.predict_boxes(*args, **kw)
+
 
 def run_clip(engine, spec, folder: Path) -> dict:
     from tests.support.video import write_video

@@ -66,3 +66,21 @@ def test_a_lesion_case_is_segmented_the_same_with_batched_proposals():
         maps[batched] = labels.array
     assert engine.hits > 0 and np.count_nonzero(maps[True].any(axis=(1, 2))) >= 3  # walked several slices
     assert np.array_equal(maps[True], maps[False])
+
+
+def test_the_video_walk_follows_a_clip_the_same_with_batched_proposals():
+    """``follow`` (the video walk: box proposals plus appearance boxes) sends a frame's proposals in one call;
+    on a generated ultrasound-like clip with real weights its masks equal box-by-box prediction."""
+    from volsam.data.clips import ClipSpec, make_clip
+    from volsam.propagation.follow import follow
+
+    clip = make_clip(ClipSpec(name="batched", frames=10, size=(64, 64), speed=3.0, seed=2))
+    stack = FrameStack(clip.frames, 2, lambda f: f)  # array [k, j, i]: the frames along k
+    engine = Switchable(MedSAMLiteEngine(device="cpu", precision="fp32", backend="torch"))
+    runs = {}
+    for batched in (False, True):
+        engine.batched = batched
+        out = list(follow(engine, stack, 0, box=clip.box(0), settings=PropagationSettings.video()))
+        runs[batched] = {r.index: r.mask for r in out}
+    assert len(runs[True]) >= 8 and runs[True].keys() == runs[False].keys()
+    assert all(np.array_equal(runs[True][t], runs[False][t]) for t in runs[True])

@@ -174,13 +174,13 @@ def _best(
     cache: EmbeddingCache, s: int, step: int, limit: tuple[int, int], proposals, ratio: np.ndarray | None
 ) -> tuple[float, np.ndarray, float, BoxXY] | None:
     """(fit, mask, score, box) of the proposal whose mask fits the appearance best (the model's score without
-    an appearance model); the first of equals."""
+    an appearance model); the first of equals. All proposals go to the engine in one call
+    (:meth:`~volsam.engines.base.SliceEngine.predict_boxes`, as the volume walk sends them)."""
     emb = cache.get(s, step, limit)
+    valid = [(box, allowed) for box, allowed in proposals if box[0] <= box[2] and box[1] <= box[3]]
+    preds = cache.engine.predict_boxes(emb, [box for box, _ in valid]) if valid else []
     best = None
-    for box, allowed in proposals:
-        if box[0] > box[2] or box[1] > box[3]:
-            continue
-        pred = cache.engine.predict(emb, box=box)
+    for (box, allowed), pred in zip(valid, preds, strict=True):
         mask = pred.mask & allowed if allowed is not None else pred.mask
         fit = float(ratio[mask].sum()) if ratio is not None else pred.score
         if best is None or fit > best[0]:
