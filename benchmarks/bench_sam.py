@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_sam.py --out results/bench-sam.json
     .venv/bin/python benchmarks/bench_sam.py --arch vit-b --images 2 --rounds 3 --size 512
+    .venv/bin/python benchmarks/bench_sam.py --backends torch,openvino   # volsam's image encoder on each
 
 One random-initialised Meta SAM of the chosen layout (ViT-B by default; timing does not depend on the
 weights) is converted to transformers' ``SamModel`` for volsam. Per image, both implementations do what a
@@ -10,8 +11,10 @@ user's first prompt on a new slice costs: preprocess the uint8 frame, encode it,
 files with a PIL stand-in for torchvision's two resize helpers, as in tests/engines/sam/meta_reference.py).
 Each implementation runs ``--rounds`` times in alternating order over the same ``--images`` synthetic frames
 and its fastest round is compared (this machine is shared and its speed drifts within minutes); encoder and
-decoder times are reported apart. The masks and logits of the two are compared too (parity, for the record).
-The reference is test-only: ``pip install --no-deps segment-anything==1.0``.
+decoder times are reported apart. ``--backends`` names what runs volsam's ViT image encoder (``torch``,
+``openvino`` = OpenVINO fp32, converted once per weights and cached on disk): each is its own implementation
+``volsam:<backend>`` in the same alternating rounds. Each one's masks and logits are compared with Meta's
+(parity, for the record). The reference is test-only: ``pip install --no-deps segment-anything==1.0``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import statistics
 import sys
@@ -97,6 +101,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--backends", default="torch", help="volsam's image encoder: torch, openvino (comma list)")
     parser.add_argument("--out", type=Path, default=Path("results/bench-sam.json"))
     args = parser.parse_args()
     if args.threads:
@@ -111,33 +116,45 @@ def main() -> None:
 
     hidden, depth, heads, glob = LAYOUTS[args.arch]
     meta = meta_sam(hidden, depth, heads, glob, image_size=1024, seed=0)
-    engine = SamEngine(net=from_meta_state(meta.state_dict())[0], precision="fp32")
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    engines = {
+        f"volsam:{b}": SamEngine(net=from_meta_state(meta.state_dict())[0], precision="fp32", backend=b)
+        for b in backends
+    }
+    for name, engine in engines.items():
+        if engine.backend != name.split(":")[1]:
+            sys.exit(f"bench_sam: {name} fell back to {engine.backend} (see the log)")
     predictor = meta_predictor(meta)
     images, box = frames(args.images, args.size), box_for(args.size)
 
-    rounds: dict[str, list[list[dict]]] = {"volsam": [], "meta": []}
+    impls = [*engines, "meta"]
+    rounds: dict[str, list[list[dict]]] = {impl: [] for impl in impls}
     outputs: dict[str, list] = {}
     with torch.inference_mode():
         for r in range(args.rounds):
-            order = ["volsam", "meta"] if r % 2 == 0 else ["meta", "volsam"]
-            for impl in order:
-                run = run_volsam if impl == "volsam" else run_meta
-                times, outputs[impl] = run(engine if impl == "volsam" else predictor, images, box)
+            for impl in impls if r % 2 == 0 else impls[::-1]:
+                if impl == "meta":
+                    times, outputs[impl] = run_meta(predictor, images, box)
+                else:
+                    times, outputs[impl] = run_volsam(engines[impl], images, box)
                 rounds[impl].append(times)
                 mean = statistics.mean(t["total_s"] for t in times)
-                print(f"round {r + 1}/{args.rounds} {impl:6s} {mean:7.2f} s/image", flush=True)
+                print(f"round {r + 1}/{args.rounds} {impl:15s} {mean:7.2f} s/image", flush=True)
 
-    parity = []
-    for (mask, logits), (meta_mask, meta_low) in zip(outputs["volsam"], outputs["meta"]):
-        union = np.logical_or(mask, meta_mask).sum()
-        parity.append(
-            {
-                "mask_iou": float(np.logical_and(mask, meta_mask).sum() / union) if union else 1.0,
-                "max_logit_diff": float(np.abs(logits - meta_low).max()),
-            }
-        )
+    parity = {}
+    for impl in engines:
+        parity[impl] = []
+        for (mask, logits), (meta_mask, meta_low) in zip(outputs[impl], outputs["meta"]):
+            union = np.logical_or(mask, meta_mask).sum()
+            parity[impl].append(
+                {
+                    "mask_iou": float(np.logical_and(mask, meta_mask).sum() / union) if union else 1.0,
+                    "max_logit_diff": float(np.abs(logits - meta_low).max()),
+                }
+            )
     result = {
         "benchmark": "bench_sam",
+        "command": " ".join(sys.argv),
         "arch": args.arch,
         "input": 1024,
         "frame": [args.size, args.size],
@@ -146,19 +163,24 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
-        "volsam": summary(rounds["volsam"]),
-        "meta": summary(rounds["meta"]),
+        "load_average_1_5_15": list(os.getloadavg()),
+        **{impl: summary(rounds[impl]) for impl in impls},
         "parity": parity,
     }
-    result["speedup_vs_meta"] = result["meta"]["seconds_per_image"] / result["volsam"]["seconds_per_image"]
+    result["speedup_vs_meta"] = {
+        impl: result["meta"]["seconds_per_image"] / result[impl]["seconds_per_image"] for impl in engines
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(
-        f"{args.arch} at 1024, {args.size}px slices: volsam {result['volsam']['seconds_per_image']:.2f} s/image, "
-        f"Meta {result['meta']['seconds_per_image']:.2f} s/image ({result['speedup_vs_meta']:.2f}x); "
-        f"parity: min mask IoU {min(p['mask_iou'] for p in parity):.4f}, "
-        f"max logit diff {max(p['max_logit_diff'] for p in parity):.1e} -> {args.out}"
-    )
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.replace(args.out)
+    for impl in engines:
+        print(
+            f"{args.arch} at 1024, {args.size}px slices: {impl} {result[impl]['seconds_per_image']:.2f} s/image, "
+            f"Meta {result['meta']['seconds_per_image']:.2f} s/image ({result['speedup_vs_meta'][impl]:.2f}x); "
+            f"parity: min mask IoU {min(p['mask_iou'] for p in parity[impl]):.4f}, "
+            f"max logit diff {max(p['max_logit_diff'] for p in parity[impl]):.1e} -> {args.out}"
+        )
 
 
 if __name__ == "__main__":
