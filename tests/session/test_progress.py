@@ -38,3 +38,26 @@ def test_reports_before_any_range_count_as_they_come():
     p.frame(3)
     p.frame(4)
     assert totals == [1, 2] and p.reported == 2
+
+
+def test_ranges_announced_for_later_walks_count_from_the_start():
+    """A SAM 2 correction on slice 20 between prompted slices 10 and 30 tracks 20..29, then 11..20 (20 twice):
+    the total covers both walks from the first report and ends at what was reported."""
+    totals: list[int] = []
+    p = StepProgress(totals.append)
+    p.begin(20, 29, later=[(11, 20)])
+    assert totals == [10 + 10]
+    for f in range(20, 30):
+        p.frame(f)
+    p.begin(11, 20)  # the announced walk: no longer "later", now the current range
+    for f in range(20, 10, -1):
+        p.frame(f)
+    assert set(totals) == {20} and p.total == p.reported == 20
+
+
+def test_an_unannounced_range_drops_the_announced_ones():
+    p = StepProgress()
+    p.begin(0, 9, later=[(20, 29)])
+    assert p.total == 20
+    p.begin(40, 44)  # a different walk: the plan is void
+    assert p.total == 5

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
@@ -54,8 +55,9 @@ class CorrectionHost(Protocol):
     def mark_first_frame(self) -> None:
         """The corrected slice's new mask is ready (what a viewer can show first)."""
 
-    def report_range(self, lo: int, hi: int) -> None:
-        """A walk within slices ``lo..hi`` (inclusive, along the axis) starts (progress)."""
+    def report_range(self, lo: int, hi: int, later: Sequence[tuple[int, int]] = ()) -> None:
+        """A walk within slices ``lo..hi`` (inclusive, along the axis) starts (progress); ``later``: the ranges
+        of the walks that follow it in this step."""
 
     def report_frame(self, index: int) -> None:
         """Slice ``index`` was segmented (progress; may raise :class:`~volsam.core.errors.Cancelled` to stop)."""
@@ -234,8 +236,9 @@ class TrackerCorrector(Corrector):
         frames = frames_view(o.mask, h.axis)  # a view: writes land in o.mask
         clip = box3d_footprint(prompts.box3d, h.axis, frames.shape[1:]) if prompts.box3d is not None else None
         track = prompts.for_tracker(1)
-        for limit in ((k, hi), (lo, k)):  # forward, then backward (the corrected slice is run by both)
-            h.report_range(*limit)
+        limits = ((k, hi), (lo, k))  # forward, then backward (the corrected slice is run by both)
+        for n, limit in enumerate(limits):
+            h.report_range(*limit, later=limits[1:] if n == 0 else ())
             settled = 0
             for res in track_labels(self.engine, stack, track, limit=limit, start=k, absent_patience=h.absent_patience):
                 mask = res.labels == 1

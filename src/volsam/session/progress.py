@@ -10,7 +10,7 @@ reported so far plus those that may still come; the web page sizes its progress 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
 class StepProgress:
@@ -27,6 +27,7 @@ class StepProgress:
         self._range: tuple[int, int] | None = None
         self._seen: set[int] = set()
         self._run: list[int] = []  # the current run of neighbouring slices
+        self._later: list[tuple[int, int]] = []  # ranges announced to follow the current one
         self._total: int | None = None
 
     @property
@@ -34,8 +35,19 @@ class StepProgress:
         """The current total (None before a range is known)."""
         return self._total
 
-    def begin(self, lo: int, hi: int) -> None:
-        """A walk within slices ``lo..hi`` (inclusive) starts: its slices may all come."""
+    def begin(self, lo: int, hi: int, later: Sequence[tuple[int, int]] = ()) -> None:
+        """A walk within slices ``lo..hi`` (inclusive) starts: its slices may all come. ``later``: the ranges
+        of the walks that will follow it in this step (counted in the total from now on); a later
+        ``begin`` of the next announced range takes it off that list."""
+        if later:
+            self._later = [(int(a), int(b)) for a, b in later]
+        elif self._later and self._later[0] == (lo, hi):
+            self._later.pop(0)
+        else:
+            self._later = []
+        self._start(lo, hi)
+
+    def _start(self, lo: int, hi: int) -> None:
         self._range = (lo, hi)
         self._seen = set()
         self._run = []
@@ -50,7 +62,7 @@ class StepProgress:
             self._publish()
             return
         if index in self._seen:  # the same range walked again (a wider window): a new pass
-            self.begin(*self._range)
+            self._start(*self._range)
         if self._run and abs(index - self._run[-1]) != 1:  # a jump: the run before it has ended
             self._run_ended()
             self._run = []
@@ -72,7 +84,7 @@ class StepProgress:
             u += step
 
     def _publish(self) -> None:
-        total = self.reported + len(self._pending)
+        total = self.reported + len(self._pending) + sum(b - a + 1 for a, b in self._later)
         if total != self._total:
             self._total = total
             if self.on_total is not None:

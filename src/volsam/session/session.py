@@ -347,9 +347,10 @@ class Session:
         if self._first_frame_at is None:
             self._first_frame_at = time.perf_counter()
 
-    def report_range(self, lo: int, hi: int) -> None:
-        """Correctors call this when a walk within slices ``lo..hi`` starts (``on_total``)."""
-        self._progress.begin(lo, hi)
+    def report_range(self, lo: int, hi: int, later: Sequence[tuple[int, int]] = ()) -> None:
+        """Correctors call this when a walk within slices ``lo..hi`` starts, with the ranges of the walks that
+        follow it in the step (``on_total``)."""
+        self._progress.begin(lo, hi, later)
 
     def report_frame(self, index: int) -> None:
         """Correctors call this for each slice segmented: ``on_total`` when the step's total changes, then
