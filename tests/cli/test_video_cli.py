@@ -46,6 +46,7 @@ def test_segment_video_writes_png_masks_sidecar_and_overlay(tmp_path, capsys):
         (["--box", "1,1,9,9", "--frame", "0", "--window", "lung", "--axis", "j"], "--axis, --window apply to volumes"),
         (["--box", "1,1,9,9"], "--box on a video needs --frame N"),
         (["--box", "1,1,9,9", "--frame", "7"], r"frame 7 is outside the video \(0..2\)"),
+        (["--box", "1,1,9,9", "--frame", "0", "--frames", "1"], "--frames takes FIRST,LAST frame numbers"),
     ],
 )
 def test_video_refusals_are_one_line(tmp_path, capsys, extra, message):
@@ -69,6 +70,28 @@ def test_broken_video_and_frame_on_a_volume_are_refused(tmp_path, capsys):
         capsys, "segment", tmp_path / "scan.nii.gz", "--box", "1,1,5,5", "--frame", "0", "-o", tmp_path / "s.nii.gz"
     )
     assert code == 3 and "--frame applies to videos and DICOM cine files" in err
+    code, _, err = _run(
+        capsys, "segment", tmp_path / "scan.nii.gz", "--box", "1,1,5,5", "--frames", "0,3", "-o", tmp_path / "s.nii.gz"
+    )
+    assert code == 3 and "--frames applies to videos and DICOM cine files" in err
+
+
+def test_segment_video_within_a_frame_range(tmp_path, capsys):
+    """``--frames 1,2``: frames 1..2 walked (the sidecar's walk_range), frames 0 and 3 written empty; frames
+    1..2 hold the masks of the whole-video run."""
+    truth = moving_disc_video(tmp_path / "echo.mp4", n=4, size=(64, 80), fps=Fraction(24))
+    ys, xs = np.nonzero(truth[1])
+    box = f"{xs.min()},{ys.min()},{xs.max()},{ys.max()}"
+    whole, ranged = tmp_path / "whole.npz", tmp_path / "ranged.npz"
+    assert _run(capsys, "segment", tmp_path / "echo.mp4", "--box", box, "--frame", 1, "-o", whole)[0] == 0
+    code, out, err = _run(capsys, "segment", tmp_path / "echo.mp4", "--box", box, "--frame", 1, "--frames", "1,2",
+                          "-o", ranged)  # fmt: skip
+    assert code == 0, err
+    full, part = np.load(whole)["masks"], np.load(ranged)["masks"]
+    assert full.any(axis=(1, 2)).all()  # the whole run finds the disc on every frame ...
+    assert not part[[0, 3]].any() and np.array_equal(part[1:3], full[1:3])  # ... the ranged one only on 1..2
+    assert json.loads(ranged.with_suffix(".json").read_text())["walk_range"] == [1, 2]
+    assert json.loads(whole.with_suffix(".json").read_text())["walk_range"] == [0, 3]
 
 
 def test_info_prints_the_timing_of_a_video(tmp_path, capsys):

@@ -65,7 +65,15 @@ def _run_segment(prompts, image: str, output: Path, request, mask, overlay, seri
         typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
 
 
-def _run_video(image: str, prompts: list, output: Path, request, mask, frame, overlay) -> None:
+def _frame_range(text: str) -> tuple[int, int]:
+    """``FIRST,LAST`` frame numbers -> (first, last); the video job checks them against the video."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise PromptError(f"--frames takes FIRST,LAST frame numbers, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _run_video(image: str, prompts: list, output: Path, request, mask, frame, overlay, frames=None) -> None:
     from volsam.jobs.video import segment_video
 
     tasks: dict[str, int] = {}
@@ -77,7 +85,15 @@ def _run_video(image: str, prompts: list, output: Path, request, mask, frame, ov
             progress.update(tasks[stage], completed=done)
 
         result = segment_video(
-            image, prompts, output, request, mask_path=mask, mask_frame=frame, overlay=overlay, progress=on_progress
+            image,
+            prompts,
+            output,
+            request,
+            mask_path=mask,
+            mask_frame=frame,
+            overlay=overlay,
+            progress=on_progress,
+            frames=frames,
         )
     info, rng = result.info, result.frame_range
     where = f"frames {rng[0]}..{rng[1]}" if rng else "no frame"
@@ -128,6 +144,14 @@ def segment_cmd(
     slice_: Annotated[int | None, typer.Option("--slice", help="Slice index of --box along --axis.")] = None,
     frame: Annotated[
         int | None, typer.Option(help="Video / DICOM cine: frame of --box and --mask (0-based); -o masks/ or .npz.")
+    ] = None,
+    frames: Annotated[
+        str | None,
+        typer.Option(
+            "--frames",
+            help="Video: walk / track only frames FIRST,LAST (inclusive; every prompt must lie in it); frames "
+            "outside are written as empty masks and the sidecar's walk_range records the range.",
+        ),
     ] = None,
     box3d: Annotated[str | None, typer.Option(help="I0,J0,K0,I1,J1,K1 (inclusive voxels).")] = None,
     point: Annotated[
@@ -192,6 +216,8 @@ def segment_cmd(
     video = is_video_input(image)
     if frame is not None and not video:
         raise PromptError(f"--frame applies to videos and DICOM cine files, not to {image}: use --slice for volumes")
+    if frames is not None and not video:
+        raise PromptError(f"--frames applies to videos and DICOM cine files, not to {image}: use --box3d for volumes")
     request = SegmentRequest(  # every path below refuses a bad value here, with the same line
         engine=engine,
         model=model,
@@ -225,7 +251,7 @@ def segment_cmd(
             raise PromptError("a video takes one --box (on --frame)")
         _check_video_flags(volume_only, box[0] if box else None, frame)
         prompts = ([parse_box(box[0], frame)] if box else []) + [parse_point(p) for p in point or []]
-        _run_video(image, prompts, output, request, mask, frame, overlay)
+        _run_video(image, prompts, output, request, mask, frame, overlay, _frame_range(frames) if frames else None)
         return
     if prompts_file is not None:
         if box or box3d is not None or point or mask is not None or slice_ is not None:
