@@ -184,3 +184,28 @@ def test_scrub_play_box_track_correct_and_download(toy_server, clip, tmp_path):
             assert page.errors == [], page.errors
         finally:
             page.browser.close()
+
+
+def test_the_next_frames_pictures_are_fetched_ahead(toy_server, clip):
+    """After a frame is shown the page fetches the next three frames' pictures, one after the other; scrubbing
+    to one of them asks the server only for its labels, scrubbing back for both."""
+    path, _ = clip
+    with playwright.sync_playwright() as p:
+        page = Page(p, toy_server, path)
+        try:
+            asked: list[str] = []
+            page.page.on("request", lambda r: asked.append(r.url.split("/api/sessions/")[-1].split("?")[0]))
+            page.scrub(9)
+            page.page.wait_for_timeout(1500)
+            pictures = [int(u.split("/")[-1]) for u in asked if "/frames/" in u and "/labelmap/" not in u]
+            # (frames 2 and 3 may still come from what frame 0, shown on opening, fetched ahead)
+            assert [n for n in pictures if n >= 9] == [9, 10, 11, 12], asked
+            asked.clear()
+            page.scrub(11)
+            assert [u for u in asked if u.endswith("/frames/11")] == [next(u for u in asked if "labelmap" in u)]
+            asked.clear()
+            page.scrub(5)
+            assert sum(u.endswith("/frames/5") and "labelmap" not in u for u in asked) == 1, asked
+            assert page.errors == [], page.errors
+        finally:
+            page.browser.close()

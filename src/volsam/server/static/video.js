@@ -9,6 +9,10 @@ window.volsamVideo = function (env) {  // env: state, request, say, edit, colour
   const $ = (id) => document.getElementById(id);
   const canvas = $("video");
   const v = { frame: 0, count: 0, picture: null, labels: null, playing: false, token: 0, fps: 25 };
+  // The pictures of the frames shown and of the next few, fetched ahead (a frame's picture never changes; its
+  // labels do, so they are always fetched anew): scrubbing forward and playing find the picture already here.
+  const AHEAD = 3, KEPT = 12;
+  const pictures = new Map();  // "session:frame" -> Promise of its ImageBitmap, oldest first
 
   function fit() {  // where the frame sits on the canvas: scale and offset (aspect kept, centred)
     const w = canvas.width, h = canvas.height, g = env.state.geometry;
@@ -77,17 +81,34 @@ window.volsamVideo = function (env) {  // env: state, request, say, edit, colour
     return createImageBitmap(await (await env.request(path)).blob());
   }
 
+  function picture(id, n) {  // frame n's picture: from the prefetched ones, else fetched now (and kept)
+    const key = `${id}:${n}`;
+    if (!pictures.has(key)) {
+      pictures.set(key, bitmap(`/api/sessions/${id}/frames/${n}`).catch((e) => { pictures.delete(key); throw e; }));
+      while (pictures.size > KEPT) pictures.delete(pictures.keys().next().value);
+    }
+    return pictures.get(key);
+  }
+
+  function prefetch(id, n) {  // the next frames' pictures, one request after the other (the server reads in order)
+    let chain = Promise.resolve();
+    for (let k = n + 1; k <= Math.min(v.count - 1, n + AHEAD); k++) {
+      chain = chain.then(() => (id === env.state.id ? picture(id, k) : null)).catch(() => null);
+    }
+  }
+
   async function go(frame) {  // show frame n: its picture and its labels, fetched now (only the latest wins)
     const n = Math.max(0, Math.min(v.count - 1, Math.round(frame)));
     const token = ++v.token, id = env.state.id;
-    const [picture, labels] = await Promise.all([bitmap(`/api/sessions/${id}/frames/${n}`),
+    const [pic, labels] = await Promise.all([picture(id, n),
       bitmap(`/api/sessions/${id}/labelmap/frames/${n}?t=${Date.now()}`)]);
     if (token !== v.token || id !== env.state.id) return;  // a later request took over
-    Object.assign(v, { frame: n, picture, labels: colourLabels(labels) });
+    Object.assign(v, { frame: n, picture: pic, labels: colourLabels(labels) });
     canvas.dataset.frame = String(n);
     canvas.dataset.pixels = JSON.stringify(v.labels.counts);  // object pixels on this frame (tests, panel)
     draw();
     env.shown();
+    prefetch(id, n);
   }
 
   async function play() {
@@ -133,6 +154,7 @@ window.volsamVideo = function (env) {  // env: state, request, say, edit, colour
 
   async function open(g) {
     v.playing = false;
+    pictures.clear();
     Object.assign(v, { frame: 0, count: g.frames, fps: g.fps || 25, picture: null, labels: null });
     $("scrub").max = String(g.frames - 1);
     $("scrub").value = "0";
