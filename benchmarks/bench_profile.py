@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"decoder, one frame's proposals: {json.dumps(decoder)}", flush=True)
     encoder = {}
     if args.encoder_frames:
-        case = lesion_case(names[0])
+        case = lesion_case(names[0] if names else "small-00")
         from volsam.preprocess import fit_normalizer
 
         norm = fit_normalizer(case.image, "MR")
