@@ -42,7 +42,8 @@ def resolve_backend(backend: str, device: str, precision: str) -> str:
     ``auto`` = ``openvino`` on the CPU in fp32 when the package is installed: on the project's 2-core AVX-512
     machines it runs SAM / MedSAM's ViT 1.6x and SAM 2's Hiera 1.1-1.4x faster than torch with the same masks
     (``benchmarks/bench_sam.py``, ``bench_sam2.py``); for LiteMedSAM's small encoder the gain depends on the
-    host (1.2x on one, 0.9-1.0x on another: ``benchmarks/bench_profile.py --encoder-frames``); ``torch`` otherwise (GPUs, bf16 autocast, no ``openvino``). An explicit ``openvino``
+    host (1.2x on one, 0.9-1.0x on another: ``benchmarks/bench_profile.py --encoder-frames``); ``torch``
+    otherwise (GPUs, bf16 autocast, no ``openvino``). An explicit ``openvino``
     that cannot run (package missing, not the CPU) falls back to ``torch`` with a warning, never an error:
     the package installs and runs with torch alone.
     """
