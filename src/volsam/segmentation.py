@@ -20,6 +20,7 @@ from volsam.core.prompts import Box2D, Box3D, MaskPrompt, Point, Prompt
 from volsam.core.volume import Volume
 from volsam.engines import resolve as resolve_engine
 from volsam.engines.base import SliceEngine, TrackerEngine
+from volsam.io.labels import present_labels
 from volsam.preprocess import Normalizer, fit_normalizer
 from volsam.propagation.frames import FrameStack, Window, frames_view, mask_box
 from volsam.propagation.prompts import (
@@ -195,15 +196,6 @@ def _tracked(
         stops=tracker_stops(origin, list(scores), limit or (0, len(frames) - 1)),
     )
     return _finish(volume, frames.to_volume(out), report, object_prompts, t0)
-
-
-def present_labels(labelmap: np.ndarray, block: int = 16) -> list[int]:
-    """The non-zero values of an integer label map, ascending, found ``block`` entries of its first axis at a
-    time (``np.unique`` on the whole map sorts a full-size copy: 157 MB more for a 512 x 512 x 600 uint8 map)."""
-    values: set[int] = set()
-    for n in range(0, labelmap.shape[0] if labelmap.ndim else 1, block):
-        values.update(int(v) for v in np.unique(labelmap[n : n + block] if labelmap.ndim else labelmap))
-    return sorted(v for v in values if v)
 
 
 def _finish(

@@ -17,6 +17,15 @@ def parse_ints(text: str, count: int, what: str, example: str) -> list[int]:
         raise PromptError(f"{what} {text!r} is not {count} integers, e.g. {example}") from None
 
 
+def parse_frame_range(text: str) -> tuple[int, int]:
+    """``--frames FIRST,LAST`` -> (first, last); the video job checks them against the video."""
+    try:
+        first, last = parse_ints(text, 2, "--frames", "0,59")
+    except PromptError:
+        raise PromptError(f"--frames takes FIRST,LAST frame numbers, got {text!r}") from None
+    return first, last
+
+
 def parse_box(text: str, slice_index: int | None, *, planar: bool = False) -> Box2D:
     """``I0,J0,I1,J1`` (in-plane corners, inclusive) on slice ``slice_index``; with ``planar`` and no slice,
     ``X0,Y0,X1,Y1`` of a 2D image (slice 0; the job refuses it on a volume)."""

@@ -65,14 +65,6 @@ def _run_segment(prompts, image: str, output: Path, request, mask, overlay, seri
         typer.echo(f"overlays: {Path(result.overlays[-1]).parent}")
 
 
-def _frame_range(text: str) -> tuple[int, int]:
-    """``FIRST,LAST`` frame numbers -> (first, last); the video job checks them against the video."""
-    parts = text.split(",")
-    if len(parts) != 2 or not all(p.strip().lstrip("-").isdigit() for p in parts):
-        raise PromptError(f"--frames takes FIRST,LAST frame numbers, got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
 def _run_video(image: str, prompts: list, output: Path, request, mask, frame, overlay, frames=None) -> None:
     from volsam.jobs.video import segment_video
 
@@ -209,7 +201,7 @@ def segment_cmd(
     ] = "auto",
 ) -> None:
     """Segment one object from a box, a 3D box, points or a mask, and write a label map."""
-    from volsam.cli.parsing import parse_box, parse_box3d, parse_image_point, parse_point
+    from volsam.cli.parsing import parse_box, parse_box3d, parse_frame_range, parse_image_point, parse_point
     from volsam.io.video import is_video_input
     from volsam.jobs.request import SegmentRequest
 
@@ -251,7 +243,7 @@ def segment_cmd(
             raise PromptError("a video takes one --box (on --frame)")
         _check_video_flags(volume_only, box[0] if box else None, frame)
         prompts = ([parse_box(box[0], frame)] if box else []) + [parse_point(p) for p in point or []]
-        _run_video(image, prompts, output, request, mask, frame, overlay, _frame_range(frames) if frames else None)
+        _run_video(image, prompts, output, request, mask, frame, overlay, parse_frame_range(frames) if frames else None)
         return
     if prompts_file is not None:
         if box or box3d is not None or point or mask is not None or slice_ is not None:

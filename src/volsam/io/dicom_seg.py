@@ -41,7 +41,7 @@ import pydicom
 from volsam.core.errors import InputError, NoDicomSource, OutputError
 from volsam.core.volume import Volume
 from volsam.io.atomic import atomic_target
-from volsam.io.labels import PALETTE, colour_of, label_array
+from volsam.io.labels import PALETTE, colour_of, label_array, present_labels
 
 __all__ = [  # PALETTE lives in volsam.io.labels (one palette for the web page, overlays and SEGs)
     "LESION",
@@ -157,12 +157,7 @@ def _objects(array: np.ndarray, names: Mapping[int, str] | None, path: Path) -> 
     for label in named:
         if not 1 <= label <= 65535:
             raise OutputError(f"{path}: object labels are 1..65535, got {label}")
-    top = int(array.max(initial=0))
-    if top <= 32:  # a few objects: one comparison each is faster than sorting every voxel
-        present = [v for v in range(1, top + 1) if (array == v).any()]
-    else:
-        present = [int(v) for v in np.unique(array) if v]
-    labels = sorted(set(present) | set(named))
+    labels = sorted(set(present_labels(array)) | set(named))
     if not labels:
         raise OutputError(f"{path}: the label map is empty and names no object; a DICOM-SEG needs a segment")
     return {label: _long_string(named.get(label) or f"object {label}") for label in labels}

@@ -80,6 +80,15 @@ def count_value(array: np.ndarray, value: int, block: int = 16) -> int:
     return sum(int(np.count_nonzero(array[n : n + block] == value)) for n in range(0, array.shape[0], block))
 
 
+def present_labels(labelmap: np.ndarray, block: int = 16) -> list[int]:
+    """The non-zero values of an integer label map, ascending, found ``block`` entries of its first axis at a
+    time (``np.unique`` on the whole map sorts a full-size copy: 157 MB more for a 512 x 512 x 600 uint8 map)."""
+    values: set[int] = set()
+    for n in range(0, labelmap.shape[0] if labelmap.ndim else 1, block):
+        values.update(int(v) for v in np.unique(labelmap[n : n + block] if labelmap.ndim else labelmap))
+    return sorted(v for v in values if v)
+
+
 def output_format(path: Path) -> tuple[str, str]:
     """(format, suffix) of an output path; OutputError for anything else. ``slicer-seg`` (``.seg.nrrd``) and
     ``png`` (the label map of a 2D image, the input's size) hold label maps only
