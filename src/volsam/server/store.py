@@ -136,8 +136,7 @@ class SessionStore:
                 self._entries.pop(sid, None)
             raise
         placeholder.session.on_frame = placeholder.frame
-        if hasattr(placeholder.session, "on_total"):  # a volume session reports its steps' totals
-            placeholder.session.on_total = placeholder.total
+        placeholder.session.on_total = placeholder.total  # volume and video sessions report their steps' totals
         log.info("session %s opened (%s, %s); %d open", sid, engine, device, len(self))
         return placeholder
 
@@ -234,8 +233,7 @@ def _release(entry: Entry) -> None:
     freed heap pages back to the OS (glibc keeps them otherwise, and RSS would stay high)."""
     if entry.session is not None:
         entry.session.on_frame = None
-        if hasattr(entry.session, "on_total"):
-            entry.session.on_total = None
+        entry.session.on_total = None
         close = getattr(entry.session, "close", None)  # a video session's folder (its upload and masks)
         if callable(close):
             close()

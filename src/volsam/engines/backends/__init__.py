@@ -36,7 +36,7 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def resolve_backend(backend: str, device: str, precision: str) -> str:
+def resolve_backend(backend: str, device: str, precision: str, *, net_given: bool = False) -> str:
     """The backend an engine on ``device`` at ``precision`` runs: ``torch`` or ``openvino``.
 
     ``auto`` = ``openvino`` on the CPU in fp32 when the package is installed: on the project's 2-core AVX-512
@@ -45,11 +45,12 @@ def resolve_backend(backend: str, device: str, precision: str) -> str:
     host (1.2x on one, 0.9-1.0x on another: ``benchmarks/bench_profile.py --encoder-frames``); ``torch``
     otherwise (GPUs, bf16 autocast, no ``openvino``). An explicit ``openvino``
     that cannot run (package missing, not the CPU) falls back to ``torch`` with a warning, never an error:
-    the package installs and runs with torch alone.
+    the package installs and runs with torch alone. ``net_given``: the engine was handed a module instead of
+    weights; ``auto`` is then torch.
     """
     check_backend(backend)
-    if backend == "torch":
-        return "torch"
+    if backend == "torch" or (backend == "auto" and net_given):
+        return "torch"  # a module handed in (``net_given``, e.g. by fine-tuning) may still change: no frozen copy
     if device.partition(":")[0] != "cpu" or precision != "fp32":
         if backend == "openvino":
             log.warning("backend openvino runs on the CPU in fp32 only (here %s, %s): using torch", device, precision)

@@ -109,9 +109,7 @@ class MedSAMLiteEngine(SliceEngine):
         self.net = net.to(self.device).eval() if net is not None else load_lite_medsam(model, self.device)
         with torch.inference_mode():
             self._dense_pe = self.net.prompt_encoder.dense_pe()
-        if net is not None and backend == "auto":
-            backend = "torch"  # a module handed in may still change (fine-tuning): no frozen copy of it
-        self.backend = resolve_backend(backend, str(self.device), self.precision)
+        self.backend = resolve_backend(backend, str(self.device), self.precision, net_given=net is not None)
         self._encoder = self._load_backend() if self.backend != "torch" else None
         log.info(
             "LiteMedSAM engine on %s, precision %s, batch %d, backend %s",

@@ -118,9 +118,7 @@ class SamEngine(SliceEngine):
         self.capabilities = Capabilities(
             box=True, points=True, mask=True, memory=False, input_size=self.side, devices=CAPABILITIES.devices
         )
-        if net is not None and backend == "auto":
-            backend = "torch"  # a module handed in may still change: no frozen copy of it
-        backend = resolve_backend(backend, str(self.device), self.precision)
+        backend = resolve_backend(backend, str(self.device), self.precision, net_given=net is not None)
         self._encoder = encoder.load(self.net, backend, self.side, self.name)
         self.backend = "torch" if self._encoder is None else backend
         log.info(

@@ -124,9 +124,9 @@ class Sam2Engine(TrackerEngine):
         sine_cache.install(self.net)  # position embeddings computed once per shape, not once per frame
         hiera.install(self.net)  # the image encoder without transformers' discarded attention matrix
         self.side = int(self.net.config.image_size)
-        if net is not None and backend == "auto":
-            backend = "torch"  # a module handed in may still change: no frozen copy of it
-        self.backend = encoder.install(self.net, resolve_backend(backend, str(self.device), self.precision), self.side)
+        self.backend = encoder.install(
+            self.net, resolve_backend(backend, str(self.device), self.precision, net_given=net is not None), self.side
+        )
         log.info("SAM 2 engine on %s, precision %s, image encoder on %s", self.device, self.precision, self.backend)
         self.capabilities = Capabilities(
             box=True, points=True, mask=True, memory=True, input_size=self.side, devices=("cpu", "cuda", "mps")

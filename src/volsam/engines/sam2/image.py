@@ -102,9 +102,9 @@ class Sam2ImageEngine(SliceEngine):
         sine_cache.install(self.net)
         hiera.install(self.net)
         self.side = int(self.net.config.image_size)
-        if net is not None and backend == "auto":
-            backend = "torch"  # a module handed in may still change: no frozen copy of it
-        self.backend = encoder.install(self.net, resolve_backend(backend, str(self.device), self.precision), self.side)
+        self.backend = encoder.install(
+            self.net, resolve_backend(backend, str(self.device), self.precision, net_given=net is not None), self.side
+        )
         self.low_res = tuple(self.net.prompt_encoder.mask_input_size)  # (S/4, S/4)
         with torch.inference_mode():
             self._dense_pe = self.net.get_image_wide_positional_embeddings()
