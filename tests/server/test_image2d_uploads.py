@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from tests.support.bombs import png_bomb
+from tests.support.memory import memory_mb, reset_peak
 from tests.support.toy_engine import ToyEngine
 from volsam.core.volume import Volume, luma
 from volsam.io import write_volume
@@ -148,42 +148,20 @@ def test_refusals_content_not_the_name_a_png_mask_of_a_volume_and_unknown_types(
     assert r.status_code == 400 and "for 2D images" in r.json()["detail"], r.text
 
 
-def _png_bomb(width: int, height: int, colour_type: int) -> bytes:
-    """A real PNG of ``width`` x ``height`` zero pixels (grey: colour type 0, RGB: 2), all rows present, deflated
-    (400 M pixels in ~0.4 MB)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = b"\0" * (1 + width * (3 if colour_type == 2 else 1))  # filter byte + samples
-    packer = zlib.compressobj(9)
-    rows = [packer.compress(row) for _ in range(height)]
-    idat = b"".join(rows) + packer.flush()
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_png_bombs_are_refused_413_before_decoding(tmp_path):
     client = _client(ToyEngine(), max_image_mb=32)
-    pillow = _png_bomb(20000, 20000, 0)  # 400 M pixels: over Pillow's decompression-bomb limit (2 x 89.5 M)
-    declared = _png_bomb(4000, 4000, 2)  # 48 MB of RGB: under Pillow's limit, over --max-image-mb 32
+    pillow = png_bomb(20000, 20000, 0)  # 400 M pixels: over Pillow's decompression-bomb limit (2 x 89.5 M)
+    declared = png_bomb(4000, 4000, 2)  # 48 MB of RGB: under Pillow's limit, over --max-image-mb 32
     assert len(pillow) < 2**20 and len(declared) < 2**20
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the peak is measured from here
-    before = _peak_rss_mb()
+    reset_peak()  # the peak is measured from here
+    before = memory_mb()["VmHWM"]
     r = client.post("/api/sessions", files={"file": ("bomb.png", pillow)})
     assert r.status_code == 413 and r.json()["error"] == "ImageTooLarge", r.text
     assert "decompression bomb" in r.json()["detail"] and "/tmp" not in r.text, r.text
     r = client.post("/api/sessions", files={"file": ("bomb.png", declared)})
     assert r.status_code == 413 and r.json()["error"] == "ImageTooLarge", r.text
     assert "limit of 32 MB" in r.json()["detail"], r.text
-    grown = _peak_rss_mb() - before
+    grown = memory_mb()["VmHWM"] - before
     print(f"peak RSS grew by {grown:.1f} MB for a 400 MB and a 48 MB PNG bomb")
     assert grown < 30, grown  # neither was decoded (the smaller alone would add 48 MB)
 

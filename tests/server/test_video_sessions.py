@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.support.memory import memory_mb, reset_peak
 from tests.support.toy_engine import ToyEngine, ToyTracker
 from tests.support.video import disc_frames, write_cine, write_video
 from volsam.core.errors import SessionNotFound
@@ -312,18 +313,11 @@ def test_a_video_bomb_is_refused_before_a_frame_is_decoded(tmp_path):
     assert big.stat().st_size < 64 * 1024
     client, store = _client(ToyEngine(), max_image_mb=32)
     client.post("/api/sessions", files={"file": ("warm.mp4", b"not a video")})  # the server's lazy imports first
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM: the peak is measured from here
-    before = _peak_rss_mb()
+    reset_peak()  # the peak is measured from here
+    before = memory_mb()["VmHWM"]
     r = client.post("/api/sessions", files={"file": ("big.mp4", big.read_bytes())})
     assert r.status_code == 413 and r.json()["detail"].startswith("upload.mp4: one 4096x4096 RGB frame"), r.text
-    assert _peak_rss_mb() - before < 16 and len(store) == 0  # a decoded frame alone would be 48 MB
-
-
-def _peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
+    assert memory_mb()["VmHWM"] - before < 16 and len(store) == 0  # a decoded frame alone would be 48 MB
 
 
 class SlowToy(ToyEngine):

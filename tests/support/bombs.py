@@ -50,17 +50,17 @@ def resizing_video(path: Path, parts: list[np.ndarray], *, codec: str = "libvpx"
     return Path(path)
 
 
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid grey 8-bit PNG of ``width`` x ``height`` black pixels, every row present (20000 x 20000: 400 MB
-    once decoded, ~0.4 MB of file)."""
+def png_bomb(width: int, height: int, colour_type: int = 0) -> bytes:
+    """A valid 8-bit PNG of ``width`` x ``height`` black pixels (grey: colour type 0, RGB: 2), every row
+    present (20000 x 20000 grey: 400 MB once decoded, ~0.4 MB of file)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     packer = zlib.compressobj(9)
-    line = bytes(1 + width)  # filter type 0, then the row's samples
+    line = bytes(1 + width * (3 if colour_type == 2 else 1))  # filter type 0, then the row's samples
     body = b"".join(packer.compress(line) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 
