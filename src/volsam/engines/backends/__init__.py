@@ -4,8 +4,9 @@
 * ``openvino`` -- the encoder converted once to an OpenVINO model (:mod:`.openvino`), compiled for the CPU with
   ``INFERENCE_PRECISION_HINT=f32`` so that it computes what torch computes (fp32; on CPUs with AMX OpenVINO's
   own default would be bf16, which moves masks). Needs the optional ``openvino`` package.
-* ``auto`` -- what :func:`resolve_backend` picks by measurement (see its docstring), ``torch`` whenever the
-  chosen backend is missing or cannot run there, with one log line saying so.
+* ``auto`` -- what :func:`resolve_backend` picks by measurement (see its docstring; LiteMedSAM measures on
+  each host: :mod:`.choice`), ``torch`` whenever the chosen backend is missing or cannot run there, with one
+  log line saying so.
 
 This module stays torch- and openvino-free: the registry, the request and the CLI check names with it.
 """
@@ -42,8 +43,9 @@ def resolve_backend(backend: str, device: str, precision: str, *, net_given: boo
     ``auto`` = ``openvino`` on the CPU in fp32 when the package is installed: on the project's 2-core AVX-512
     machines it runs SAM / MedSAM's ViT 1.6x and SAM 2's Hiera 1.1-1.4x faster than torch with the same masks
     (``benchmarks/bench_sam.py``, ``bench_sam2.py``); for LiteMedSAM's small encoder the gain depends on the
-    host (1.2x on one, 0.9-1.0x on another: ``benchmarks/bench_profile.py --encoder-frames``); ``torch``
-    otherwise (GPUs, bf16 autocast, no ``openvino``). An explicit ``openvino``
+    host (1.2x on one, 0.9-1.0x on another: ``benchmarks/bench_profile.py --encoder-frames``), so its engine
+    then times both once per host and keeps the faster (:mod:`.choice`); ``torch`` otherwise (GPUs, bf16
+    autocast, no ``openvino``). An explicit ``openvino``
     that cannot run (package missing, not the CPU) falls back to ``torch`` with a warning, never an error:
     the package installs and runs with torch alone. ``net_given``: the engine was handed a module instead of
     weights; ``auto`` is then torch.

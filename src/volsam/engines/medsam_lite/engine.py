@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from volsam.engines.medsam_lite import CAPABILITIES, NAME, fused_ops
 from volsam.engines.medsam_lite.model import EMBED_DIM, EMBED_SIZE, INPUT_SIZE, load_lite_medsam
 from volsam.engines.precision import autocast, check_precision, native_bf16
 from volsam.engines.prompt_checks import check_box, check_frames, check_points
+
+if TYPE_CHECKING:
+    from volsam.engines.backends.openvino import OpenVinoModule
 
 log = logging.getLogger(__name__)
 
@@ -110,27 +114,44 @@ class MedSAMLiteEngine(SliceEngine):
         with torch.inference_mode():
             self._dense_pe = self.net.prompt_encoder.dense_pe()
         self.backend = resolve_backend(backend, str(self.device), self.precision, net_given=net is not None)
-        self._encoder = self._load_backend() if self.backend != "torch" else None
+        self._encoder = self._load_backend(backend) if self.backend != "torch" else None
         log.info(
             "LiteMedSAM engine on %s, precision %s, batch %d, backend %s",
             self.device, self.precision, self.batch_size, self.backend,
         )  # fmt: skip
 
-    def _load_backend(self):
-        """The image encoder on the chosen backend, or None (torch) when it cannot be built here."""
-        from volsam.engines.backends.openvino import OpenVinoModule
+    def _load_backend(self, requested: str) -> OpenVinoModule | None:
+        """The image encoder on OpenVINO, or None (torch) when it cannot be built here or, for ``auto``, when
+        torch is not slower on this host (:func:`~volsam.engines.backends.choice.choose`: timed once on one
+        256 x 256 input, remembered per host and weights)."""
+        from volsam.engines.backends.openvino import load_or_none
 
-        try:
-            return OpenVinoModule(
-                self.net.image_encoder,
-                (1, 3, INPUT_SIZE, INPUT_SIZE),
-                name="litemedsam-encoder",
-                trace_context=fused_ops.plain_ops,
-            )
-        except EngineError as exc:
-            log.warning("backend %s unavailable (%s): using torch", self.backend, exc)
+        encoder = load_or_none(
+            self.net.image_encoder,
+            (1, 3, INPUT_SIZE, INPUT_SIZE),
+            "litemedsam-encoder",
+            "the LiteMedSAM image encoder",
+            trace_context=fused_ops.plain_ops,
+        )
+        if encoder is not None and requested == "auto" and self._measured_choice(encoder) == "torch":
+            encoder = None
+        if encoder is None:
             self.backend = "torch"
-            return None
+        return encoder
+
+    def _measured_choice(self, encoder: OpenVinoModule) -> str:
+        import openvino
+
+        from volsam.engines.backends.choice import choose, host_signature
+
+        x = torch.rand((1, 3, INPUT_SIZE, INPUT_SIZE), generator=torch.Generator().manual_seed(0))
+
+        def run_torch() -> None:
+            with torch.inference_mode():
+                self.net.image_encoder(x)
+
+        host = host_signature(torch.get_num_threads(), {"torch": torch.__version__, "openvino": openvino.__version__})
+        return choose(encoder.path.stem, host, {"torch": run_torch, "openvino": lambda: encoder(x)})
 
     # ---------------------------------------------------------------- encoding
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
