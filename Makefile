@@ -57,7 +57,7 @@ lint: dev
 	$(BIN)/lint-imports
 
 test: lint viewer browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=40  # the slowest tests in the log: the CI time budget
 	$(MAKE) slicer-test
 
 # The 3D Slicer module (slicer/VolSAM) is tested with Slicer's MRML + logic libraries without Qt (PyPI
