@@ -53,6 +53,7 @@ from volsam.server.outputs import (
     prompts_response,
     slicer_seg_bytes,
 )
+from volsam.server.preview import PREVIEW_SCHEMA
 from volsam.server.store import SessionStore
 from volsam.server.uploads import (
     CHUNK,
@@ -93,6 +94,9 @@ PNG = _content("image/png", what="a PNG")
 OVERLAY = _content("video/mp4", what="the overlay video (MP4)")
 EVENT = {"type": "object", "properties": {k: {"type": "string"} for k in ("id", "event", "data")}}
 EVENTS = {200: {"description": "Server-Sent Events", "content": {"text/event-stream": {"schema": EVENT}}}}
+PREVIEW = {
+    200: {"description": "the running step's slice masks", "content": {"application/json": {"schema": PREVIEW_SCHEMA}}}
+}
 
 
 # -- the app ----------------------------------------------------------------------------------------------
@@ -411,6 +415,17 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
         """A video session's overlay video (each object's contour), as ``volsam segment VIDEO --overlay``."""
         with store.locked(entry) as session:
             return video_download(video_of(session), "overlay")
+
+    @app.get("/api/sessions/{sid}/preview", dependencies=auth, responses=PREVIEW)
+    def preview(
+        entry: Leased,
+        after: Annotated[int, Query(ge=0, description="the `next` of the previous answer (0: from the start)")] = 0,
+    ) -> JSONResponse:
+        """The slice masks the running prompt / run / correction has made so far, those after entry ``after``
+        (the last entry per object and slice; a live preview: the label map replaces them when the step ends,
+        and they are emptied then). Each is a bounding box and its bits, packed 8 per byte (see the schema).
+        Takes no session lock (the running request holds it); answers at once."""
+        return JSONResponse(entry.preview.since(after))
 
     @app.get("/api/sessions/{sid}/events", dependencies=auth, response_class=StreamingResponse, responses=EVENTS)
     async def events(entry: Leased, after: int = 0, follow: bool = True) -> StreamingResponse:

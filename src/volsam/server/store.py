@@ -22,6 +22,7 @@ from typing import Any
 from volsam.core.errors import Cancelled, LeaseRefused, ServerFull, SessionNotFound
 from volsam.core.volume import Volume
 from volsam.jobs.request import SegmentRequest
+from volsam.server.preview import Preview
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Entry:
     changed: threading.Condition = field(default_factory=threading.Condition)
     busy: bool = False  # a model run is in progress (``using``)
     stop: threading.Event = field(default_factory=threading.Event)  # set by ``cancel``, read at each frame
+    # the running step's slice masks (GET .../preview); its own lock, never the session's
+    preview: Preview = field(default_factory=Preview)
 
     def frame(self, index: int) -> None:
         """A slice was segmented: a ``frame`` event; then, if a stop was asked, :class:`Cancelled` (the session
@@ -137,6 +140,7 @@ class SessionStore:
             raise
         placeholder.session.on_frame = placeholder.frame
         placeholder.session.on_total = placeholder.total  # volume and video sessions report their steps' totals
+        placeholder.session.on_preview = placeholder.preview.add  # a video session never calls it
         log.info("session %s opened (%s, %s); %d open", sid, engine, device, len(self))
         return placeholder
 
@@ -205,13 +209,15 @@ class SessionStore:
     def using(self, entry: Entry) -> Iterator[Any]:
         """The entry's Session, locked, inside a device slot (a model run); emits ``busy`` (with ``slices``, the
         number of slices along the session's axis: the most a walk can segment) and ``idle`` (with ``stopped``
-        when :meth:`Entry.cancel` stopped it). A stop asked before the run starts is forgotten."""
+        when :meth:`Entry.cancel` stopped it). A stop asked before the run starts is forgotten. The run's
+        preview (:attr:`Entry.preview`) starts empty with it and is emptied before ``idle``."""
         with self.locked(entry) as session:
             entry.stop.clear()
             entry.busy = True
             volume, axis = getattr(session, "volume", None), getattr(session, "axis", None)
             slices = int(volume.size[axis]) if volume is not None and axis is not None else None
             slices = getattr(session, "frame_count", slices)  # a video: its frames
+            entry.preview.start()
             entry.emit({"type": "busy", "slices": slices})
             stopped = False
             try:
@@ -222,6 +228,7 @@ class SessionStore:
                 raise
             finally:
                 entry.busy = False
+                entry.preview.clear()  # the step's result (or, stopped, the state before it) is the label map
                 entry.stop.clear()
                 entry.last_used = time.monotonic()
                 entry.emit({"type": "idle", "stopped": stopped})
@@ -234,6 +241,7 @@ def _release(entry: Entry) -> None:
     if entry.session is not None:
         entry.session.on_frame = None
         entry.session.on_total = None
+        entry.session.on_preview = None
         close = getattr(entry.session, "close", None)  # a video session's folder (its upload and masks)
         if callable(close):
             close()

@@ -123,6 +123,9 @@ class VideoSession:
         self.axis = 2  # frames are the third index, as slices along k
         self.on_frame: Callable[[int], None] | None = None
         self.on_total: Callable[[int], None] | None = None  # the frames a step will walk, once known
+        # the volume sessions' live preview hook; a video run shows its frames when it ends (the run writes its
+        # label PNGs to a folder the object takes only then), so this is never called
+        self.on_preview: Callable[..., None] | None = None
         self._objects: dict[int, _State] = {}
         self._pending: list[tuple[int, Prompt]] = []
         self._history = _History()

@@ -117,6 +117,7 @@ def carry_candidate(
     rule: str,
     settings: PropagationSettings,
     on_frame: Callable[[int], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> set[int]:
     """Carry the chosen candidate on frame ``start`` (already in ``masks``, a frame stack ``(n, H, W)`` in the
     stack's window) both ways to ``bounds`` = (first, last) frame, inclusive, by ``rule`` (``walk``, ``same``
@@ -129,7 +130,7 @@ def carry_candidate(
     continued the old answer). ``same`` / ``similar`` prompt each frame with the previous mask's box and cut
     the answer to the previous mask dilated by ``settings.growth_limit`` px, as the walk does.
     ``on_frame(index)`` is called for each frame segmented (progress; it may raise to stop, the caller then
-    rolls back).
+    rolls back); ``on_written(index)`` after each frame of ``masks`` written (a live preview reads it there).
     """
     carry_rule(rule)
     if rule == "local":
@@ -152,6 +153,8 @@ def carry_candidate(
             masks[res.index] = res.mask
             written.add(res.index)
             ends[1 if res.index > start else -1] = res.index
+            if on_written is not None:
+                on_written(res.index)
     else:
         for step in (1, -1):
             end = hi if step > 0 else lo
@@ -176,6 +179,8 @@ def carry_candidate(
                 masks[k] = False if stop is not None else mask
                 written.add(k)
                 ends[step] = k
+                if on_written is not None:
+                    on_written(k)
                 if stop is not None:
                     log.debug("candidate carry %+d stopped at frame %d: %s", step, k, stop.detail)
                     break
@@ -186,4 +191,6 @@ def carry_candidate(
             if masks[u].any():
                 masks[u] = False
                 written.add(u)
+                if on_written is not None:
+                    on_written(u)
     return written

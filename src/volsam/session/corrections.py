@@ -326,6 +326,7 @@ def repropagate(
     mode: EditMode | str = EditMode.REPLACE,
     corrections: CorrectionSettings | None = None,
     on_frame: Callable[[int], None] | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> set[int]:
     """Carry the corrected frame ``start`` (its mask in ``masks`` is already the new one) to its neighbours
     within ``bounds`` = (first, last) frame, inclusive; returns the frames written.
@@ -342,7 +343,8 @@ def repropagate(
 
     ``on_frame(index)`` is called after each neighbour the model segmented (progress; it may raise, e.g.
     :class:`~volsam.core.errors.Cancelled`, to stop: ``masks`` is then partly written and the caller rolls
-    the step back).
+    the step back); ``on_written(index)`` after each frame of ``masks`` written or cleared (a live preview
+    reads it there).
     """
     mode = EditMode.of(mode)
     corrections = corrections or CorrectionSettings()
@@ -358,6 +360,8 @@ def repropagate(
             if masks[u].any():
                 masks[u] = False
                 written.add(u)
+                if on_written is not None:
+                    on_written(u)
 
     if not masks[start].any():
         if mode is not EditMode.ADD:
@@ -400,6 +404,8 @@ def repropagate(
                 break
             masks[res.index] = new
             written.add(res.index)
+            if on_written is not None:
+                on_written(res.index)
             prev_area = int(new.sum())
             if not new.any():
                 if step == away:

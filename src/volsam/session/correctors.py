@@ -34,6 +34,7 @@ from volsam.propagation.frames import frames_view
 from volsam.propagation.prompts import ObjectPrompts, box3d_footprint, frame_prompts, prompt_extent
 from volsam.propagation.settings import CorrectionSettings
 from volsam.propagation.tracking import track_labels
+from volsam.propagation.walk import SliceResult
 from volsam.segmentation import segment
 from volsam.session.candidates import ChosenCandidate, carry_candidate
 from volsam.session.corrections import EditMode, FrameEdit, agreement, repropagate, resegment_frame
@@ -59,6 +60,10 @@ class CorrectionHost(Protocol):
         """A walk within slices ``lo..hi`` (inclusive, along the axis) starts (progress); ``later``: the ranges
         of the walks that follow it in this step."""
 
+    def report_mask(self, index: int, mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> None:
+        """Slice ``index``'s new mask (bool ``(h, w)``, its first pixel at ``origin`` = (row, col) of the slice
+        as :func:`~volsam.propagation.frames.frames_view` lays it out), as it is made (a live preview)."""
+
     def report_frame(self, index: int) -> None:
         """Slice ``index`` was segmented (progress; may raise :class:`~volsam.core.errors.Cancelled` to stop)."""
 
@@ -82,7 +87,16 @@ class Corrector(ABC):
             raise PromptError(
                 f"object {o.label}: give a box, a positive point or a mask first (only background clicks)"
             )
-        h.report_range(*(frame_prompts(o.prompts, h.volume.size, h.axis).limit() or (0, h.volume.size[h.axis] - 1)))
+        prompts = frame_prompts(o.prompts, h.volume.size, h.axis)
+        h.report_range(*(prompts.limit() or (0, h.volume.size[h.axis] - 1)))
+        windows = WalkWindows(prompts, frames_view(h.volume.array, h.axis).shape[1:], h.settings)
+
+        def on_frame(r: SliceResult) -> None:
+            origin = windows.origin(r.mask.shape)
+            if origin is not None:
+                h.report_mask(r.index, r.mask, origin)
+            h.report_frame(r.index)
+
         seg = segment(
             h.volume,
             list(o.prompts),
@@ -92,7 +106,7 @@ class Corrector(ABC):
             settings=h.settings,
             absent_patience=h.absent_patience,
             normalizer=h.normalizer,
-            on_frame=lambda r: h.report_frame(r.index),
+            on_frame=on_frame,
         )
         o.mask = seg.array > 0
         o.window = seg.meta["report"].window
@@ -159,6 +173,11 @@ class SliceCorrector(Corrector):
                 cap = _area_cap(frames, s, corrections.area_growth) if mode is EditMode.ADD else None
                 frames[s] = resegment_frame(cache, s, frames[s], edit, settings, mode, cap, corrections)
             h.mark_first_frame()
+            h.report_mask(s, frames[s], (y0, x0))
+
+            def written(t: int) -> None:
+                h.report_mask(t, frames[t], (y0, x0))
+
             h.report_frame(s)  # progress; a stop raises here and the session rolls the step back
             if chosen is not None:  # a candidate chosen on the slice: carried both ways by its rule
                 carry_candidate(
@@ -171,6 +190,7 @@ class SliceCorrector(Corrector):
                     rule=chosen.rule,
                     settings=settings,
                     on_frame=h.report_frame,
+                    on_written=written,
                 )
                 continue
             toward = _toward(s, [t for t in anchors if t < s], [t for t in anchors if t > s], frames)
@@ -189,6 +209,7 @@ class SliceCorrector(Corrector):
                 mode=mode,
                 corrections=corrections,
                 on_frame=h.report_frame,
+                on_written=written,
             )
 
     @staticmethod
@@ -244,6 +265,7 @@ class TrackerCorrector(Corrector):
                 mask = res.labels == 1
                 if clip is not None:
                     mask &= clip
+                h.report_mask(res.index, mask)
                 h.report_frame(res.index)
                 if res.index == k:
                     h.mark_first_frame()
@@ -252,6 +274,50 @@ class TrackerCorrector(Corrector):
                 settled = settled + 1 if agree else 0
                 if settled >= h.corrections.retrack_settled:
                     break
+
+
+class WalkWindows:
+    """Where the masks that :func:`volsam.segment` hands to ``on_frame`` lie on their slice.
+
+    A slice engine's walk hands masks in its window's coordinates (the frames cut to
+    :func:`~volsam.propagation.frames.focus_window` around the prompts, walked again in a window twice as wide
+    while the object reaches its edge; :func:`~volsam.propagation.slices.segment_slices`), a tracker whole
+    slices. ``SliceResult`` does not carry the window, so this follows the same sequence of windows (the
+    prompts' extent, ``roi_context`` doubled, a window equal to the last one skipped) and takes the first one,
+    from the current one on, whose size is the mask's. Sizes grow along the sequence, so a size names its window.
+    """
+
+    def __init__(self, prompts: ObjectPrompts, shape: tuple[int, int], settings: PropagationSettings):
+        self._shape = (int(shape[0]), int(shape[1]))
+        self._extent = prompts.extent() if settings.volsam else None
+        self._settings = settings
+        self._context = settings.roi_context
+        self._current: tuple[int, int, int, int] | None = None
+        self._current = self._next()
+
+    def _next(self) -> tuple[int, int, int, int] | None:
+        """The next window of the sequence (y0, y1, x0, x1); None past its end (whole frames are walked)."""
+        if self._extent is None:
+            return None
+        s = self._settings
+        for _ in range(64):  # the side doubles each time: far fewer steps reach the frame's size
+            roi = focus_window(self._extent, self._shape, self._context, s.roi_min, s.roi_max_fraction)
+            self._context *= 2
+            if roi is None or roi != self._current:
+                return roi
+        return None
+
+    def origin(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
+        """(row, col) of a mask of ``shape`` (h, w) on its slice; None when no window of the walk has that size."""
+        if tuple(shape) == self._shape:  # whole slices (a tracker, a window past the largest, or none at all)
+            return (0, 0)
+        while self._current is not None:
+            y0, y1, x0, x1 = self._current
+            if (y1 - y0, x1 - x0) == tuple(shape):
+                return (y0, x0)
+            self._current = self._next()
+        log.debug("a walk mask of size %s matches no window: not previewed", shape)
+        return None
 
 
 def frames_of(prompts: list[Prompt], axis: int) -> list[int]:

@@ -46,6 +46,9 @@ from volsam.session.state import Change, Edit, History, ObjectRecord, SessionObj
 
 log = logging.getLogger(__name__)
 
+# on_preview(label, index, mask, origin): a slice mask of the running step (see Session.report_mask)
+PreviewHook = Callable[[int, int, np.ndarray, tuple[int, int]], None]
+
 OVERLAP_POLICIES = ("later", "keep")
 
 
@@ -116,7 +119,10 @@ class Session:
         self.on_frame: Callable[[int], None] | None = None  # called with each slice index segmented (progress)
         # called with the most slices the running step may segment, whenever that changes (progress)
         self.on_total: Callable[[int], None] | None = None
+        # called with each slice mask a step makes, as it is made (a live preview; see report_mask)
+        self.on_preview: PreviewHook | None = None
         self._progress = StepProgress()
+        self._running: int | None = None  # the label of the object the running step computes
 
     # -- objects ------------------------------------------------------------------------------------------------
     @property
@@ -352,6 +358,17 @@ class Session:
         follow it in the step (``on_total``)."""
         self._progress.begin(lo, hi, later)
 
+    def report_mask(self, index: int, mask: np.ndarray, origin: tuple[int, int] = (0, 0)) -> None:
+        """Correctors call this with each slice mask the running step makes (before :meth:`report_frame` of that
+        slice): ``on_preview(label, index, mask, origin)``. ``mask`` is bool ``(h, w)``: the part of slice
+        ``index`` (along the session's axis) whose first row / column is ``origin`` = (row, col) of the slice
+        as :func:`~volsam.propagation.frames.frames_view` lays it out (rows, columns: the array's other two axes
+        in ``[k, j, i]`` order); the object's voxels of the slice inside that rectangle are the mask's. It may
+        be a view of the walk's own arrays: a hook that keeps it copies what it keeps. The masks are the
+        walk's as made; the step's result (after 3D clean-up, a 3D box's clipping) may still differ."""
+        if self.on_preview is not None and self._running is not None:
+            self.on_preview(self._running, int(index), mask, (int(origin[0]), int(origin[1])))
+
     def report_frame(self, index: int) -> None:
         """Correctors call this for each slice segmented: ``on_total`` when the step's total changes, then
         ``on_frame`` (which may raise :class:`~volsam.core.errors.Cancelled`; the step is then rolled back)."""
@@ -360,6 +377,13 @@ class Session:
             self.on_frame(index)
 
     def _apply(self, o: SessionObject, new: list[Prompt]) -> tuple[Edit, Change]:
+        self._running = o.label
+        try:
+            return self._compute(o, new)
+        finally:
+            self._running = None
+
+    def _compute(self, o: SessionObject, new: list[Prompt]) -> tuple[Edit, Change]:
         record_before = _record(o)
         old = o.mask.copy() if o.mask is not None else np.zeros(self.volume.array.shape, bool)
         o.mask = o.mask.copy() if o.mask is not None else None  # edits write into a new array (rollback keeps the old)

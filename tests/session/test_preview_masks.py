@@ -1,0 +1,67 @@
+"""``Session.on_preview``: the slice masks a step makes reach the hook as they are made, placed on the
+session's slice grid, and the last one of each slice is the step's result there -- with the real LiteMedSAM
+weights on a cropped lesion of the MNI152 T1, a walk whose window is widened once, then a correction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from volsam.bench.clicks import next_click
+from volsam.data.lesions import lesion_cases
+from volsam.propagation import PropagationSettings
+from volsam.propagation.frames import frames_view
+from volsam.session import Session
+
+
+@pytest.fixture(scope="module")
+def case():
+    return lesion_cases(n_per_kind=1, crop=True, variants=False)[0]  # dark-00, about 73 x 65 x 22 voxels
+
+
+def _collect(session: Session) -> tuple[dict[int, tuple[np.ndarray, tuple[int, int]]], list]:
+    latest: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+    placed: list = []
+
+    def hook(label: int, index: int, mask: np.ndarray, origin: tuple[int, int]) -> None:
+        assert label == 1 and mask.dtype == bool
+        latest[index] = (mask.copy(), origin)
+        if (mask.shape, origin) not in placed:
+            placed.append((mask.shape, origin))
+
+    session.on_preview = hook
+    return latest, placed
+
+
+def test_previewed_masks_are_the_steps_masks_on_the_slice_grid(case):
+    # a tight window (1.1 x the box, no floor to speak of) so that the lesion reaches its edge and the walk
+    # runs again in a wider one: the masks come in two window sizes at two offsets
+    settings = PropagationSettings(roi_context=1.1, roi_min=16, roi_max_fraction=1.0)
+    s = Session(case.image, engine="medsam-lite", device="cpu", modality="MR", settings=settings)
+    latest, placed = _collect(s)
+    obj = s.add_object(name="lesion")
+    b = case.middle_box
+    s.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1))
+    final = frames_view(s.mask(obj), s.axis)
+    assert len(placed) >= 2 and placed[0][0] != placed[-1][0]  # the window was widened: two sizes
+    y0, y1, x0, x1 = s._objects[obj].window
+    assert placed[-1] == ((y1 - y0, x1 - x0), (y0, x0))  # the last masks sit in the object's final window
+    present = set(np.flatnonzero(final.any(axis=(1, 2))).tolist())
+    assert present <= set(latest)  # every slice of the result was previewed
+    for k, (mask, (r, c)) in latest.items():
+        whole = np.zeros(final.shape[1:], bool)
+        whole[r : r + mask.shape[0], c : c + mask.shape[1]] = mask
+        assert np.array_equal(whole, final[k]), k
+
+    # a correction: the corrected slice and each re-propagated one, in the object's window
+    latest.clear()
+    click = next_click(s.mask(obj), case.label.array > 0)
+    s.add_point(obj, click.ijk(), positive=click.positive)
+    final = frames_view(s.mask(obj), s.axis)
+    assert click.ijk()[s.axis] in latest
+    for k, (mask, (r, c)) in latest.items():
+        assert (r, c) == (y0, x0)
+        assert np.array_equal(final[k, r : r + mask.shape[0], c : c + mask.shape[1]], mask), k
+    latest.clear()
+    s.undo()  # an undo runs no model: nothing is previewed
+    assert not latest
