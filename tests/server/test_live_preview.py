@@ -159,6 +159,7 @@ def test_a_stopped_step_leaves_no_preview(served, case):
         "running": False,
         "next": entry.preview.since(0)["next"],
         "complete": True,
+        "more": False,
         "slices": [],
     }
     assert len(entry.preview) == 0 and entry.preview.nbytes == 0
@@ -166,7 +167,7 @@ def test_a_stopped_step_leaves_no_preview(served, case):
 
 
 def test_the_preview_keeps_one_entry_per_slice_within_its_byte_bound():
-    preview = Preview(max_bytes=600)
+    preview = Preview(max_bytes=600, answer_bytes=250)
     mask = np.zeros((64, 64), bool)
     mask[10:30, 5:45] = True  # 20 x 40 px: 100 bytes packed
     preview.add(1, 3, mask, (0, 0))  # not running: ignored
@@ -176,9 +177,13 @@ def test_the_preview_keeps_one_entry_per_slice_within_its_byte_bound():
         preview.add(1, k, mask, (100, 200))
     preview.add(1, 2, mask, (100, 200))  # slice 2 again: replaces its entry
     assert len(preview) == 5 and preview.nbytes == 500
-    answer = preview.since(0)
-    assert [p["index"] for p in answer["slices"]] == [0, 1, 3, 4, 2] and answer["complete"]
+    answer = preview.since(0)  # 250 bytes an answer: two slices, then the rest
+    assert [p["index"] for p in answer["slices"]] == [0, 1] and answer["more"] and answer["complete"]
     assert answer["slices"][0]["region"] == [100, 164, 200, 264] and answer["slices"][0]["box"] == [110, 130, 205, 245]
+    answer = preview.since(answer["next"])
+    assert [p["index"] for p in answer["slices"]] == [3, 4] and answer["more"]
+    answer = preview.since(answer["next"])
+    assert [p["index"] for p in answer["slices"]] == [2] and not answer["more"]
     preview.add(2, 0, mask, (0, 0))  # 600 bytes: still inside
     preview.add(2, 1, mask, (0, 0))  # would be 700: dropped
     answer = preview.since(answer["next"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_PREVIEW_BYTES = 32 * 2**20  # packed mask bits kept per session for the running step's preview
+ANSWER_BYTES = 2**20  # packed bits per answer (more: ``more`` is true and ``next`` says where to go on)
 
 
 def _field(kind: str, description: str, items: str | None = None) -> dict:
@@ -61,6 +62,7 @@ PREVIEW_SCHEMA = {
         "running": _field("boolean", "a step is running"),
         "next": _field("integer", "ask with after=next for the slices added after this answer"),
         "complete": _field("boolean", "false: the memory bound dropped some slices (the label map has them all)"),
+        "more": _field("boolean", "true: the answer stopped at its size bound; ask again with after=next"),
         "slices": {"type": "array", "items": SLICE_SCHEMA},
     },
 }
@@ -104,8 +106,9 @@ def compact(mask: np.ndarray, origin: tuple[int, int]) -> tuple[tuple[int, int, 
 class Preview:
     """The running step's slice masks, latest per (object, slice), within ``max_bytes`` of packed bits."""
 
-    def __init__(self, max_bytes: int = MAX_PREVIEW_BYTES):
+    def __init__(self, max_bytes: int = MAX_PREVIEW_BYTES, answer_bytes: int = ANSWER_BYTES):
         self.max_bytes = max_bytes
+        self.answer_bytes = answer_bytes
         self._lock = threading.Lock()
         self._slices: dict[tuple[int, int], PreviewSlice] = {}
         self._seq = 0  # never reset: an ``after`` from an earlier step stays meaningful
@@ -155,12 +158,22 @@ class Preview:
             self._bytes += len(bits)
 
     def since(self, after: int) -> dict:
-        """The answer of ``GET .../preview?after=``: the slices added after entry ``after``, oldest first."""
+        """The answer of ``GET .../preview?after=``: the slices added after entry ``after``, oldest first, up to
+        ``answer_bytes`` of bits (at least one slice; ``more`` when some were left for the next answer)."""
         with self._lock:
             fresh = sorted((p for p in self._slices.values() if p.seq > after), key=lambda p: p.seq)
-            return {
-                "running": self.running,
-                "next": self._seq,
-                "complete": not self._dropped,
-                "slices": [p.to_dict() for p in fresh],
-            }
+            running, last, complete = self.running, self._seq, not self._dropped
+        taken, size = [], 0
+        for p in fresh:
+            if taken and size + len(p.bits) > self.answer_bytes:
+                break
+            taken.append(p)
+            size += len(p.bits)
+        more = len(taken) < len(fresh)
+        return {
+            "running": running,
+            "next": taken[-1].seq if more else last,
+            "complete": complete,
+            "more": more,
+            "slices": [p.to_dict() for p in taken],
+        }

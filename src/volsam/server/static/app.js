@@ -140,6 +140,61 @@
     return out;
   }
 
+  // -- live preview: the running step's slice masks (GET .../preview), painted as they come ------------------
+  // The server keeps each slice mask the step has made as a box and its bits (8 per byte, first pixel in the
+  // top bit); `region` is the part of the slice the mask covers: the object's voxels there are the mask's.
+  // Rows / columns of a slice along axis a are the other two native axes, the higher first (k: j, i; j: k, i;
+  // i: k, j). The label map downloaded when the step ends replaces all of it; a stopped step reloads it too.
+  const preview = { after: 0, busy: false, again: false, live: false, painted: false };
+
+  function paintPreview(answer, vol = state.labels) {  // returns the voxels set
+    if (!vol || !answer.slices.length) return 0;
+    const img = vol.img, dims = vol.hdr.dims, axis = state.geometry.axis;
+    const stride = [1, dims[1], dims[1] * dims[2]];
+    const [ra, ca] = axis === 2 ? [1, 0] : axis === 1 ? [2, 0] : [2, 1];
+    let set = 0;
+    for (const p of answer.slices) {
+      const base = p.index * stride[axis], [r0, r1, c0, c1] = p.region;
+      for (let r = r0; r < r1; r++) {
+        for (let c = c0; c < c1; c++) {
+          const n = base + r * stride[ra] + c * stride[ca];
+          if (img[n] === p.label) img[n] = 0;
+        }
+      }
+      if (!p.box.length) continue;
+      const [b0, b1, d0, d1] = p.box, w = d1 - d0, bits = atob(p.bits);
+      for (let n = 0; n < (b1 - b0) * w; n++) {
+        if ((bits.charCodeAt(n >> 3) >> (7 - (n & 7))) & 1) {
+          img[base + (b0 + Math.floor(n / w)) * stride[ra] + (d0 + (n % w)) * stride[ca]] = p.label;
+          set += 1;
+        }
+      }
+    }
+    if (vol === state.labels) {
+      if (!preview.painted) vol.setColormapLabel(labelColormap());  // an object added since the last load
+      preview.painted = true;
+      nv.updateGLVolume();
+    }
+    return set;
+  }
+
+  async function fetchPreview() {  // one request at a time; frames reported meanwhile ask for one more
+    if (preview.busy) { preview.again = true; return; }
+    preview.busy = true;
+    try {
+      do {
+        preview.again = false;
+        const vol = state.labels;
+        const answer = await api(`/api/sessions/${state.id}/preview?after=${preview.after}`);
+        preview.after = answer.next;
+        if (answer.more) preview.again = true;  // the answer stopped at its size bound
+        // a late answer (the step ended, or the label map was reloaded meanwhile) is not painted
+        if (answer.running && preview.live && vol === state.labels) paintPreview(answer, vol);
+      } while (preview.again && preview.live);
+    } catch (e) { /* the preview is a courtesy: the label map comes when the step ends */ }
+    finally { preview.busy = false; }
+  }
+
   function recolour() {
     if (isVideo()) { video.refresh().catch((e) => say(e.message, true)); return; }
     if (!state.labels) return;
@@ -418,6 +473,7 @@
       if (e.kind === "Cancelled") { state.stopped = true; say("stopped: the object is as it was before this prompt"); }
       else say(e.message, true);
       if (state.id) refreshPrompts().catch(() => {});  // the refused or stopped prompt's marker goes
+      if (state.id && preview.painted && e.kind !== "Cancelled" && !isVideo()) refreshLabels().catch(() => {});
     }
   }
   function tool() { return document.querySelector('input[name="tool"]:checked').value; }
@@ -466,10 +522,17 @@
   function onEvent(e) {
     if (e.type === "busy") {
       state.busy += 1; state.frames = 0; state.total = null; state.slices = e.slices || null; $("frames").textContent = "";
+      preview.live = !isVideo(); preview.painted = false;
     }
     else if (e.type === "total") state.total = Math.max(e.frames, state.frames) || null;
-    else if (e.type === "frame") { state.frames += 1; $("frames").textContent = `${state.frames} ${isVideo() ? "frames" : "slices"}`; }
-    else if (e.type === "idle") state.busy = Math.max(0, state.busy - 1);
+    else if (e.type === "frame") {
+      state.frames += 1; $("frames").textContent = `${state.frames} ${isVideo() ? "frames" : "slices"}`;
+      if (preview.live) fetchPreview();
+    }
+    else if (e.type === "idle") {
+      state.busy = Math.max(0, state.busy - 1); preview.live = false;
+      if (e.stopped && preview.painted && !isVideo()) refreshLabels().catch((err) => say(err.message, true));  // the preview goes
+    }
     else if (e.type === "closed") say("the session was closed", true);
     showWork();
   }
@@ -520,6 +583,7 @@
       const wasFlat = state.flat;
       Object.assign(state, { id: created.id, lease: created.lease, geometry: g, objects: [], active: null,
         labels: null, prompts: [], hidden: new Set(), stats: {}, flat: g.is_2d });
+      preview.after = 0;  // entry numbers are the session's own
       layout(g, wasFlat);
       if (g.video) {  // frames come one at a time from the server (static/video.js); Niivue is not used
         while (nv.volumes.length) nv.removeVolume(nv.volumes[0]);
@@ -537,6 +601,7 @@
       if (!colour) { presets(g.modality); windowPreset(); }
       listen(state.id);
       await addObject();
+      await refreshLabels();  // an empty label map for the live preview to paint into
       updateSlices();
       if (g.is_2d) {
         const shown = colour ? "in colour" : "grey";
@@ -670,6 +735,7 @@
     rubberBand();
   }
 
-  window.volsam = { state, get nv() { return nv; }, get video() { return video; }, nativeVoxel, rasVoxel, canvasPoint, goTo, sliceInfo, setSlice };
+  window.volsam = { state, get nv() { return nv; }, get video() { return video; }, nativeVoxel, rasVoxel, canvasPoint, goTo, sliceInfo, setSlice,
+    paintPreview };
   start();
 })();
