@@ -11,6 +11,8 @@ connection follows the session's Server-Sent Events. Per step (the box on the mi
 prompt:
 
 * ``first_frame_s`` -- the first ``frame`` event (a slice segmented: what the page can show as progress);
+* ``first_preview_s`` -- the first answer of ``GET .../preview`` (polled every ``--poll-ms``, as the page
+  does while a step runs) that holds a slice mask: the first segmented slice the page can draw;
 * ``answer_s`` -- the prompt's answer (the whole object segmented; the session's Change);
 * ``visible_s`` -- ``answer_s`` plus the download of the changed region (``GET .../labelmap/region`` of the
   Change's box: what the page fetches before it redraws).
@@ -108,11 +110,44 @@ def start_server(port: int, backend: str) -> subprocess.Popen:
     raise RuntimeError("volsam serve did not answer within 300 s")
 
 
-def step(remote: RemoteSession, events: EventLog, send) -> dict:
-    """Time one prompt: ``send()`` posts it; returns the step's first-frame, answer and visible seconds."""
+class PreviewPoller:
+    """Polls a session's ``GET .../preview`` every ``poll_s`` seconds from its own connection until stopped;
+    records when the first answer holding a slice mask arrived and how many slice masks came."""
+
+    def __init__(self, url: str, sid: str, lease: str, poll_s: float):
+        self.first: float | None = None
+        self.slices = 0
+        self._stop = threading.Event()
+        self._args = (url, sid, lease, poll_s)
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        url, sid, lease, poll_s = self._args
+        after = 0
+        with httpx.Client(base_url=url, timeout=60.0, headers={"X-Session-Lease": lease}) as http:
+            while not self._stop.is_set():
+                answer = http.get(f"/api/sessions/{sid}/preview", params={"after": after}).json()
+                if answer["slices"]:
+                    self.slices += len(answer["slices"])
+                    if self.first is None:
+                        self.first = time.perf_counter()
+                after = answer["next"]
+                self._stop.wait(poll_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60.0)
+
+
+def step(url: str, remote: RemoteSession, events: EventLog, send, poll_s: float) -> dict:
+    """Time one prompt: ``send()`` posts it; returns the step's first-frame, first-preview, answer and visible
+    seconds."""
     t0 = time.perf_counter()
+    poller = PreviewPoller(url, remote.id, remote.lease, poll_s)
     change = send()
     t_answer = time.perf_counter()
+    poller.stop()
     if change.box is not None:
         remote.labelmap_region(change.box)
     t_visible = time.perf_counter()
@@ -120,6 +155,8 @@ def step(remote: RemoteSession, events: EventLog, send) -> dict:
     first = events.first("frame", t0)
     return {
         "first_frame_s": None if first is None else round(first - t0, 3),
+        "first_preview_s": None if poller.first is None else round(poller.first - t0, 3),
+        "preview_slices": poller.slices,
         "answer_s": round(t_answer - t0, 3),
         "visible_s": round(t_visible - t0, 3),
         "server_seconds": round(change.seconds, 3),
@@ -128,7 +165,7 @@ def step(remote: RemoteSession, events: EventLog, send) -> dict:
     }
 
 
-def run_case(url: str, name: str, crop: bool, clicks: int) -> dict:
+def run_case(url: str, name: str, crop: bool, clicks: int, poll_s: float) -> dict:
     case = lesion_case(name, crop=crop)
     truth = case.label.array > 0
     t0 = time.perf_counter()
@@ -138,16 +175,16 @@ def run_case(url: str, name: str, crop: bool, clicks: int) -> dict:
     try:
         obj = remote.add_object(name=name)
         b = case.middle_box
-        steps = [
-            {"kind": "box", **step(remote, events, lambda: remote.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1)))}
-        ]
+        box = lambda: remote.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1))  # noqa: E731
+        steps = [{"kind": "box", **step(url, remote, events, box, poll_s)}]
         for _ in range(clicks):
             mask = remote.labelmap().array == obj
             click = next_click(mask, truth)
             if click is None:
                 break
             ijk = [int(v) for v in click.ijk()]
-            timed = step(remote, events, lambda ijk=ijk, c=click: remote.add_point(obj, ijk, positive=c.positive))
+            send = lambda ijk=ijk, c=click: remote.add_point(obj, ijk, positive=c.positive)  # noqa: E731
+            timed = step(url, remote, events, send, poll_s)
             steps.append({"kind": "click", "positive": bool(click.positive), **timed})
         final = remote.labelmap().array == obj
         dice = 2 * float((final & truth).sum()) / float(final.sum() + truth.sum())
@@ -165,7 +202,7 @@ def summary(cases: list[dict]) -> dict:
     for kind in ("box", "click"):
         steps = [s for c in cases for s in c["steps"] if s["kind"] == kind]
         row: dict = {"n": len(steps)}
-        for key in ("first_frame_s", "answer_s", "visible_s"):
+        for key in ("first_frame_s", "first_preview_s", "answer_s", "visible_s"):
             values = [s[key] for s in steps if s[key] is not None]
             if values:
                 row[key] = {"median": round(statistics.median(values), 3), "max": round(max(values), 3)}
@@ -183,6 +220,7 @@ def main() -> int:
     parser.add_argument("--clicks", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="full 197x233x189 cases instead of cropped ones")
     parser.add_argument("--backend", default="auto", help="volsam serve --backend")
+    parser.add_argument("--poll-ms", type=float, default=250.0, help="how often the preview is asked for (ms)")
     parser.add_argument("--out", type=Path, default=ROOT / "results/bench-serve-latency.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -194,10 +232,11 @@ def main() -> int:
     try:
         info = httpx.get(f"{url}/api/capabilities", timeout=600.0).json()  # its first call imports torch
         for name in names:
-            result = run_case(url, name, not args.full, args.clicks)
+            result = run_case(url, name, not args.full, args.clicks, args.poll_ms / 1000.0)
             results.append(result)
             box = result["steps"][0]
-            log.info("%s: box first frame %s s, answer %s s; clicks %s", name, box["first_frame_s"], box["answer_s"],
+            log.info("%s: box first frame %s s, first preview %s s, answer %s s; clicks %s", name, box["first_frame_s"],
+                     box["first_preview_s"], box["answer_s"],
                      [s["answer_s"] for s in result["steps"][1:]])  # fmt: skip
             write(args, info, results)
     finally:
