@@ -1,12 +1,15 @@
 """``Session.on_preview``: the slice masks a step makes reach the hook as they are made, placed on the
 session's slice grid, and the last one of each slice is the step's result there -- with the real LiteMedSAM
-weights on a cropped lesion of the MNI152 T1, a walk whose window is widened once, then a correction."""
+weights on a cropped lesion of the MNI152 T1 (a walk whose window is widened once, then a correction), and
+with SAM 2 (random-init weights: whole slices, a fresh track and a re-track)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from tests.session.test_session_tracker import _volume as tracked_volume
+from tests.session.test_session_tracker import engine  # noqa: F401 -- the random-init SAM 2 fixture
 from volsam.bench.clicks import next_click
 from volsam.data.lesions import lesion_cases
 from volsam.propagation import PropagationSettings
@@ -62,6 +65,32 @@ def test_previewed_masks_are_the_steps_masks_on_the_slice_grid(case):
     for k, (mask, (r, c)) in latest.items():
         assert (r, c) == (y0, x0)
         assert np.array_equal(final[k, r : r + mask.shape[0], c : c + mask.shape[1]], mask), k
+    # the model's next candidate on the box's slice, carried to the other slices by volsam's walk
+    latest.clear()
+    s.next_candidate(obj, b.slice)
+    final = frames_view(s.mask(obj), s.axis)
+    assert b.slice in latest and len(latest) > 1
+    for k, (mask, (r, c)) in latest.items():
+        assert np.array_equal(final[k, r : r + mask.shape[0], c : c + mask.shape[1]], mask), k
     latest.clear()
     s.undo()  # an undo runs no model: nothing is previewed
     assert not latest
+
+
+def test_a_tracker_previews_whole_slices_that_are_its_result(engine):  # noqa: F811
+    # SAM 2 with random-init weights (no SAM 2 weights exist offline): where the masks go, not what they are
+    s = Session(tracked_volume(), engine=engine, modality="MR", absent_patience=None)
+    latest, placed = _collect(s)
+    obj = s.add_object()
+    s.add_box(obj, 3, (8, 10, 30, 30))
+    assert placed and all(p == ((40, 40), (0, 0)) for p in placed)  # whole slices, at the slice's origin
+    final = frames_view(s.mask(obj), s.axis)
+    assert sorted(latest) == list(range(10))
+    for k, (mask, _) in latest.items():
+        assert np.array_equal(mask, final[k]), k
+    latest.clear()
+    s.add_point(obj, (20, 20, 5), positive=False)  # a correction re-tracks from slice 5
+    final = frames_view(s.mask(obj), s.axis)
+    assert 5 in latest
+    for k, (mask, _) in latest.items():
+        assert np.array_equal(mask, final[k]), k
