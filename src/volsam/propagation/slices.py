@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,12 +66,20 @@ def segment_slices(
             continue
         walked = roi
         stack = frames.windowed(roi)
-        masks, walk, scores = _walk(engine, stack, prompts, settings, on_frame)
+        masks, walk, scores = _walk(engine, stack, prompts, settings, _placed(on_frame, roi))
         encoded += walk.frames_encoded
         if roi is None or not touches_window_edge(masks, roi, frames.full_shape):
             return SlicesResult(masks, stack, walk, scores, encoded, roi)
         context *= 2
         log.info("the object reaches the edge of the %dx%d window: again with a wider one", *stack.frame_shape)
+
+
+def _placed(on_frame: Callable[[SliceResult], None] | None, roi: Window | None) -> Callable[[SliceResult], None] | None:
+    """``on_frame`` handed each result with its ``origin`` = the corner (row, col) of window ``roi``."""
+    if on_frame is None or roi is None:
+        return on_frame
+    corner = (int(roi[0]), int(roi[2]))
+    return lambda r: on_frame(replace(r, origin=corner))
 
 
 def _walk(

@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 class SliceResult:
     """One segmented frame: its bool mask ``(H, W)``, the model's score, the box it was prompted with and,
     on the last frame of a direction that a rule ended, the rule (``stop_reason``; the mask is then empty)
-    and the numbers that decided it (``stop_detail``)."""
+    and the numbers that decided it (``stop_detail``). ``origin``: (row, col) of the mask's first pixel on the
+    whole frame -- the corner of the window the walk ran in (set by
+    :func:`~volsam.propagation.slices.segment_slices`; (0, 0) for whole frames)."""
 
     index: int
     mask: np.ndarray
@@ -46,6 +48,7 @@ class SliceResult:
     box: BoxXY | None
     stop_reason: StopReason | None = None
     stop_detail: str = ""
+    origin: tuple[int, int] = (0, 0)
 
 
 def _candidates(

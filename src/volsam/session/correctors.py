@@ -89,12 +89,9 @@ class Corrector(ABC):
             )
         prompts = frame_prompts(o.prompts, h.volume.size, h.axis)
         h.report_range(*(prompts.limit() or (0, h.volume.size[h.axis] - 1)))
-        windows = WalkWindows(prompts, frames_view(h.volume.array, h.axis).shape[1:], h.settings)
 
         def on_frame(r: SliceResult) -> None:
-            origin = windows.origin(r.mask.shape)
-            if origin is not None:
-                h.report_mask(r.index, r.mask, origin)
+            h.report_mask(r.index, r.mask, r.origin)  # the mask in its walk window, placed by the window's corner
             h.report_frame(r.index)
 
         seg = segment(
@@ -274,50 +271,6 @@ class TrackerCorrector(Corrector):
                 settled = settled + 1 if agree else 0
                 if settled >= h.corrections.retrack_settled:
                     break
-
-
-class WalkWindows:
-    """Where the masks that :func:`volsam.segment` hands to ``on_frame`` lie on their slice.
-
-    A slice engine's walk hands masks in its window's coordinates (the frames cut to
-    :func:`~volsam.propagation.frames.focus_window` around the prompts, walked again in a window twice as wide
-    while the object reaches its edge; :func:`~volsam.propagation.slices.segment_slices`), a tracker whole
-    slices. ``SliceResult`` does not carry the window, so this follows the same sequence of windows (the
-    prompts' extent, ``roi_context`` doubled, a window equal to the last one skipped) and takes the first one,
-    from the current one on, whose size is the mask's. Sizes grow along the sequence, so a size names its window.
-    """
-
-    def __init__(self, prompts: ObjectPrompts, shape: tuple[int, int], settings: PropagationSettings):
-        self._shape = (int(shape[0]), int(shape[1]))
-        self._extent = prompts.extent() if settings.volsam else None
-        self._settings = settings
-        self._context = settings.roi_context
-        self._current: tuple[int, int, int, int] | None = None
-        self._current = self._next()
-
-    def _next(self) -> tuple[int, int, int, int] | None:
-        """The next window of the sequence (y0, y1, x0, x1); None past its end (whole frames are walked)."""
-        if self._extent is None:
-            return None
-        s = self._settings
-        for _ in range(64):  # the side doubles each time: far fewer steps reach the frame's size
-            roi = focus_window(self._extent, self._shape, self._context, s.roi_min, s.roi_max_fraction)
-            self._context *= 2
-            if roi is None or roi != self._current:
-                return roi
-        return None
-
-    def origin(self, shape: tuple[int, ...]) -> tuple[int, int] | None:
-        """(row, col) of a mask of ``shape`` (h, w) on its slice; None when no window of the walk has that size."""
-        if tuple(shape) == self._shape:  # whole slices (a tracker, a window past the largest, or none at all)
-            return (0, 0)
-        while self._current is not None:
-            y0, y1, x0, x1 = self._current
-            if (y1 - y0, x1 - x0) == tuple(shape):
-                return (y0, x0)
-            self._current = self._next()
-        log.debug("a walk mask of size %s matches no window: not previewed", shape)
-        return None
 
 
 def frames_of(prompts: list[Prompt], axis: int) -> list[int]:
