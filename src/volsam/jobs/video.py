@@ -251,6 +251,7 @@ def segment_video(
     cache_mb: float = 256.0,
     colour: bool | None = None,
     frames: tuple[int, int] | None = None,
+    on_written: Callable[[int], None] | None = None,
 ) -> VideoJobResult:
     """Segment an object through a video from prompts on one (or, with SAM 2, several) frames.
 
@@ -274,6 +275,10 @@ def segment_video(
             appearance rules compare grey levels).
         frames: (first, last) frame index, inclusive, to walk / track within (None: the whole video); every
             prompt must lie in it. Frames outside it are written as empty masks (see the module notes).
+        on_written: called with each segmented frame's index (0-based) once its mask is in the output (a
+            frame PNG is complete then: each is written atomically), before ``progress``; in the order the
+            walk or the tracking makes them (forward, then backward). The frames that ``finish`` fills with
+            empty masks are not reported. An exception it raises stops the run as any failure does.
 
     Returns a :class:`VideoJobResult`; every frame has a mask in the output (empty where not segmented).
     Raises InputError for a range outside the video or reversed, PromptError for a prompt outside it.
@@ -305,6 +310,8 @@ def segment_video(
             try:
                 for t, labels in results:
                     sink.write(t, labels)
+                    if on_written is not None:
+                        on_written(int(t))
                     done += 1
                     if labels.any():
                         seen.append(t)

@@ -407,7 +407,8 @@ def create_app(config: ServerConfig, store: SessionStore | None = None) -> FastA
 
     @app.get("/api/sessions/{sid}/labelmap/frames/{n}", dependencies=auth, response_class=Response, responses=PNG)
     def labelmap_frame(entry: Leased, n: int) -> Response:
-        """A video session's label map of frame ``n``: a grey PNG of label values (uint16 above 255)."""
+        """A video session's label map of frame ``n``: a grey PNG of label values (uint16 above 255). Answered during
+        a run (no session lock): a frame the run has written shows its new masks, the others the state before it."""
         return Response(video_of(entry.session).labels_png(n), media_type="image/png")
 
     @app.get("/api/sessions/{sid}/overlay", dependencies=auth, response_class=Response, responses=OVERLAY)

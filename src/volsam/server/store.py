@@ -140,7 +140,7 @@ class SessionStore:
             raise
         placeholder.session.on_frame = placeholder.frame
         placeholder.session.on_total = placeholder.total  # volume and video sessions report their steps' totals
-        placeholder.session.on_preview = placeholder.preview.add  # a video session never calls it
+        placeholder.session.on_preview = placeholder.preview.add  # a video's run is shown from disk instead
         log.info("session %s opened (%s, %s); %d open", sid, engine, device, len(self))
         return placeholder
 

@@ -21,6 +21,14 @@ Objects and prompts follow the volume protocol (``Box2D`` with ``slice`` = the f
 
 Each run writes a new folder, so undo / redo swap folders (no masks are copied); folders no state refers to are
 deleted. Objects overlap as in volume sessions: the later object wins.
+
+**While a run goes** (the page's live view): each walk of the run reports every frame it has written
+(``segment_video(on_written=...)``; the PNG is complete then, written atomically), and :meth:`VideoSession.labels`
+shows a frame that the running walk covers and has written from the walk's folder, every other frame as the
+state before the run. Nothing more is kept in memory than the written frames' numbers (a set per walk, at most
+the video's frame count); the masks stay on disk, where the run's result will be. The walks are forgotten when
+the run ends: its result becomes the objects' state in the same step, and a failure or a stop forgets them
+before their folders are deleted (a frame read meanwhile whose file is gone shows the state before the run).
 """
 
 from __future__ import annotations
@@ -82,6 +90,21 @@ class _Run:
         return self.first <= first and last <= self.last
 
 
+@dataclass
+class _Live:
+    """A walk of the running run: object ``label``'s masks of frames ``first..last`` (inclusive) going into
+    ``folder``; ``done``: the frames written so far."""
+
+    label: int
+    folder: Path
+    first: int
+    last: int
+    done: set[int] = field(default_factory=set)
+
+    def shows(self, label: int, t: int) -> bool:
+        return label == self.label and self.first <= t <= self.last and t in self.done
+
+
 @dataclass(frozen=True)
 class _State:
     """One object's state: its name, its prompts and its runs (in prompted-frame order)."""
@@ -123,9 +146,10 @@ class VideoSession:
         self.axis = 2  # frames are the third index, as slices along k
         self.on_frame: Callable[[int], None] | None = None
         self.on_total: Callable[[int], None] | None = None  # the frames a step will walk, once known
-        # the volume sessions' live preview hook; a video run shows its frames when it ends (the run writes its
-        # label PNGs to a folder the object takes only then), so this is never called
+        # the volume sessions' live preview hook (masks kept in memory); never called here: a running video
+        # walk's written frames are shown from its folder by ``labels`` (see the module notes)
         self.on_preview: Callable[..., None] | None = None
+        self._live: list[_Live] = []  # the running run's walks (under _state_lock)
         self._objects: dict[int, _State] = {}
         self._pending: list[tuple[int, Prompt]] = []
         self._history = _History()
@@ -175,17 +199,42 @@ class VideoSession:
         return _png(picture)
 
     def labels(self, t: int) -> np.ndarray:
-        """Frame ``t``'s label map ``(H, W)`` (uint8; uint16 above 255): every object, the later one on top."""
+        """Frame ``t``'s label map ``(H, W)`` (uint8; uint16 above 255): every object, the later one on top. While
+        a run goes, an object's frame that the running walk covers and has written shows the walk's mask (the
+        live view); its other frames show the state before the run."""
         t = self._check_frame(t)
         with self._state_lock:
             self._check_open()
             top = max(self._objects, default=0)
             out = np.zeros((self.info.height, self.info.width), np.uint8 if top <= 255 else np.uint16)
             for label, state in self._objects.items():
-                folder = _run_for(state, t)
-                if folder is not None:
-                    out[_read_png(folder / self._png_name(t)) != 0] = label
+                mask = self._live_mask(label, t)
+                if mask is None:
+                    folder = _run_for(state, t)
+                    mask = _read_png(folder / self._png_name(t)) != 0 if folder is not None else None
+                if mask is not None:
+                    out[mask] = label
         return out
+
+    def _live_mask(self, label: int, t: int) -> np.ndarray | None:
+        """Object ``label``'s mask (H, W) bool on frame ``t`` from the running walk that has written it; None when
+        no walk has (or its file went: a failed or stopped walk removes its frames before it is forgotten)."""
+        for live in self._live:
+            if live.shows(label, t):
+                try:
+                    return _read_png(live.folder / self._png_name(t)) != 0
+                except FileNotFoundError:
+                    return None
+        return None
+
+    def frames_done(self) -> dict[int, list[int]]:
+        """The running run's written frames by object (sorted; empty when no run goes): those that
+        :meth:`labels` shows from the run."""
+        with self._state_lock:
+            out: dict[int, set[int]] = {}
+            for live in self._live:
+                out.setdefault(live.label, set()).update(t for t in live.done if live.first <= t <= live.last)
+        return {label: sorted(done) for label, done in out.items()}
 
     def _png_name(self, t: int) -> str:  # as io.video_out.PngMaskFolder names them
         return f"frame_{t:0{max(6, len(str(self.frame_count - 1)))}d}.png"
@@ -302,16 +351,22 @@ class VideoSession:
                 runs.sort(key=lambda run: run.frame)
                 edits.append((label, before, replace(before, prompts=tuple(prompts), runs=tuple(runs))))
         except BaseException:
+            self._forget_live()  # the state before the run shows again, before its folders go
             for folder in made:
                 shutil.rmtree(folder, ignore_errors=True)
             raise
         change = Change()
         for label, before, _after in edits:
             change = change.merged(self._change((label,), before))
-        self._step(edits)
+        self._step(edits)  # the walks' folders are the objects' runs now: the live view can go
+        self._forget_live()
         for label, _before, _after in edits:
             change = change.merged(self._change((label,), self._objects[label]))
         return replace(change, seconds=time.perf_counter() - t0)
+
+    def _forget_live(self) -> None:
+        with self._state_lock:
+            self._live = []
 
     def _boxed(self, state: _State, prompts: list[Prompt], frames: set[int]) -> list[Prompt]:
         """Slice engines walk from a frame's box: clicks on a frame without one get the box around the object's
@@ -336,10 +391,16 @@ class VideoSession:
 
         folder = self.upload.folder / "runs" / f"{next(self._runs):05d}"
         made.append(folder)
+        first, last = frames if frames is not None else (0, self.frame_count - 1)
+        live = _Live(label, folder, first, last)
+        with self._state_lock:
+            self._live.append(live)
 
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage == "segmenting" and self.on_frame is not None:
-                self.on_frame(done - 1)
+        def written(t: int) -> None:  # frame t's PNG is complete: the live view shows it, then the page hears
+            with self._state_lock:
+                live.done.add(t)
+            if self.on_frame is not None:
+                self.on_frame(t)  # may raise Cancelled (a stop): the run rolls back
 
         segment_video(
             self.upload.path,
@@ -347,7 +408,7 @@ class VideoSession:
             folder,
             replace(self.request, label=label),
             engine=self.engine,
-            progress=progress,
+            on_written=written,
             frames=frames,
         )
         return folder
