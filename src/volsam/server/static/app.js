@@ -528,10 +528,12 @@
     else if (e.type === "frame") {
       state.frames += 1; $("frames").textContent = `${state.frames} ${isVideo() ? "frames" : "slices"}`;
       if (preview.live) fetchPreview();
+      else if (isVideo()) video.written(e.index);  // the run's frame e.index is done: shown live if on screen
     }
     else if (e.type === "idle") {
       state.busy = Math.max(0, state.busy - 1); preview.live = false;
       if (e.stopped && preview.painted && !isVideo()) refreshLabels().catch((err) => say(err.message, true));  // the preview goes
+      if (isVideo() && state.id) video.refresh().catch(() => {});  // a stopped or failed run's live frames go
     }
     else if (e.type === "closed") say("the session was closed", true);
     showWork();

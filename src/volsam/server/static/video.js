@@ -3,7 +3,10 @@
 // (GET .../labelmap/frames/{n}, grey PNG of label values), with the token and lease in headers; it never holds
 // the video. A 2D canvas shows the frame, the masks over it (object colours, the overlay opacity) and the
 // prompts of that frame; a box (drag) or a ± click on any frame is a prompt with slice / point frame = the
-// frame, and the server tracks through the video (progress: the page's bar, one event a frame).
+// frame, and the server tracks through the video (progress: the page's bar, one event a frame). While a run
+// goes, the server shows each frame the run has written with its new mask (GET .../labelmap/frames/{n}; frames
+// not reached yet keep the state before the run): scrubbing during a run shows the frames done so far, and the
+// frame on screen is fetched again when its `frame` event (index = the frame written) comes.
 "use strict";
 window.volsamVideo = function (env) {  // env: state, request, say, edit, colour, tool, shown (a frame was drawn)
   const $ = (id) => document.getElementById(id);
@@ -169,6 +172,9 @@ window.volsamVideo = function (env) {  // env: state, request, say, edit, colour
     play,
     step: (delta) => go(v.frame + delta).catch((e) => env.say(e.message, true)),
     refresh: () => go(v.frame),  // after an edit: this frame's labels again
+    // a `frame` event of a run: frame n was written; the frame on screen shows its new mask (others on scrubbing)
+    written: (n) => (env.state.geometry && env.state.geometry.video && n === v.frame && !v.playing
+      ? go(v.frame).catch(() => {}) : null),
     draw: () => draw(),
     get frame() { return v.frame; },
     pixels: (label) => (v.labels ? v.labels.counts[label] || 0 : 0),  // the object's pixels on the frame shown
