@@ -7,35 +7,16 @@ stopped run's masks go from the frame shown. The masks of the real LiteMedSAM du
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from tests.server.test_web import ARGS, CHROMIUM, playwright, pytestmark  # noqa: F401 -- the same browser and skips
-from tests.server.test_web_video import Page
+from tests.server.test_web_video import SERVER as VIDEO_SERVER
+from tests.server.test_web_video import Page, clip  # noqa: F401 -- the same clip (16 frames, 96 x 128)
 from tests.support.browser import script_server
-from tests.support.video import disc_frames, write_video
 
-SERVER = textwrap.dedent(
-    """
-    import sys, time, uvicorn
-    from tests.support.toy_engine import ToyEngine
-    from volsam.server.app import create_app
-    from volsam.server.config import ServerConfig
-    from volsam.server.store import SessionStore
-    from volsam.server.videos import VideoSession
-
-    class Slow(ToyEngine):  # slow enough for the page to look at a run going
-        def predict(self, embedding, **kw):
-            time.sleep(0.25)
-            return super().predict(embedding, **kw)
-
-    store = SessionStore(8, 600.0, make_video=lambda upload, request: VideoSession(upload, request, Slow()))
-    app = create_app(ServerConfig(device="cpu"), store)
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-    """
-)
-N, H, W = 16, 96, 128
+# test_web_video's server, its toy engine slower: about 2 s a frame (8 predictions), so the page can look at a run
+SERVER = VIDEO_SERVER.replace("time.sleep(0.05)", "time.sleep(0.25)")
+assert SERVER != VIDEO_SERVER
 BUSY = "() => window.volsam.state.busy > 0"
 
 
@@ -44,17 +25,11 @@ def slow_server(tmp_path_factory):
     yield from script_server(tmp_path_factory.mktemp("videoliveserver"), SERVER)
 
 
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    frames, truth = disc_frames(N, (H, W), speed=2.5)
-    return write_video(tmp_path_factory.mktemp("clip") / "clip.mp4", frames), truth
-
-
 def _object_px(page: Page, label: int) -> int:
     return int(page.pixels().get(str(label), 0))
 
 
-def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip):
+def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip):  # noqa: F811
     path, truth = clip
     with playwright.sync_playwright() as p:
         page = Page(p, slow_server, path)
