@@ -166,3 +166,34 @@ def test_frames_done_show_the_running_walk_and_the_others_the_state_before(lite,
     events = [json.loads(line[6:]) for line in client.get(f"{base}/events?follow=false", headers=h).text.splitlines()
               if line.startswith("data: ")]  # fmt: skip
     assert [e for e in events if e["type"] == "idle"][-1]["stopped"] is True
+
+
+def test_a_tracker_run_shows_its_frames_as_they_are_tracked(clip):
+    """A tracker (the toy SAM 2 stand-in: no SAM 2 weights offline) re-tracking the whole clip from a box on
+    frame 2 and a click on frame 7, held at its seventh frame (8): the frames tracked so far show the new run's masks
+    (its final ones), the others the box-only run's."""
+    from tests.server.test_video_sessions import GreyTracker
+
+    path, _truth = clip
+    store = SessionStore(4, 600.0, make_video=lambda upload, request: VideoSession(upload, request, GreyTracker()))
+    client = TestClient(create_app(ServerConfig(device="cpu"), store), base_url=BASE, raise_server_exceptions=False)
+    base, h, label = _open(client, path)
+    box = {"object": label, "type": "box", "slice": 2, "box": [18, 18, 48, 48]}
+    assert client.post(f"{base}/prompts", json=box, headers=h).status_code == 200
+    before = _frames(client, base, h)
+    seen: dict = {}
+
+    def look(entry, hold):
+        seen["done"] = list(hold.indices)
+        assert entry.session.frames_done() == {label: sorted(hold.indices)}
+        seen["live"] = _frames(client, base, h)
+
+    click = {"object": label, "type": "point", "point": [50, 40, 7]}
+    r, hold = _held(client, store, base, h, click, 7, look)
+    assert r.status_code == 200, r.text
+    after = _frames(client, base, h)
+    assert seen["done"] == [2, 3, 4, 5, 6, 7, 8] and set(hold.indices) == set(range(N))  # forward from 2 first
+    changed = [t for t in range(N) if not np.array_equal(after[t], before[t])]
+    assert set(changed) & set(seen["done"]) and set(changed) - set(seen["done"]), (changed, seen["done"])
+    for t in range(N):
+        assert np.array_equal(seen["live"][t], after[t] if t in seen["done"] else before[t]), t
