@@ -1,7 +1,7 @@
 """LiteMedSAM frame-by-frame video tracking on a family of generated ultrasound-like clips.
 
     .venv/bin/python benchmarks/bench_video_tracking.py [--frames 40] [--size 128] [--clips base fast ...]
-        [--seeds 0 1] [--out results/bench-video-tracking.json] [--embeddings /tmp/vt-emb]
+        [--seeds 0 1] [--out results/bench-video-tracking.json] [--embeddings /tmp/vt-emb] [--ceiling]
 
 Each clip of :func:`volsam.data.clips.clip_family` (a dark deforming, rotating ellipse in speckle; one factor
 varied per clip, a clip that leaves the view and returns, one with everything hard) is written as an H.264
@@ -17,6 +17,11 @@ anything is predicted (a false mask); a frame where the object is present and no
 0.0. Per clip: mean and min over all frames, the worst frame, the frames under 0.80, and the absent-frame
 counts (``absent_frames``, ``absent_reported`` empty there, ``false_masks``). Per kind: the mean of the
 seeds' means and the lowest frame over the seeds.
+
+``--ceiling`` also prompts every frame where the object is present with its true tight box (grown by the
+video walk's ``box_margin``) and records the Dice of the model's own mask (``true_box_dice``, mean and min
+per clip and kind): what LiteMedSAM gives with a perfect box, before any regrowth -- where it is low the
+model itself cannot see the object.
 
 ``--embeddings DIR`` keeps each frame's image embedding on disk, keyed by the frame's pixels: a rerun (same
 clips, another tracking rule) skips the image encoder and gives the same embeddings, so the same Dice.
@@ -81,7 +86,28 @@ class DiskEmbeddings:
         return self.inner.predict_boxes(*args, **kw)
 
 
-def run_clip(engine, spec, folder: Path) -> dict:
+def true_box_dice(engine, video: Path, clip, margin: float) -> list[float | None]:
+    """Per frame, the Dice of the model's own mask from the true object's tight box grown by ``margin`` px
+    (the video walk's ``box_margin``): what the model gives with a perfect box, the ceiling of any box
+    proposal rule before regrowth. None where the object is absent."""
+    from volsam.data.clips import dice
+    from volsam.io.video import open_frames
+    from volsam.propagation.frames import expand_box
+
+    source = open_frames(video)
+    out: list[float | None] = []
+    for t, truth in enumerate(clip.masks):
+        box = clip.box(t)
+        if box is None:
+            out.append(None)
+            continue
+        (emb,) = engine.encode(source.frames([t]))
+        pred = engine.predict(emb, box=expand_box(tuple(float(c) for c in box), margin, truth.shape))
+        out.append(round(dice(pred.mask, truth), 4))
+    return out
+
+
+def run_clip(engine, spec, folder: Path, ceiling: bool = False) -> dict:
     from tests.support.video import write_video
 
     from volsam.core.prompts import Box2D
@@ -100,6 +126,17 @@ def run_clip(engine, spec, folder: Path) -> dict:
     dices = [dice(m, g) for m, g in zip(masks, clip.masks)]
     worst = int(np.argmin(dices))
     absent = [t for t, g in enumerate(clip.masks) if not g.any()]
+    extra: dict = {}
+    if ceiling:
+        from volsam.propagation.settings import PropagationSettings
+
+        boxed = true_box_dice(engine, video, clip, PropagationSettings.video().box_margin)
+        present = [d for d in boxed if d is not None]
+        extra = {
+            "true_box_mean": round(float(np.mean(present)), 4) if present else None,
+            "true_box_min": round(float(np.min(present)), 4) if present else None,
+            "true_box_dice": boxed,
+        }
     return {
         "clip": spec.name,
         "seed": spec.seed,
@@ -114,11 +151,13 @@ def run_clip(engine, spec, folder: Path) -> dict:
         "false_masks": sum(bool(masks[t].any()) for t in absent),
         "dice": [round(d, 4) for d in dices],
         "seconds": round(seconds, 1),
+        **extra,
     }
 
 
 def kinds(rows: list[dict]) -> dict[str, dict]:
-    """Per clip kind over its seeds: the mean of the means, the lowest mean, the lowest frame, the seeds."""
+    """Per clip kind over its seeds: the mean of the means, the lowest mean, the lowest frame, the seeds (and
+    the true-box ceiling's mean and lowest frame when measured)."""
     out: dict[str, dict] = {}
     for name in dict.fromkeys(r["clip"] for r in rows):
         mine = [r for r in rows if r["clip"] == name]
@@ -128,6 +167,9 @@ def kinds(rows: list[dict]) -> dict[str, dict]:
             "worst_seed_mean": round(float(min(r["mean_dice"] for r in mine)), 4),
             "min_dice": round(float(min(r["min_dice"] for r in mine)), 4),
         }
+        if all(r.get("true_box_mean") is not None for r in mine):
+            out[name]["true_box_mean"] = round(float(np.mean([r["true_box_mean"] for r in mine])), 4)
+            out[name]["true_box_min"] = round(float(min(r["true_box_min"] for r in mine)), 4)
     return out
 
 
@@ -164,6 +206,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-video-tracking.json")
     parser.add_argument("--embeddings", type=Path, help="folder keeping frame embeddings between runs")
     parser.add_argument("--label", default="", help="a note stored in the results (what code ran)")
+    parser.add_argument(
+        "--ceiling", action="store_true", help="also the per-frame Dice of the model's mask from the true box"
+    )
     args = parser.parse_args()
 
     from volsam.data.clips import clip_family
@@ -182,7 +227,7 @@ def main() -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in specs:
-            row = run_clip(engine, spec, Path(tmp))
+            row = run_clip(engine, spec, Path(tmp), args.ceiling)
             rows.append(row)
             print(
                 f"{row['clip']:14s} seed {row['seed']} mean {row['mean_dice']:.3f} min {row['min_dice']:.3f} "

@@ -124,8 +124,24 @@ def test_the_search_takes_no_region_that_does_not_look_like_the_object():
     frames = _frames(truth, distractor, extra_value=150)  # bright for the engine, not the object's grey
     searched = _run(frames, truth, VIDEO)
     assert searched[7:] == [1.0] * 9, np.round(searched, 2)  # left empty: correct
-    same_grey = _run(_frames(truth, distractor, extra_value=200), truth, VIDEO)
+    unchecked = replace(VIDEO, search_area_check=False)  # the patch is 2.8 x the object: see the next test
+    same_grey = _run(_frames(truth, distractor, extra_value=200), truth, unchecked)
     assert max(same_grey[9:]) == 0.0  # the rule can fail: a patch that looks like the object is taken
+
+
+def test_the_search_takes_no_answer_far_larger_than_the_object():
+    truth = _leaving()
+    truth[7:] = False  # the object (144 px) never comes back ...
+    patch = np.zeros_like(truth)
+    patch[9:, 10:30, 20:40] = True  # ... but a 400 px patch of its grey appears (> 2.5 x its area)
+    frames = _frames(truth, patch, extra_value=200)
+    checked = _run(frames, truth, VIDEO)
+    unchecked = _run(frames, truth, replace(VIDEO, search_area_check=False))
+    assert checked[7:] == [1.0] * 9, np.round(checked, 2)  # left empty: correct
+    assert max(unchecked[9:]) == 0.0, np.round(unchecked, 2)  # taken without the area check
+    smaller = patch.copy()
+    smaller[9:, 10:30, 32:40] = False  # 240 px: within max_area_ratio, taken (the rule judges by area only)
+    assert max(_run(_frames(truth, smaller, extra_value=200), truth, VIDEO)[9:]) == 0.0
 
 
 def test_the_exit_zone_is_the_stretch_of_border_where_the_mask_left():

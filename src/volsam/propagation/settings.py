@@ -127,6 +127,15 @@ class PropagationSettings:
             own, so its boxes and growth limit follow the whole object. Off: on the benchmark's clips it lifts
             leaves-view (seed 0) from 0.730 to 0.763 and all-hard (seed 1) from 0.498 to 0.553 mean Dice, but
             drops contrast-low (seed 0) from 0.759 to 0.575 (the regrown mask leaks into the surroundings).
+        box_surroundings: videos: when the ring around the prompted frame's mask does not separate from it
+            (``min_separability``), the appearance model's surroundings are the ring just outside the user's box
+            instead: where LiteMedSAM under-segments (strong speckle) the ring around its mask lies inside the
+            object and every appearance rule was off (speckle-full seed 1: the walk shrank to a sliver, mean
+            Dice 0.20 -> 0.88). Only as a fallback: used always, it loosened contrast-low's model (0.76 -> 0.43).
+        search_area_check: videos: an answer found by the search must also pass the area-jump rule against
+            the prompted frame's area (at most ``max_area_ratio`` x it), as every followed frame does against
+            the previous one; without it a low-contrast clip (contrast-low, seed 2) was "found again" as a
+            5659 px mask over object-like tissue (the object: 1334 px) and never recovered.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -164,6 +173,8 @@ class PropagationSettings:
     regrow_px: int = 0
     search_edge_min_area: float = 0.0
     follow_regrown: bool = False
+    box_surroundings: bool = False
+    search_area_check: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -213,6 +224,8 @@ class PropagationSettings:
             search_lost=True,
             regrow_px=4,
             search_edge_min_area=0.02,
+            box_surroundings=True,
+            search_area_check=True,
         )
 
     @classmethod
