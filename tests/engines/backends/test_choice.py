@@ -46,6 +46,7 @@ def test_a_choice_is_measured_once_per_model_and_host_and_kept(tmp_path, caplog)
         assert choose("enc-abc", "hostA", runs, rounds=3, path=path) == "openvino"
     assert "measured on this host" in caplog.text
     record = json.loads(path.read_text())["enc-abc|hostA"]
+    assert record["reference"] == "torch" and list(record["seconds"]) == ["torch", "openvino"]
     assert record["choice"] == "openvino" and record["seconds"]["torch"] >= 0.05 and record["rounds"] == 3
 
     def refuse() -> None:
@@ -89,8 +90,10 @@ def test_litemedsam_auto_runs_what_was_measured_faster_here(monkeypatch, tmp_pat
     monkeypatch.setattr(choice, "choices_path", lambda: path)
     engine = MedSAMLiteEngine(device="cpu", precision="fp32", backend="auto")
     (record,) = json.loads(path.read_text()).values()
-    assert set(record["seconds"]) == {"torch", "openvino"}
-    assert engine.backend == record["choice"] == pick(record["seconds"], record["margin"])
+    seconds = record["seconds"]
+    assert set(seconds) == {"torch", "openvino"} and record["reference"] == "torch"
+    in_order = {"torch": seconds["torch"], "openvino": seconds["openvino"]}  # torch is the reference: first
+    assert engine.backend == record["choice"] == pick(in_order, record["margin"])
     assert (engine._encoder is None) == (engine.backend == "torch")
 
     monkeypatch.setattr(choice, "measure", lambda *a, **k: pytest.fail("measured again"))

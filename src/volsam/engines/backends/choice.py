@@ -117,6 +117,7 @@ def choose(
     record = _read(path)  # another process may have written meanwhile
     record[key] = {
         "choice": choice,
+        "reference": next(iter(runs)),  # the backend kept unless another is faster by more than the margin
         "seconds": {k: round(v, 5) for k, v in seconds.items()},
         "rounds": rounds,
         "margin": margin,
@@ -142,7 +143,7 @@ def _write(path: Path, record: dict) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".choices-", suffix=".json")
         with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
+            json.dump(record, f, indent=1)  # key order kept: the reference backend first
         Path(tmp).replace(path)
     except OSError as exc:
         log.warning("cannot keep the backend choice in %s (%s): it is measured on each run", path, exc)
