@@ -143,6 +143,11 @@ class PropagationSettings:
             contrast-low clips); 20 px took contrast-low seed 0 from 0.759 to 0.847 and seed 1 from 0.741 to
             0.770 mean Dice, rotating seed 1 from 0.893 to 0.908 (the same 24 px reach without the area bound:
             seed 1 fell to 0.725).
+        search_edge_region: videos: while an object that left through the border is searched for, when the
+            model's answer to the object-like region where it left is refused by the stop rules, that region
+            itself (holes filled) is taken if it passes them with the model's score: half back in view the
+            model's answer took grey tissue beside the object (leaves-view seed 1, frames 34-36: 43-48 %
+            object-like) and the object was found again 3 frames late.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -183,6 +188,7 @@ class PropagationSettings:
     box_surroundings: bool = False
     search_area_check: bool = False
     regrow_more_px: int = 0
+    search_edge_region: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -235,6 +241,7 @@ class PropagationSettings:
             search_lost=True,
             regrow_px=4,
             regrow_more_px=20,
+            search_edge_region=True,
             search_edge_min_area=0.02,
             box_surroundings=True,
             search_area_check=True,
