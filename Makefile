@@ -56,8 +56,14 @@ lint: dev
 	$(BIN)/ruff check src tests benchmarks slicer
 	$(BIN)/lint-imports
 
+# PYTEST_WORKERS=2 runs the suite on two xdist processes (the CI's two cores): whole modules go to a worker (a
+# module's shared fixtures are built once), the modules of tests marked slow first, each worker with its share
+# of the cores for torch's threads (tests/conftest.py). 0 (the default until the whole suite has passed twice
+# on two workers) runs it in one process, as before.
+PYTEST_WORKERS ?= 0
 test: lint viewer browser
-	$(BIN)/python -m pytest --durations=40  # the slowest tests in the log: the CI time budget
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+		--durations=40  # the slowest tests in the log: the CI time budget
 	$(MAKE) slicer-test
 
 # The 3D Slicer module (slicer/VolSAM) is tested with Slicer's MRML + logic libraries without Qt (PyPI

@@ -21,6 +21,7 @@ def case():
     return lesion, session_factory(lesion.image, engine, "MR"), lesion.label.array > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["box-middle", "box3d", "seed-mask"])
 def test_one_step_protocols_segment_the_lesion(case, protocol):
     lesion, factory, truth = case
@@ -31,6 +32,7 @@ def test_one_step_protocols_segment_the_lesion(case, protocol):
     assert np.isnan(result.auc("dice"))
 
 
+@pytest.mark.slow
 def test_box3d_uses_the_box_shipped_with_the_data(case):
     lesion, factory, truth = case
     far = Box3D(0, 0, 0, 6, 6, truth.shape[0] - 1)  # a corner away from the lesion
@@ -58,6 +60,7 @@ def test_cvpr25_time_limit_caps_and_keeps_the_last_result(case):
     assert {s.dice for s in result.steps} == {result.steps[0].dice}
 
 
+@pytest.mark.slow
 def test_seed_clicks_click_only_the_middle_slice(case):
     lesion, factory, truth = case
     first, middle, last = slab(truth, 2)

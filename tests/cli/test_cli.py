@@ -29,6 +29,7 @@ def _run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_segment_box_on_a_slice_writes_a_label_map_on_the_input_grid(tmp_path, capsys, case):
     image = write_volume(case.image, tmp_path / "scan.nii.gz")
     out = tmp_path / "lesion.nii.gz"
@@ -44,6 +45,7 @@ def test_segment_box_on_a_slice_writes_a_label_map_on_the_input_grid(tmp_path, c
     assert dice(seg.array > 0, case.label.array > 0) > 0.75
 
 
+@pytest.mark.slow
 def test_segment_dicom_series_with_box3d_and_overlays(tmp_path, capsys, case):
     folder = tmp_path / "dicom"
     write_series(case.image, folder, shuffle_names=True, modality="MR")
@@ -87,6 +89,7 @@ def test_points_prompt_positive_and_negative(tmp_path, capsys, case):
 # -- refusals: one line on stderr, non-zero exit, no traceback, no output file --------------------------------
 
 
+@pytest.mark.slow
 def test_prompts_file_with_two_objects_and_a_correction(tmp_path, capsys, case):
     """Real weights: the lesion from its box plus a background click beside it, and a second object from a
     box elsewhere; each is written with its own label."""

@@ -14,6 +14,7 @@ from volsam.finetune.runlog import read_log
 from volsam.finetune.trainer import train
 
 
+@pytest.mark.slow
 def test_3d_validation_of_the_start_equals_the_benchmark(tmp_path):
     """Real LiteMedSAM weights: the step-0 validation score is the box-middle benchmark Dice of the stock
     model on the held-out case, and best/ says how it was chosen."""

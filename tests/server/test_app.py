@@ -42,6 +42,7 @@ def _open(client, path, headers=None, **form):
     return r
 
 
+@pytest.mark.slow
 def test_a_whole_session_over_http_equals_a_local_session(case):
     lesion, path = case
     client = _client()

@@ -62,6 +62,7 @@ def test_a_session_asking_a_bad_backend_is_refused_before_the_upload_is_read(cas
     assert len(store) == 0
 
 
+@pytest.mark.slow
 def test_sessions_run_on_the_server_default_or_the_backend_they_ask_for(case):
     lesion, path = case
     assert _client().get("/api/capabilities").json()["default_backend"] == "auto"

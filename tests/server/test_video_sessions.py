@@ -390,6 +390,7 @@ def _shown(runs: dict[int, np.ndarray], label: int) -> np.ndarray:
     return np.stack([(runs[min(runs, key=lambda q: (abs(q - t), q))][t] > 0) * label for t in range(count)])
 
 
+@pytest.mark.slow
 def test_a_correction_walks_only_the_frames_it_shows_real_litemedsam(tmp_path):
     """Boxes on frames 0 and 8, then a click on frame 4: every frame shows what whole-video runs of each
     prompted frame showed (computed here with ``volsam segment``'s job), the box on 8 walks 5..9 and the click

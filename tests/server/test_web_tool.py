@@ -197,6 +197,7 @@ def test_slices_wheel_keys_and_window_level(toy_server, scan):
             page.close()
 
 
+@pytest.mark.slow
 def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, scan, tmp_path):
     path, volume = scan
     want = np.zeros(SHAPE, bool)
@@ -318,6 +319,7 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
     assert doc["objects"][0]["prompts"][0]["slice"] == 20
 
 
+@pytest.mark.slow
 def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
     path, _ = scan
     with playwright.sync_playwright() as p:

@@ -29,6 +29,7 @@ def _object_px(page: Page, label: int) -> int:
     return int(page.pixels().get(str(label), 0))
 
 
+@pytest.mark.slow
 def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip):  # noqa: F811
     path, truth = clip
     with playwright.sync_playwright() as p:

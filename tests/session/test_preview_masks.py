@@ -36,6 +36,7 @@ def _collect(session: Session) -> tuple[dict[int, tuple[np.ndarray, tuple[int, i
     return latest, placed
 
 
+@pytest.mark.slow
 def test_previewed_masks_are_the_steps_masks_on_the_slice_grid(case):
     # a tight window (1.1 x the box, no floor to speak of) so that the lesion reaches its edge and the walk
     # runs again in a wider one: the masks come in two window sizes at two offsets
