@@ -4,14 +4,23 @@ first; :meth:`volsam.Session.next_candidate` lets a person step through the othe
 
 The chosen candidate becomes a mask prompt on that slice (:class:`ChosenCandidate`; one undoable step, saved in
 the prompts file) and reaches the other slices by the session's ``candidate_carry`` rule (:data:`CARRY_RULES`).
-The default, ``walk``, runs volsam's walk from the chosen mask both ways to the neighbouring prompted slices;
-``local`` (the default before) re-propagates it as any correction does (:mod:`volsam.session.correctors`: one
-way, until the result agrees with the old one), so the 3D result barely moved. Measured with
-``benchmarks/bench_interactive.py`` (the simulated user picks by Dice on the key slice; 15 cropped lesion
-cases, 2026-12-06): mean 3D Dice after the box 0.866, after the pick ``local`` 0.860, ``walk`` 0.866; per kind
-local -> walk: ring 0.794 -> 0.817 (ring-00 0.759 -> 0.890, the rim kept; ring-02 0.856 -> 0.840), dark 0.931 ->
-0.933, flat 0.916 -> 0.918, small 0.816 -> 0.815, bright 0.859 -> 0.858. ``same`` / ``similar`` were far worse
-on the 4 dark cases (0.43-0.83 where the others give 0.90-0.96: they leak past the object's ends).
+The default, ``walk``, runs volsam's walk from the chosen mask both ways to the neighbouring prompted slices,
+within the slices the object reached before the first choice on that slice (``ChosenCandidate.reach``): a
+choice changes the object's shape, not how far it reaches (a box or a click on another slice does that).
+``local`` re-propagates it as any correction does (:mod:`volsam.session.correctors`: one way, until the result
+agrees with the old one), so the 3D result barely moves.
+
+Measured with ``benchmarks/bench_interactive.py --clicks 0 --candidate-rules local,walk`` (the simulated user
+picks by Dice on the key slice; all 24 cropped lesion cases, 2026-12-07): mean 3D Dice after the box 0.852,
+after the pick ``local`` 0.849, ``walk`` 0.848 (0.839 before the reach: the walk ran past the lesion's end on
+dark-00-aniso, 0.866 -> 0.729, and dark-01-flip-ik, 0.928 -> 0.667, because the chosen mask holds a ring of
+surrounding tissue and so the tissue beyond the lesion "looked like" the object; with the reach 0.867 and
+0.881). Per kind, walk before -> with the reach: dark 0.854 -> 0.913, small 0.809 -> 0.814, ring 0.786 ->
+0.761 (ring-00 0.890 -> 0.861, ring-01 0.573 -> 0.513: the box's walk had stopped short of those rings' ends
+and the chosen rim would have gone on), flat 0.930, bright 0.834. Letting the carry go 1 or 2 slices beyond the
+reach gives the same mean (0.848), trading dark (0.902, 0.891) for ring (0.776, 0.784). ``same`` / ``similar``
+were far worse on the 4 dark cases (0.43-0.83 where the others give 0.90-0.96: they leak past the object's
+ends).
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ log = logging.getLogger(__name__)
 #   same:    both ways, each neighbour takes the candidate of the chosen rank for the previous mask's box
 #   similar: both ways, each neighbour takes the candidate most like (IoU) the previous slice's mask
 CARRY_RULES = ("local", "walk", "same", "similar")
+# how many slices beyond the object's reach before the choice a carried candidate may go (each way)
+BEYOND_REACH = 0
 
 
 def carry_rule(rule: str) -> str:
@@ -56,6 +67,21 @@ class ChosenCandidate(MaskPrompt):
 
     rank: int = 0
     rule: str = "local"
+    reach: tuple[int, int] | None = None  # (first, last) slice the object reached before (see object_reach)
+
+
+def object_reach(mask: np.ndarray, axis: int, s: int) -> tuple[int, int] | None:
+    """The run of slices along ``axis`` around slice ``s`` where the bool ``[k, j, i]`` ``mask`` has voxels,
+    as (first, last), inclusive; None when slice ``s`` itself has none."""
+    along = frames_view(mask, axis).any(axis=(1, 2))
+    if not along[s]:
+        return None
+    first, last = s, s
+    while first > 0 and along[first - 1]:
+        first -= 1
+    while last < len(along) - 1 and along[last + 1]:
+        last += 1
+    return first, last
 
 
 def slice_candidates(
@@ -116,6 +142,7 @@ def carry_candidate(
     rank: int,
     rule: str,
     settings: PropagationSettings,
+    reach: tuple[int, int] | None = None,
     on_frame: Callable[[int], None] | None = None,
     on_written: Callable[[int], None] | None = None,
 ) -> set[int]:
@@ -138,6 +165,9 @@ def carry_candidate(
     lo, hi = bounds
     if not lo <= start <= hi:
         raise PromptError(f"frame {start} is outside the range {lo}..{hi}")
+    if reach is not None:
+        lo, hi = max(lo, min(start, reach[0]) - BEYOND_REACH), min(hi, max(start, reach[1]) + BEYOND_REACH)
+        bounds = (lo, hi)
     written = {start}
     ends = {1: start, -1: start}
     if not masks[start].any():

@@ -185,6 +185,7 @@ class SliceCorrector(Corrector):
                     bounds=bounds,
                     rank=chosen.rank,
                     rule=chosen.rule,
+                    reach=chosen.reach,
                     settings=settings,
                     on_frame=h.report_frame,
                     on_written=written,

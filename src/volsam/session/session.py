@@ -39,6 +39,7 @@ from volsam.propagation import PropagationSettings
 from volsam.propagation.prompts import frame_prompts, validate_prompt
 from volsam.propagation.settings import CorrectionSettings
 from volsam.segmentation import resolve_axis
+from volsam.session.candidates import ChosenCandidate
 from volsam.session.correctors import corrector_for
 from volsam.session.progress import StepProgress
 from volsam.session.prompts_file import ObjectSpec
@@ -257,14 +258,18 @@ class Session:
         """Show candidate ``rank`` (0 = the model's first answer; None: the one after the candidate shown last)
         of the object's prompt on ``slice`` and carry it to the other slices by ``candidate_carry`` (one
         undoable step, as :meth:`next_candidate`)."""
-        from volsam.session.candidates import ChosenCandidate
+        from volsam.session.candidates import object_reach
 
         masks, _ = self._slice_candidates(obj, slice)
         if rank is None:
             rank = (self._shown_candidate(obj, int(slice)) + 1) % len(masks)
         elif not 0 <= rank < len(masks):
             raise PromptError(f"candidate {rank} does not exist: the model gives {len(masks)} on slice {slice}")
-        change = self.add(obj, ChosenCandidate(masks[rank], rank=rank, rule=self.candidate_carry))
+        earlier = self._chosen_on(obj, int(slice))  # cycling: every choice keeps the reach before the first
+        o = self._object(obj)
+        reach = earlier.reach if earlier is not None else object_reach(o.mask, self.axis, int(slice))
+        chosen = ChosenCandidate(masks[rank], rank=rank, rule=self.candidate_carry, reach=reach)
+        change = self.add(obj, chosen)
         self.last_candidate = (rank, len(masks))
         return change
 
@@ -272,15 +277,21 @@ class Session:
         """The rank of the candidate the object shows on ``slice``, read from its prompts (so an undo or a redo
         moves it too): the latest choice there, 0 when a box or click on that slice came after it or none was
         made."""
-        from volsam.session.candidates import ChosenCandidate, single_slice
+        chosen = self._chosen_on(obj, slice)
+        return chosen.rank if chosen is not None else 0
+
+    def _chosen_on(self, obj: int, slice: int) -> ChosenCandidate | None:
+        """The latest candidate chosen on ``slice``, None when a box or click on that slice came after it or
+        none was chosen there."""
+        from volsam.session.candidates import single_slice
 
         size = tuple(self.volume.array.shape[::-1])
         for p in reversed(self._object(obj).prompts):
             if isinstance(p, ChosenCandidate) and single_slice(p, self.axis) == slice:
-                return p.rank
+                return p
             if not isinstance(p, MaskPrompt) and slice in frame_prompts([p], size, self.axis).frames:
-                return 0  # a new box / click on the slice starts the cycle again
-        return 0
+                return None  # a new box / click on the slice starts the cycle again
+        return None
 
     def _slice_candidates(self, obj: int, slice: int) -> tuple[list[np.ndarray], tuple]:
         from volsam.session.candidates import slice_candidates
