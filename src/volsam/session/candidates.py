@@ -15,7 +15,7 @@ picks by Dice on the key slice; all 24 cropped lesion cases, 2026-12-07): mean 3
 after the pick ``local`` 0.849, ``walk`` 0.848 (0.839 before the reach: the walk ran past the lesion's end on
 dark-00-aniso, 0.866 -> 0.729, and dark-01-flip-ik, 0.928 -> 0.667, because the chosen mask holds a ring of
 surrounding tissue and so the tissue beyond the lesion "looked like" the object; with the reach 0.867 and
-0.881). Per kind, walk before -> with the reach: dark 0.854 -> 0.913, small 0.809 -> 0.814, ring 0.786 ->
+0.881). Per kind, walk before -> with the reach: dark 0.854 -> 0.913, small 0.809 -> 0.815, ring 0.786 ->
 0.761 (ring-00 0.890 -> 0.861, ring-01 0.573 -> 0.513: the box's walk had stopped short of those rings' ends
 and the chosen rim would have gone on), flat 0.930, bright 0.834. Letting the carry go 1 or 2 slices beyond the
 reach gives the same mean (0.848), trading dark (0.902, 0.891) for ring (0.776, 0.784). ``same`` / ``similar``
