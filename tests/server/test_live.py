@@ -1,5 +1,10 @@
-"""A real ``volsam serve`` on 127.0.0.1: the torch-free client, and 8 concurrent sessions each getting its own
-correct result (compared with local Sessions), with the server's memory back near its baseline afterwards."""
+"""A real ``volsam serve`` on 127.0.0.1: the torch-free client, and 4 concurrent sessions each getting its own
+correct result (compared with local Sessions), with the server's memory back near its baseline afterwards.
+
+Four sessions, two of each lesion kind, all open and prompting at once, are enough to show that sessions do
+not see each other's images or objects while their requests interleave (the server runs one model forward
+at a time per device: more sessions only queue longer). Memory over many sessions is the soak test's claim
+(tests/server/test_live_security.py: 220 create / segment / close cycles)."""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ from volsam.engines import get as get_engine
 from volsam.io import write_volume
 from volsam.session import Session
 
-CASES = ["flat-00", "flat-01", "flat-02", "flat-03", "small-00", "small-01", "small-02", "small-03"]
+CASES = ["flat-00", "flat-01", "small-00", "small-01"]
 
 
 def _free_port() -> int:
@@ -74,6 +79,19 @@ def cases(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def local(cases):
+    """The label map of a local Session given the case's middle box, per case name (computed once)."""
+    done: dict[str, np.ndarray] = {}
+
+    def labels(name: str) -> np.ndarray:
+        if name not in done:
+            done[name] = _local(*cases[name])
+        return done[name]
+
+    return labels
+
+
 def _local(lesion, path) -> np.ndarray:
     from volsam.io import read_volume
 
@@ -84,7 +102,7 @@ def _local(lesion, path) -> np.ndarray:
     return s.labelmap().array
 
 
-def test_the_client_needs_no_torch_and_matches_a_local_session(server, cases, tmp_path):
+def test_the_client_needs_no_torch_and_matches_a_local_session(server, cases, local, tmp_path):
     url, _ = server
     lesion, path = cases["flat-00"]
     b = lesion.middle_box
@@ -105,10 +123,11 @@ def test_the_client_needs_no_torch_and_matches_a_local_session(server, cases, tm
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["False", "False"]
-    assert np.array_equal(np.load(tmp_path / "remote.npy"), _local(lesion, path))
+    assert np.array_equal(np.load(tmp_path / "remote.npy"), local("flat-00"))
 
 
-def test_eight_concurrent_sessions_each_get_their_own_result(server, cases):
+@pytest.mark.slow
+def test_concurrent_sessions_each_get_their_own_result(server, cases, local):
     from volsam.client import RemoteSession
 
     url, proc = server
@@ -146,9 +165,9 @@ def test_eight_concurrent_sessions_each_get_their_own_result(server, cases):
     assert not errors, errors
     assert sorted(results) == sorted(CASES) and requests["count"] == 5 * len(CASES)
     for name in CASES:
-        assert np.array_equal(results[name], _local(*cases[name])), name
+        assert np.array_equal(results[name], local(name)), name
     health = httpx.get(f"{url}/api/health").json()
     assert health["sessions"] == 0
     after = _rss_mb(proc.pid)
-    print(json.dumps({"rss_mb_baseline": baseline, "rss_mb_after_8_sessions": after}))
+    print(json.dumps({"rss_mb_baseline": baseline, "rss_mb_after_sessions": after}))
     assert after < baseline + 150, (baseline, after)
