@@ -165,7 +165,11 @@ class MedSAMLiteEngine(SliceEngine):
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).float()
         x = x.permute(0, 3, 1, 2) if x.ndim == 4 else x.unsqueeze(1)
         if (h, w) != (height, width):
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=h < height)
+            # plane by plane, as a grey frame is: torch's one-thread bilinear upsampling of 3 channels rounds
+            # differently from the same plane alone, so equal RGB channels would not give the grey input
+            planes = x.reshape(-1, 1, height, width)
+            planes = F.interpolate(planes, size=(h, w), mode="bilinear", align_corners=False, antialias=h < height)
+            x = planes.reshape(n, -1, h, w)
         lo = x.amin(dim=(1, 2, 3), keepdim=True)
         hi = x.amax(dim=(1, 2, 3), keepdim=True)
         x = (x - lo) / (hi - lo).clamp_min(1e-8)
