@@ -367,20 +367,18 @@ def follow(
         else None
     )
 
-    remembered: list[int] = []  # the prompted frame's written area (px), for ``regrow_more_px``
-
-    def out(result: SliceResult, grey: np.ndarray | None) -> SliceResult:
+    def out(result: SliceResult, grey: np.ndarray | None, area: int | None = None) -> SliceResult:
         """The result as yielded: its mask regrown into the object-like pixels around it (the walk goes on
-        from the model's own mask); with ``regrow_more_px`` further while smaller than the prompted frame's."""
+        from the model's own mask); with ``area`` (the prompted frame's written area, px) further while
+        smaller than it (``regrow_more_px``)."""
         if model is None or grey is None or settings.regrow_px <= 0 or not result.mask.any():
             return result
-        area = remembered[0] if remembered and settings.regrow_more_px > 0 else None
         grown = regrow(result.mask, model.log_ratio(grey) > 0, settings.regrow_px, settings.regrow_more_px, area)
         return replace(result, mask=grown)
 
     start_grey = smoothed(stack.frames([start])[0], settings.appearance_smooth) if seed_mask is None else None
     prompted = out(first, start_grey)  # a mask the user drew is taken as it is
-    remembered.append(int(prompted.mask.sum()))
+    prompted_area = int(prompted.mask.sum()) if settings.regrow_more_px > 0 else None
     yield prompted
     for step in directions:
         track = _Track(first.mask, None, int(first.mask.sum()))
@@ -397,7 +395,7 @@ def follow(
                     yield SliceResult(s, np.zeros(stack.frame_shape, bool), 0.0, None, stop_detail="searching")
                 else:
                     log.debug("frame %d: the object is found again", s)
-                    shown = out(found, grey)
+                    shown = out(found, grey, prompted_area)
                     yield shown
                     track.prev, track.before, track.exit = _walked(found, shown, settings), None, None
                 s += step
@@ -411,7 +409,7 @@ def follow(
             stop = frame_stop(score, int(mask.sum()), int(track.prev.sum()), settings, share)
             if stop is None:
                 result = SliceResult(s, mask, score, used)
-                shown = out(result, grey)
+                shown = out(result, grey, prompted_area)
                 yield shown
                 track.prev, track.before = _walked(result, shown, settings), track.prev
                 s += step

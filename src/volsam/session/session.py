@@ -39,7 +39,7 @@ from volsam.propagation import PropagationSettings
 from volsam.propagation.prompts import frame_prompts, validate_prompt
 from volsam.propagation.settings import CorrectionSettings
 from volsam.segmentation import resolve_axis
-from volsam.session.candidates import ChosenCandidate
+from volsam.session.candidates import ChosenCandidate, carry_rule, object_reach, single_slice, slice_candidates
 from volsam.session.correctors import corrector_for
 from volsam.session.progress import StepProgress
 from volsam.session.prompts_file import ObjectSpec
@@ -95,8 +95,6 @@ class Session:
         corrections: CorrectionSettings | None = None,
         candidate_carry: str = "walk",
     ):
-        from volsam.session.candidates import carry_rule
-
         if overlap not in OVERLAP_POLICIES:
             raise PromptError(f"overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}")
         self.volume = volume
@@ -258,8 +256,6 @@ class Session:
         """Show candidate ``rank`` (0 = the model's first answer; None: the one after the candidate shown last)
         of the object's prompt on ``slice`` and carry it to the other slices by ``candidate_carry`` (one
         undoable step, as :meth:`next_candidate`)."""
-        from volsam.session.candidates import object_reach
-
         masks, _ = self._slice_candidates(obj, slice)
         if rank is None:
             rank = (self._shown_candidate(obj, int(slice)) + 1) % len(masks)
@@ -283,8 +279,6 @@ class Session:
     def _chosen_on(self, obj: int, slice: int) -> ChosenCandidate | None:
         """The latest candidate chosen on ``slice``, None when a box or click on that slice came after it or
         none was chosen there."""
-        from volsam.session.candidates import single_slice
-
         size = tuple(self.volume.array.shape[::-1])
         for p in reversed(self._object(obj).prompts):
             if isinstance(p, ChosenCandidate) and single_slice(p, self.axis) == slice:
@@ -294,8 +288,6 @@ class Session:
         return None
 
     def _slice_candidates(self, obj: int, slice: int) -> tuple[list[np.ndarray], tuple]:
-        from volsam.session.candidates import slice_candidates
-
         o = self._object(obj)
         if isinstance(self.engine, TrackerEngine):
             raise PromptError(f"candidate masks need a slice engine; {self.engine.name} is a tracker")
@@ -476,8 +468,6 @@ def _zeros(like: np.ndarray, region: tuple[slice, slice, slice] | None) -> np.nd
 def _merged(old: list[Prompt], new: list[Prompt], axis: int) -> list[Prompt]:
     """The prompt list after ``new``: a box on a slice replaces that slice's box, a 3D box the 3D box, a mask on
     one slice an earlier mask on that one slice only (a candidate chosen again)."""
-    from volsam.session.candidates import single_slice
-
     out = list(old)
     for p in new:
         if isinstance(p, Box2D):
