@@ -26,9 +26,32 @@ def _finals(folder) -> dict:
     return {(r["case"], r["target"]): r["final_dice"] for r in read_results(folder)}
 
 
+@pytest.fixture()
+def shared_encoder(monkeypatch):
+    """The runner's engine for this test, with one embedding cache under its per-case ones: the whole run and
+    the two shards run the same two cases, and a slice's embedding is computed once and served again only for
+    a slice of the same pixels (the cache's key is the uint8 frame's bytes and shape). What each run walks,
+    scores, writes and skips stays its own."""
+    import volsam.engines
+    from volsam.engines.cache import CachedEngine
+
+    get = volsam.engines.get
+    shared: list[CachedEngine] = []
+
+    def load(*args, **kwargs):
+        engine = get(*args, **kwargs)
+        if not shared:
+            shared.append(CachedEngine(engine, 512))
+        return shared[0] if engine is shared[0].inner else engine
+
+    monkeypatch.setattr(volsam.engines, "get", load)
+    return shared
+
+
 @pytest.mark.slow
-def test_shards_add_up_to_the_whole_run_and_a_rerun_resumes(tmp_path):
+def test_shards_add_up_to_the_whole_run_and_a_rerun_resumes(tmp_path, shared_encoder):
     whole = run_bench(_config(tmp_path / "whole"))
+    encoded = shared_encoder[0].frames_encoded
     records = read_results(tmp_path / "whole")
     assert [r["case"] for r in records] == CASES
     for r in records:
@@ -42,6 +65,7 @@ def test_shards_add_up_to_the_whole_run_and_a_rerun_resumes(tmp_path):
     files = sorted(p.name for p in (tmp_path / "sharded").glob("results*.jsonl"))
     assert files == ["results-shard1of2.jsonl", "results-shard2of2.jsonl"]
     assert _finals(tmp_path / "sharded") == _finals(tmp_path / "whole")
+    assert encoded > 0 and shared_encoder[0].frames_encoded == encoded  # the shards' slices were the whole run's
 
     before = whole.read_text()
     run_bench(_config(tmp_path / "whole"))  # everything done: nothing is run or written again
@@ -55,10 +79,12 @@ def test_a_failing_case_is_recorded_and_the_run_goes_on(tmp_path):
     data.mkdir()
     np.savez_compressed(data / "MR_a_broken.npz", imgs=np.zeros((4, 8, 8), np.uint8))  # no ground truth
     lesion = lesion_case("dark-00", crop=True)
+    k = lesion.middle_box.slice
+    middle = slice(k - 2, k + 3)  # 5 slices through the lesion's middle: the box3d walks 5 slices, not 14
     np.savez_compressed(
         data / "MR_b_lesion.npz",
-        imgs=lesion.image.array,
-        gts=(lesion.label.array > 0).astype(np.uint8),
+        imgs=lesion.image.array[middle],
+        gts=(lesion.label.array[middle] > 0).astype(np.uint8),
         spacing=list(lesion.image.spacing)[::-1],
     )
     seen = []
