@@ -32,6 +32,22 @@ if _THREADS is not None:
         sys.modules["torch"].set_num_threads(_THREADS)
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Gives each of Schemathesis's per-operation items its own nodeid (``test[GET /api/health]``).
+
+    Schemathesis 4 names them ``test[<operation>]`` but builds them without a callspec, and pytest 9 derives a
+    function's nodeid from its original name and callspec only: all 24 items of
+    ``tests/server/test_schema_fuzz.py`` had the bare function's nodeid. pytest-xdist schedules by nodeid:
+    under ``--dist loadscope`` the module's work unit (a dict keyed by nodeid) held one entry, the worker was
+    sent that nodeid's first index only, and only the first operation (``GET /api/health``) was fuzzed. An
+    item whose name is not the last part of its nodeid gets ``parent::name``."""
+    if not hasattr(item, "_id") or item.nodeid.endswith("::" + item.name):
+        return
+    from _pytest.nodeid import NodeId
+
+    item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On an xdist worker, the modules that hold a test marked ``slow`` come first (each keeps its order).
 
