@@ -26,10 +26,9 @@ SMOOTH_BINS = 1.0  # Gaussian smoothing of the histograms, in bins
 FLOOR = 1e-3  # probability floor so that an unseen grey level does not decide alone
 
 
-def surroundings(mask: np.ndarray, ring_width: int, gap: int = 0) -> np.ndarray:
-    """The ring of ``ring_width`` px around ``mask`` (bool (H, W)), starting ``gap`` px outside it."""
-    inner = ndimage.binary_dilation(mask, iterations=gap) if gap > 0 else mask
-    return ndimage.binary_dilation(inner, iterations=ring_width) & ~inner
+def surroundings(mask: np.ndarray, ring_width: int) -> np.ndarray:
+    """The ring of ``ring_width`` px around ``mask`` (bool (H, W))."""
+    return ndimage.binary_dilation(mask, iterations=ring_width) & ~mask
 
 
 class AppearanceModel:

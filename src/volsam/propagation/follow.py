@@ -42,12 +42,6 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   look alike and every appearance rule above was off -- the walk shrank to a sliver (mean Dice 0.20). When
   the mask's ring does not separate and the prompt had a box, the ring just outside the box (:func:`box_ring`)
   is the surroundings instead (0.20 -> 0.88 on that clip; held out, seed 2: 0.18 -> 0.90).
-* **surroundings past the outline** (``ring_gap``): where the ring right at the prompted frame's mask
-  separates poorly from it, the appearance model's surroundings ring starts 2 px outside the mask (if that
-  ring separates well). LiteMedSAM under-segments a dark object in speckle by a few px, so the ring right at
-  its mask held the object's own outer pixels, and grey levels between object and surroundings counted as
-  surroundings: once the object moved over brighter tissue, half of it was no longer object-like and every
-  rule above followed that half (fast clip, seed 3: mean Dice 0.872 -> 0.936).
 * **the search's area check** (``search_area_check``): an answer found by the search must pass the
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
@@ -68,7 +62,7 @@ from scipy import ndimage
 
 from volsam.core.errors import PromptError
 from volsam.engines.base import FrameSource, SliceEngine
-from volsam.propagation.appearance import AppearanceModel, surroundings
+from volsam.propagation.appearance import AppearanceModel
 from volsam.propagation.cache import EmbeddingCache
 from volsam.propagation.frames import BoxXY, centroid, expand_box, intensity, mask_box, shift_mask
 from volsam.propagation.settings import PropagationSettings
@@ -86,7 +80,7 @@ def smoothed(frame: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(np.rint(ndimage.gaussian_filter(grey.astype(np.float32), sigma)), 0, 255).astype(np.uint8)
 
 
-class _GivenSurroundings(AppearanceModel):
+class _BoxAppearance(AppearanceModel):
     """An appearance model whose surroundings are given as pixels, not as the ring around the mask."""
 
     def add(self, frame: np.ndarray, inside: np.ndarray, around: np.ndarray) -> None:
@@ -109,37 +103,18 @@ def box_ring(box: BoxXY, width: int, shape: tuple[int, int]) -> np.ndarray:
     return outer & ~inner
 
 
-def _ring_model(grey: np.ndarray, mask: np.ndarray, width: int, gap: int) -> AppearanceModel:
-    """The appearance model of ``mask`` against the ring ``width`` px wide starting ``gap`` px outside it."""
-    model = _GivenSurroundings(width)
-    model.add(grey, mask, surroundings(mask, width, gap))
-    return model
-
-
 def video_appearance(
     frame: np.ndarray, mask: np.ndarray, settings: PropagationSettings, box: BoxXY | None = None
 ) -> AppearanceModel | None:
     """The prompted frame's appearance model on its smoothed grey (``appearance_smooth``); None when object
-    and surroundings do not separate (``min_separability``).
-
-    The surroundings are the ring around the mask; where that ring separates poorly from the mask (below
-    ``ring_gap_below``: the model under-segmented the object and the ring lies partly inside it), the ring
-    ``ring_gap`` px further out when that one separates well (at least ``ring_gap_min``; an object that
-    looks like its surroundings keeps the tighter model). When the ring around the mask does not separate at
-    all, with the user's ``box`` and ``box_surroundings``, the ring just outside that box (the object lies
-    inside it)."""
+    and surroundings do not separate (``min_separability``). With the user's ``box`` and ``box_surroundings``
+    the surroundings are the ring just outside that box (the object lies inside it), not the ring around the
+    model's mask, which lies inside the object where the model under-segments it."""
     grey = smoothed(frame, settings.appearance_smooth)
-    model = _ring_model(grey, mask, settings.ring_width, 0)
-    if settings.ring_gap > 0 and model.separability() < settings.ring_gap_below:
-        gapped = _ring_model(grey, mask, settings.ring_width, settings.ring_gap)
-        log.info(
-            "the ring around the mask separates %.2f; %d px further out: %.2f", model.separability(),
-            settings.ring_gap, gapped.separability(),
-        )  # fmt: skip
-        if gapped.separability() >= settings.ring_gap_min:
-            model = gapped
+    model = AppearanceModel(settings.ring_width)
+    model.update(grey, mask)
     if model.separability() < settings.min_separability and box is not None and settings.box_surroundings:
-        boxed = _GivenSurroundings(settings.ring_width)
+        boxed = _BoxAppearance(settings.ring_width)
         boxed.add(grey, mask, box_ring(box, settings.ring_width, mask.shape))
         log.info(
             "object and the ring around its mask look alike (separability %.2f); with the ring outside the "

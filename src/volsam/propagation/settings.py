@@ -148,21 +148,6 @@ class PropagationSettings:
             itself (holes filled) is taken if it passes them with the model's score: half back in view the
             model's answer took grey tissue beside the object (leaves-view seed 1, frames 34-36: 43-48 %
             object-like) and the object was found again 3 frames late.
-        ring_gap: videos: where the ring right at the prompted frame's mask separates poorly from it (below
-            ``ring_gap_below``), the appearance model's surroundings are the ring this many px further out,
-            if that one separates at least ``ring_gap_min`` (0 = off). LiteMedSAM under-segments a dark
-            object in speckle by a few px, so the ring right at its mask held the object's own outer pixels,
-            and grey levels between object and surroundings counted as surroundings: once the object moved
-            over brighter tissue, half of it was no longer object-like and the walk followed that half (fast,
-            seed 3, frame 10: 43 % of the object object-like, 85 % with a 2 px gap; mean Dice 0.872 ->
-            0.936). Where the ring at the mask separates well the mask is not short of the object, and a gap
-            only moved the outline 1-2 px past it (speckle-none seed 0: 0.987 -> 0.961 always gapped); where
-            even the gapped ring separates poorly the object looks like its surroundings, and the looser
-            model leaked (contrast-low seed 1: 0.770 -> 0.217 always gapped).
-        ring_gap_below, ring_gap_min: see ``ring_gap`` (Youden's J, 0..1; measured on the benchmark's clips,
-            seeds 0, 1 and 3: the mask's ring separated 0.83-0.94 on speckle-none and contrast-high, at most
-            0.71 elsewhere; the gapped ring 0.73-0.91 on base, fast, deforming, rotating and leaves-view, at
-            most 0.63 on contrast-low, all-hard and two of three speckle-full clips).
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -204,9 +189,6 @@ class PropagationSettings:
     search_area_check: bool = False
     regrow_more_px: int = 0
     search_edge_region: bool = False
-    ring_gap: int = 0
-    ring_gap_below: float = 0.8
-    ring_gap_min: float = 0.7
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -224,8 +206,6 @@ class PropagationSettings:
             raise SettingsError("batch_size, cache_size and click_rounds must be >= 1")
         if self.regrow_more_px < 0:
             raise SettingsError(f"regrow_more_px must be >= 0, got {self.regrow_more_px!r}")
-        if self.ring_gap < 0:
-            raise SettingsError(f"ring_gap must be >= 0, got {self.ring_gap!r}")
         if self.search_edge_min_area < 0:
             raise SettingsError(f"search_edge_min_area must be >= 0, got {self.search_edge_min_area!r}")
         if self.regrow_px < 0 or self.appearance_smooth < 0 or self.search_min_area < 0 or self.search_candidates < 1:
@@ -250,7 +230,7 @@ class PropagationSettings:
         whole frames; with :func:`volsam.propagation.follow.follow`: appearance boxes on frames smoothed by
         1.5 px, a lost object searched for on the next frames (where it left the view: from 2 % of its area),
         masks regrown by 4 px into object-like pixels, and by up to 20 px more while smaller than the prompted
-        frame's mask; the appearance model's surroundings 2 px away from the prompted frame's mask."""
+        frame's mask."""
         return cls(
             regrowth_after=0.0,
             growth_limit=8,
@@ -263,7 +243,6 @@ class PropagationSettings:
             regrow_more_px=20,
             search_edge_region=True,
             search_edge_min_area=0.02,
-            ring_gap=2,
             box_surroundings=True,
             search_area_check=True,
         )
