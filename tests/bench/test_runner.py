@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.support.shared_encoder import sharing_litemedsam
 from volsam.bench.runner import BenchConfig, iter_shard, parse_shard, read_results, run_bench, shard_from_env
 from volsam.core.errors import InputError
 from volsam.data.lesions import lesion_case
@@ -27,31 +28,19 @@ def _finals(folder) -> dict:
 
 
 @pytest.fixture()
-def shared_encoder(monkeypatch):
-    """The runner's engine for this test, with one embedding cache under its per-case ones: the whole run and
-    the two shards run the same two cases, and a slice's embedding is computed once and served again only for
-    a slice of the same pixels (the cache's key is the uint8 frame's bytes and shape). What each run walks,
-    scores, writes and skips stays its own."""
+def shared_encoder():
+    """The runner's engine for this test, one LiteMedSAM encoder under its per-case caches
+    (:func:`sharing_litemedsam`): the whole run and the two shards run the same two cases."""
     import volsam.engines
-    from volsam.engines.cache import CachedEngine
 
-    get = volsam.engines.get
-    shared: list[CachedEngine] = []
-
-    def load(*args, **kwargs):
-        engine = get(*args, **kwargs)
-        if not shared:
-            shared.append(CachedEngine(engine, 512))
-        return shared[0] if engine is shared[0].inner else engine
-
-    monkeypatch.setattr(volsam.engines, "get", load)
-    return shared
+    with sharing_litemedsam(volsam.engines, "get") as shared:
+        yield shared
 
 
 @pytest.mark.slow
 def test_shards_add_up_to_the_whole_run_and_a_rerun_resumes(tmp_path, shared_encoder):
     whole = run_bench(_config(tmp_path / "whole"))
-    encoded = shared_encoder[0].frames_encoded
+    encoded = shared_encoder.frames_encoded
     records = read_results(tmp_path / "whole")
     assert [r["case"] for r in records] == CASES
     for r in records:
@@ -65,7 +54,7 @@ def test_shards_add_up_to_the_whole_run_and_a_rerun_resumes(tmp_path, shared_enc
     files = sorted(p.name for p in (tmp_path / "sharded").glob("results*.jsonl"))
     assert files == ["results-shard1of2.jsonl", "results-shard2of2.jsonl"]
     assert _finals(tmp_path / "sharded") == _finals(tmp_path / "whole")
-    assert encoded > 0 and shared_encoder[0].frames_encoded == encoded  # the shards' slices were the whole run's
+    assert encoded > 0 and shared_encoder.frames_encoded == encoded  # the shards' slices were the whole run's
 
     before = whole.read_text()
     run_bench(_config(tmp_path / "whole"))  # everything done: nothing is run or written again

@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from tests.support.dicom import write_series
+from tests.support.shared_encoder import sharing_litemedsam
 from volsam.cli.main import run
 from volsam.core import Volume
 from volsam.data.lesions import lesion_cases
@@ -25,24 +26,12 @@ def case():
 
 @pytest.fixture(scope="module", autouse=True)
 def encoder():
-    """The module's CLI runs share one LiteMedSAM behind a :class:`CachedEngine`: the encoder's embedding of a
-    slice is computed once and served again only for a slice of the same pixels (the cache's key is the
-    uint8 frame's bytes and shape; sessions and ``volsam bench`` run the same wrapper). The slice walk, the
-    decoder, the prompts and the files are each test's own. Without it the four full-volume runs encoded
-    the same slices of the same image four times over (about 1 s a slice on 2 cores, most of this module's
-    time)."""
+    """The module's CLI runs share one LiteMedSAM encoder (:func:`sharing_litemedsam`): without it the four
+    full-volume runs encoded the same slices of the same image four times over (about 1 s a slice on 2
+    cores, most of this module's time)."""
     import volsam.jobs.request as request_module
-    from volsam.engines import get as get_engine
-    from volsam.engines.cache import CachedEngine
 
-    shared = CachedEngine(get_engine("medsam-lite", device="cpu"), 512)
-
-    def load(name: str = "medsam-lite", model: str | None = None, device: str = "auto", **options):
-        engine = get_engine(name, model=model, device=device, **options)
-        return shared if engine is shared.inner else engine  # only the stock LiteMedSAM on the CPU
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(request_module, "get_engine", load)
+    with sharing_litemedsam(request_module, "get_engine") as shared:
         yield shared
 
 
