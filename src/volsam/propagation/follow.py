@@ -42,6 +42,17 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   look alike and every appearance rule above was off -- the walk shrank to a sliver (mean Dice 0.20). When
   the mask's ring does not separate and the prompt had a box, the ring just outside the box (:func:`box_ring`)
   is the surroundings instead (0.20 -> 0.88 on that clip; held out, seed 2: 0.18 -> 0.90).
+* **size memory** (``area_memory``): where the appearance model is weak (separability below
+  ``area_memory_below``: low contrast, strong speckle) object-like tissue surrounds the object and nothing
+  in the grey levels bounds a leak; LiteMedSAM's boxes, grown from each mask, then let it creep (the
+  benchmark's contrast-low clip, seed 4: from 1400 px to 4400 px for a 1050-1450 px object). Each proposal's
+  mask and each written mask is cut to ``area_memory`` x the prompted frame's written area, keeping the
+  pixels nearest the previous mask (:func:`bound_area`); the walk goes on from the cut mask.
+* **where it left, remembered** (``exit_memory``, ``search_edge_touch``): an object-like region where the
+  object left the view is taken as its return only when it reaches the border (within ``search_edge_touch``
+  px; dark speckle a few px inside it is not the object coming back), and when a find is lost again within
+  ``exit_memory`` frames, the place it left stays searched (a find of tissue inside the view no longer
+  makes the walk forget it).
 * **the search's area check** (``search_area_check``): an answer found by the search must pass the
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
@@ -121,6 +132,7 @@ def video_appearance(
             "prompt's box: %.2f", model.separability(), boxed.separability(),
         )  # fmt: skip
         model = boxed
+    log.debug("appearance model separability %.2f", model.separability())
     if model.separability() < settings.min_separability:
         log.info("object and surroundings look alike (separability %.2f): appearance rules off", model.separability())
         return None
@@ -168,6 +180,14 @@ def appearance_box(ratio: np.ndarray, anchor: np.ndarray, reach: int) -> BoxXY |
     return mask_box(np.isin(labels, touched))
 
 
+def border_band(shape: tuple[int, int], width: int) -> np.ndarray:
+    """The pixels within ``width`` px of the border of a frame of ``shape`` (H, W), bool."""
+    band = np.zeros(shape, bool)
+    w = max(width, 1)
+    band[:w, :] = band[-w:, :] = band[:, :w] = band[:, -w:] = True
+    return band
+
+
 def exit_zone(mask: np.ndarray, reach: int, edge: int = 3) -> np.ndarray | None:
     """Where an object that left the view through the frame's border is expected back: the pixels within
     ``reach`` px of the pixels of ``mask`` (its last mask) that lie within ``edge`` px of the border, on the
@@ -198,15 +218,31 @@ def regrow(mask: np.ndarray, objectlike: np.ndarray, steps: int, more: int = 0, 
     return ndimage.binary_fill_holes(grown)
 
 
+def bound_area(mask: np.ndarray, anchor: np.ndarray, cap: float) -> np.ndarray:
+    """``mask`` cut to at most ``cap`` px by keeping its pixels nearest ``anchor`` (whole rings of equal
+    Euclidean distance, px): the part of a leaking answer that lies where the object was. ``mask`` as it is
+    when it is small enough or ``anchor`` is empty; ``mask & anchor`` when even that is larger."""
+    if mask.sum() <= cap or not anchor.any():
+        return mask
+    distance = ndimage.distance_transform_edt(~anchor)
+    first_left_out = np.sort(distance[mask])[int(cap)]  # the (cap + 1)-th nearest pixel's distance
+    return mask & ((distance < first_left_out) if first_left_out > 0 else (distance == 0))
+
+
 @dataclass
 class _Track:
     """One direction's state: the last mask (None while lost), the one before, the prompted frame's area,
-    and while lost, where the object left the view (:func:`exit_zone`; None: lost inside the view)."""
+    while lost, where the object left the view (:func:`exit_zone`; None: lost inside the view), the largest
+    area a mask may have (``area_memory``; None: no bound), where it left before it was last found again, and
+    the frames followed since then (None: never lost)."""
 
     prev: np.ndarray | None
     before: np.ndarray | None
     area: int
     exit: np.ndarray | None = None
+    cap: float | None = None
+    left: np.ndarray | None = None
+    since_found: int | None = None
 
     def shift(self) -> tuple[int, int]:
         if self.prev is None or self.before is None or not self.before.any():
@@ -217,16 +253,17 @@ class _Track:
 
 def _proposals(
     prev: np.ndarray, shift: tuple[int, int], ratio: np.ndarray | None, settings: PropagationSettings
-) -> list[tuple[BoxXY, np.ndarray | None]]:
-    """(box, allowed region) for each proposal from the previous mask: its box grown by the margin plus each
-    of ``proposal_ratios`` x its longer side, in place and moved by ``shift``, and the appearance box."""
+) -> list[tuple[BoxXY, np.ndarray | None, np.ndarray]]:
+    """(box, allowed region, anchor) for each proposal from the previous mask: its box grown by the margin
+    plus each of ``proposal_ratios`` x its longer side, in place and moved by ``shift``, and the appearance
+    box; the anchor is the previous mask where the proposal expects it (in place or moved)."""
     prev_box = mask_box(prev)
     if prev_box is None:
         raise PromptError("cannot follow from an empty mask")
     h, w = prev.shape
     side = max(prev_box[2] - prev_box[0] + 1, prev_box[3] - prev_box[1] + 1)
     grows = settings.growth_limit > 0
-    out: list[tuple[BoxXY, np.ndarray | None]] = []
+    out: list[tuple[BoxXY, np.ndarray | None, np.ndarray]] = []
     moves = [(0, 0)] + ([shift] if settings.motion and shift != (0, 0) else [])
     for dx, dy in moves:
         moved = prev if (dx, dy) == (0, 0) else shift_mask(prev, dx, dy)
@@ -235,26 +272,35 @@ def _proposals(
         allowed = ndimage.binary_dilation(moved, iterations=settings.growth_limit) if grows else None
         base = (prev_box[0] + dx, prev_box[1] + dy, prev_box[2] + dx, prev_box[3] + dy)
         for r in settings.proposal_ratios:
-            out.append((expand_box(base, settings.box_margin + r * side, (h, w)), allowed))
+            out.append((expand_box(base, settings.box_margin + r * side, (h, w)), allowed, moved))
         if ratio is not None and settings.appearance_boxes:
             found = appearance_box(ratio, moved, max(settings.growth_limit, 1))
             if found is not None:
-                out.append((expand_box(found, settings.box_margin, (h, w)), allowed))
+                out.append((expand_box(found, settings.box_margin, (h, w)), allowed, moved))
     return out
 
 
 def _best(
-    cache: EmbeddingCache, s: int, step: int, limit: tuple[int, int], proposals, ratio: np.ndarray | None
+    cache: EmbeddingCache,
+    s: int,
+    step: int,
+    limit: tuple[int, int],
+    proposals,
+    ratio: np.ndarray | None,
+    cap: float | None = None,
 ) -> tuple[float, np.ndarray, float, BoxXY] | None:
     """(fit, mask, score, box) of the proposal whose mask fits the appearance best (the model's score without
-    an appearance model); the first of equals. All proposals go to the engine in one call
+    an appearance model); the first of equals. Each mask is cut to its allowed region and, with ``cap`` (px),
+    to that area nearest its anchor (:func:`bound_area`). All proposals go to the engine in one call
     (:meth:`~volsam.engines.base.SliceEngine.predict_boxes`, as the volume walk sends them)."""
     emb = cache.get(s, step, limit)
-    valid = [(box, allowed) for box, allowed in proposals if box[0] <= box[2] and box[1] <= box[3]]
-    preds = cache.engine.predict_boxes(emb, [box for box, _ in valid]) if valid else []
+    valid = [(box, allowed, anchor) for box, allowed, anchor in proposals if box[0] <= box[2] and box[1] <= box[3]]
+    preds = cache.engine.predict_boxes(emb, [box for box, _, _ in valid]) if valid else []
     best = None
-    for (box, allowed), pred in zip(valid, preds, strict=True):
+    for (box, allowed, anchor), pred in zip(valid, preds, strict=True):
         mask = pred.mask & allowed if allowed is not None else pred.mask
+        if cap is not None:
+            mask = bound_area(mask, anchor, cap)
         fit = float(ratio[mask].sum()) if ratio is not None else pred.score
         if best is None or fit > best[0]:
             best = (fit, mask, pred.score, box)
@@ -285,7 +331,10 @@ def _search(
     regions = [(r, min_area) for r in labelled.at_least(min_area)[: settings.search_candidates]]
     if track.exit is not None and settings.search_edge_min_area > 0:
         edge_area = max(settings.min_area, int(settings.search_edge_min_area * track.area))
-        entering = [r for r in labelled.at_least(edge_area) if (r & track.exit).any()]
+        zone = track.exit
+        if settings.search_edge_touch > 0:  # it comes back through the border: the region must reach it
+            zone = zone & border_band(zone.shape, settings.search_edge_touch)
+        entering = [r for r in labelled.at_least(edge_area) if (r & zone).any()]
         log.debug("frame %d: %d object-like regions where it left the view", s, len(entering))
         regions += [(r, edge_area) for r in entering[:1] if not any((r & q).any() for q, _ in regions)]
     if not regions:
@@ -367,21 +416,31 @@ def follow(
         else None
     )
 
-    def out(result: SliceResult, grey: np.ndarray | None, area: int | None = None) -> SliceResult:
+    def out(
+        result: SliceResult, grey: np.ndarray | None, area: int | None = None, cap: float | None = None
+    ) -> SliceResult:
         """The result as yielded: its mask regrown into the object-like pixels around it (the walk goes on
         from the model's own mask); with ``area`` (the prompted frame's written area, px) further while
-        smaller than it (``regrow_more_px``)."""
+        smaller than it (``regrow_more_px``); with ``cap`` (px) the growth is cut to that area nearest the
+        model's mask."""
         if model is None or grey is None or settings.regrow_px <= 0 or not result.mask.any():
             return result
         grown = regrow(result.mask, model.log_ratio(grey) > 0, settings.regrow_px, settings.regrow_more_px, area)
+        if cap is not None:
+            grown = bound_area(grown, result.mask, cap)
         return replace(result, mask=grown)
 
     start_grey = smoothed(stack.frames([start])[0], settings.appearance_smooth) if seed_mask is None else None
     prompted = out(first, start_grey)  # a mask the user drew is taken as it is
     prompted_area = int(prompted.mask.sum()) if settings.regrow_more_px > 0 else None
     yield prompted
+    # the size memory applies where grey levels cannot bound a leak (a weak appearance model)
+    remembers = model is not None and settings.area_memory > 0 and model.separability() < settings.area_memory_below
+    cap = settings.area_memory * int(prompted.mask.sum()) if remembers else None
+    if cap is not None:
+        log.debug("a weak appearance model: masks are cut to %.0f px (area_memory)", cap)
     for step in directions:
-        track = _Track(first.mask, None, int(first.mask.sum()))
+        track = _Track(first.mask, None, int(first.mask.sum()), cap=cap)
         s = start + step
         end = hi if step > 0 else lo
         while (s <= end) if step > 0 else (s >= end):
@@ -395,12 +454,14 @@ def follow(
                     yield SliceResult(s, np.zeros(stack.frame_shape, bool), 0.0, None, stop_detail="searching")
                 else:
                     log.debug("frame %d: the object is found again", s)
-                    shown = out(found, grey, prompted_area)
+                    shown = out(found, grey, prompted_area, track.cap)
                     yield shown
-                    track.prev, track.before, track.exit = _walked(found, shown, settings), None, None
+                    track.prev, track.before = _walked(found, shown, settings), None
+                    track.left, track.exit, track.since_found = track.exit, None, 0
                 s += step
                 continue
-            best = _best(cache, s, step, (lo, hi), _proposals(track.prev, track.shift(), ratio, settings), ratio)
+            proposals = _proposals(track.prev, track.shift(), ratio, settings)
+            best = _best(cache, s, step, (lo, hi), proposals, ratio, track.cap)
             if best is None:  # every proposal lies outside the frame
                 mask, score, used = np.zeros(stack.frame_shape, bool), 0.0, None
             else:
@@ -409,9 +470,10 @@ def follow(
             stop = frame_stop(score, int(mask.sum()), int(track.prev.sum()), settings, share)
             if stop is None:
                 result = SliceResult(s, mask, score, used)
-                shown = out(result, grey, prompted_area)
+                shown = out(result, grey, prompted_area, track.cap)
                 yield shown
                 track.prev, track.before = _walked(result, shown, settings), track.prev
+                track.since_found = None if track.since_found is None else track.since_found + 1
                 s += step
                 continue
             yield SliceResult(s, np.zeros_like(mask), score, used, stop.reason, stop.detail)
@@ -420,6 +482,9 @@ def follow(
                 break
             log.debug("frame %d: %s; searching", s, stop.detail)
             track.exit = exit_zone(track.prev, int(np.ceil(2 * np.sqrt(track.area / np.pi))))  # its diameter
+            if track.since_found is not None and track.since_found < settings.exit_memory and track.left is not None:
+                # found again only briefly: that find may have been tissue at the border; where it left still holds
+                track.exit = track.left if track.exit is None else track.exit | track.left
             log.debug("frame %d: lost %s", s, "inside the view" if track.exit is None else "at the border")
             track.prev, track.before = None, None
             s += step
@@ -428,6 +493,7 @@ def follow(
 __all__ = [
     "ObjectRegions",
     "appearance_box",
+    "bound_area",
     "box_ring",
     "exit_zone",
     "follow",
