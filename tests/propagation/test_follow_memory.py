@@ -41,7 +41,9 @@ def test_the_border_band_is_the_pixels_near_the_border():
 
 
 @pytest.mark.parametrize(
-    "field, value", [("area_memory", 0.5), ("exit_memory", -1), ("search_edge_touch", -1)], ids=str
+    "field, value",
+    [("area_memory", 0.5), ("exit_memory", -1), ("search_edge_touch", -1), ("relative_object_fraction", 1.5)],
+    ids=str,
 )
 def test_memory_settings_are_checked(field, value):
     with pytest.raises(SettingsError):
@@ -105,3 +107,30 @@ def test_a_patch_off_the_border_is_not_taken_for_the_object_coming_back():
         away = [_areas(frames, truth, s)[8:12] for s in (strict, replace(strict, search_edge_touch=0))]
         assert any(away[1]), away  # any region in the exit zone is taken
         assert any(away[0]) == taken_with_touch, away  # with the rule only one reaching the border
+
+
+def _textured(dim_first: float, dim_later: float, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """A 16 x 16 object of bright (200) and dim (135) pixels, ``dim_first`` of them dim on frame 0 and
+    ``dim_later`` after, in a ring of grey 110-139 on dark tissue: the dim pixels look like the ring, so the
+    prompted frame's own mask is only partly object-like."""
+    rng = np.random.default_rng(0)
+    truth = np.zeros((n, 40, 120), bool)
+    truth[:, 12:28, 20:36] = True
+    frames = np.full(truth.shape, 40.0) + rng.integers(0, 10, truth.shape)
+    ring = np.zeros_like(truth)
+    ring[:, 6:34, 14:42] = True
+    ring &= ~truth
+    frames[ring] = rng.integers(110, 140, int(ring.sum()))
+    for t in range(n):
+        dim = rng.random((40, 120)) < (dim_first if t == 0 else dim_later)
+        frames[t][truth[t] & dim] = 135
+        frames[t][truth[t] & ~dim] = 200
+    return frames.astype(np.uint8), truth
+
+
+def test_the_object_like_share_a_mask_needs_is_judged_against_the_prompted_mask():
+    frames, truth = _textured(0.3, 0.45)  # the prompted mask is 72 % object-like, later masks 47-50 %
+    absolute = _areas(frames, truth, replace(VIDEO, regrow_px=0, regrow_more_px=0, relative_object_fraction=0.0))
+    relative = _areas(frames, truth, replace(VIDEO, regrow_px=0, regrow_more_px=0))
+    assert 0 in absolute[1:], absolute  # below min_object_fraction (50 %): taken for lost
+    assert min(relative) > 0.9 * truth[0].sum(), relative  # needs 0.6 x 72 % = 43 %: followed throughout

@@ -53,6 +53,10 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   px; dark speckle a few px inside it is not the object coming back), and when a find is lost again within
   ``exit_memory`` frames, the place it left stays searched (a find of tissue inside the view no longer
   makes the walk forget it).
+* **the object-like share judged against the prompted mask** (``relative_object_fraction``): a mask needs
+  at most that times the prompted frame's own mask's object-like share: where the appearance model is weak
+  the prompted mask itself is only 66-80 % object-like and correct later masks (43-49 %) were taken for a
+  lost object.
 * **the search's area check** (``search_area_check``): an answer found by the search must pass the
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
@@ -439,6 +443,13 @@ def follow(
     cap = settings.area_memory * int(prompted.mask.sum()) if remembers else None
     if cap is not None:
         log.debug("a weak appearance model: masks are cut to %.0f px (area_memory)", cap)
+    if model is not None and settings.relative_object_fraction > 0:
+        # the object-like share a mask needs, judged against the prompted frame's own mask's
+        own = model.object_fraction(smoothed(stack.frames([start])[0], settings.appearance_smooth), first.mask)
+        least = min(settings.min_object_fraction, settings.relative_object_fraction * own)
+        if least < settings.min_object_fraction:
+            log.debug("the prompted mask is %.0f%% object-like: masks need %.0f%%", 100 * own, 100 * least)
+            settings = replace(settings, min_object_fraction=least)
     for step in directions:
         track = _Track(first.mask, None, int(first.mask.sum()), cap=cap)
         s = start + step
