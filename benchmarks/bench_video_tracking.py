@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_video_tracking.py [--frames 40] [--size 128] [--clips base fast ...]
         [--seeds 0 1] [--out results/bench-video-tracking.json] [--embeddings /tmp/vt-emb] [--ceiling]
+        [--set area_memory=0 ...]
 
 Each clip of :func:`volsam.data.clips.clip_family` (a dark deforming, rotating ellipse in speckle; one factor
 varied per clip, a clip that leaves the view and returns, one with everything hard) is written as an H.264
@@ -30,11 +31,13 @@ clips, another tracking rule) skips the image encoder and gives the same embeddi
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +110,7 @@ def true_box_dice(engine, video: Path, clip, margin: float) -> list[float | None
     return out
 
 
-def run_clip(engine, spec, folder: Path, ceiling: bool = False) -> dict:
+def run_clip(engine, spec, folder: Path, ceiling: bool = False, settings=None) -> dict:
     from tests.support.video import write_video
 
     from volsam.core.prompts import Box2D
@@ -119,7 +122,7 @@ def run_clip(engine, spec, folder: Path, ceiling: bool = False) -> dict:
     x0, y0, x1, y1 = clip.box(0)
     out = folder / f"{spec.name}-masks.npz"
     t0 = time.perf_counter()
-    segment_video(video, [Box2D(x0, y0, x1, y1, slice=0)], out, engine=engine)
+    segment_video(video, [Box2D(x0, y0, x1, y1, slice=0)], out, engine=engine, settings=settings)
     seconds = time.perf_counter() - t0
     with np.load(out) as data:
         masks = data["masks"] > 0
@@ -209,9 +212,25 @@ def main() -> int:
     parser.add_argument(
         "--ceiling", action="store_true", help="also the per-frame Dice of the model's mask from the true box"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a video walk setting changed from PropagationSettings.video() (a Python literal), e.g. area_memory=0",
+    )
     args = parser.parse_args()
 
     from volsam.data.clips import clip_family
+    from volsam.propagation.settings import PropagationSettings
+
+    changes = {}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        if not hasattr(PropagationSettings, name.strip()):
+            parser.error(f"--set {item}: no such setting")
+        changes[name.strip()] = ast.literal_eval(value.strip())
+    settings = replace(PropagationSettings.video(), **changes)
     from volsam.engines import get as get_engine
 
     specs = []
@@ -227,7 +246,7 @@ def main() -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for spec in specs:
-            row = run_clip(engine, spec, Path(tmp), args.ceiling)
+            row = run_clip(engine, spec, Path(tmp), args.ceiling, settings)
             rows.append(row)
             print(
                 f"{row['clip']:14s} seed {row['seed']} mean {row['mean_dice']:.3f} min {row['min_dice']:.3f} "
