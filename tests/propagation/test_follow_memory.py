@@ -130,7 +130,7 @@ def _textured(dim_first: float, dim_later: float, n: int = 8) -> tuple[np.ndarra
 
 def test_the_object_like_share_a_mask_needs_is_judged_against_the_prompted_mask():
     frames, truth = _textured(0.3, 0.45)  # the prompted mask is 72 % object-like, later masks 47-50 %
-    absolute = _areas(frames, truth, replace(VIDEO, regrow_px=0, regrow_more_px=0, relative_object_fraction=0.0))
-    relative = _areas(frames, truth, replace(VIDEO, regrow_px=0, regrow_more_px=0))
+    absolute = _areas(frames, truth, replace(VIDEO, regrow_px=0, regrow_more_px=0))  # off by default
+    relative = _areas(frames, truth, replace(VIDEO, regrow_px=0, regrow_more_px=0, relative_object_fraction=0.6))
     assert 0 in absolute[1:], absolute  # below min_object_fraction (50 %): taken for lost
     assert min(relative) > 0.9 * truth[0].sum(), relative  # needs 0.6 x 72 % = 43 %: followed throughout

@@ -53,10 +53,10 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   px; dark speckle a few px inside it is not the object coming back), and when a find is lost again within
   ``exit_memory`` frames, the place it left stays searched (a find of tissue inside the view no longer
   makes the walk forget it).
-* **the object-like share judged against the prompted mask** (``relative_object_fraction``): a mask needs
-  at most that times the prompted frame's own mask's object-like share: where the appearance model is weak
-  the prompted mask itself is only 66-80 % object-like and correct later masks (43-49 %) were taken for a
-  lost object.
+* **the object-like share judged against the prompted mask** (``relative_object_fraction``, off by
+  default: it measured mixed): a mask needs at most that times the prompted frame's own mask's object-like
+  share: where the appearance model is weak the prompted mask itself is only 66-80 % object-like and correct
+  later masks (43-49 %) were taken for a lost object.
 * **the search's area check** (``search_area_check``): an answer found by the search must pass the
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
