@@ -199,6 +199,19 @@ def _report(rows: list[dict], label: str) -> dict:
     }
 
 
+def _video_settings(parser: argparse.ArgumentParser, items: list[str]):
+    """``PropagationSettings.video()`` with each ``NAME=VALUE`` of ``--set`` (a Python literal) changed."""
+    from volsam.propagation.settings import PropagationSettings
+
+    changes = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not hasattr(PropagationSettings, name.strip()):
+            parser.error(f"--set {item}: no such setting")
+        changes[name.strip()] = ast.literal_eval(value.strip())
+    return replace(PropagationSettings.video(), **changes)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=40)
@@ -222,16 +235,9 @@ def main() -> int:
     args = parser.parse_args()
 
     from volsam.data.clips import clip_family
-    from volsam.propagation.settings import PropagationSettings
-
-    changes = {}
-    for item in args.set:
-        name, _, value = item.partition("=")
-        if not hasattr(PropagationSettings, name.strip()):
-            parser.error(f"--set {item}: no such setting")
-        changes[name.strip()] = ast.literal_eval(value.strip())
-    settings = replace(PropagationSettings.video(), **changes)
     from volsam.engines import get as get_engine
+
+    settings = _video_settings(parser, args.set)
 
     specs = []
     for seed in args.seeds or [args.seed]:

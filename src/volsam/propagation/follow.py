@@ -197,17 +197,10 @@ def exit_zone(mask: np.ndarray, reach: int, edge: int = 3) -> np.ndarray | None:
     ``reach`` px of the pixels of ``mask`` (its last mask) that lie within ``edge`` px of the border, on the
     border band ``reach`` px wide; None when ``mask`` keeps farther from the border (it was lost inside the
     view)."""
-    h, w = mask.shape
-    near = np.zeros_like(mask)
-    e = max(edge, 1)
-    near[:e, :] = near[-e:, :] = near[:, :e] = near[:, -e:] = True
-    touching = mask & near
+    touching = mask & border_band(mask.shape, edge)
     if not touching.any():
         return None
-    band = np.zeros_like(mask)
-    r = max(reach, 1)
-    band[:r, :] = band[-r:, :] = band[:, :r] = band[:, -r:] = True
-    return ndimage.binary_dilation(touching, iterations=r) & band
+    return ndimage.binary_dilation(touching, iterations=max(reach, 1)) & border_band(mask.shape, reach)
 
 
 def regrow(mask: np.ndarray, objectlike: np.ndarray, steps: int, more: int = 0, area: int | None = None) -> np.ndarray:
@@ -236,15 +229,13 @@ def bound_area(mask: np.ndarray, anchor: np.ndarray, cap: float) -> np.ndarray:
 @dataclass
 class _Track:
     """One direction's state: the last mask (None while lost), the one before, the prompted frame's area,
-    while lost, where the object left the view (:func:`exit_zone`; None: lost inside the view), the largest
-    area a mask may have (``area_memory``; None: no bound), where it left before it was last found again, and
-    the frames followed since then (None: never lost)."""
+    while lost, where the object left the view (:func:`exit_zone`; None: lost inside the view), where it left
+    before it was last found again, and the frames followed since then (None: never lost)."""
 
     prev: np.ndarray | None
     before: np.ndarray | None
     area: int
     exit: np.ndarray | None = None
-    cap: float | None = None
     left: np.ndarray | None = None
     since_found: int | None = None
 
@@ -434,8 +425,8 @@ def follow(
             grown = bound_area(grown, result.mask, cap)
         return replace(result, mask=grown)
 
-    start_grey = smoothed(stack.frames([start])[0], settings.appearance_smooth) if seed_mask is None else None
-    prompted = out(first, start_grey)  # a mask the user drew is taken as it is
+    start_smoothed = smoothed(stack.frames([start])[0], settings.appearance_smooth)
+    prompted = out(first, start_smoothed if seed_mask is None else None)  # a mask the user drew is taken as it is
     prompted_area = int(prompted.mask.sum()) if settings.regrow_more_px > 0 else None
     yield prompted
     # the size memory applies where grey levels cannot bound a leak (a weak appearance model)
@@ -445,13 +436,13 @@ def follow(
         log.debug("a weak appearance model: masks are cut to %.0f px (area_memory)", cap)
     if model is not None and settings.relative_object_fraction > 0:
         # the object-like share a mask needs, judged against the prompted frame's own mask's
-        own = model.object_fraction(smoothed(stack.frames([start])[0], settings.appearance_smooth), first.mask)
+        own = model.object_fraction(start_smoothed, first.mask)
         least = min(settings.min_object_fraction, settings.relative_object_fraction * own)
         if least < settings.min_object_fraction:
             log.debug("the prompted mask is %.0f%% object-like: masks need %.0f%%", 100 * own, 100 * least)
-            settings = replace(settings, min_object_fraction=least)
+            settings = replace(settings, min_object_fraction=least)  # for the stop rules from here on
     for step in directions:
-        track = _Track(first.mask, None, int(first.mask.sum()), cap=cap)
+        track = _Track(first.mask, None, int(first.mask.sum()))
         s = start + step
         end = hi if step > 0 else lo
         while (s <= end) if step > 0 else (s >= end):
@@ -465,14 +456,14 @@ def follow(
                     yield SliceResult(s, np.zeros(stack.frame_shape, bool), 0.0, None, stop_detail="searching")
                 else:
                     log.debug("frame %d: the object is found again", s)
-                    shown = out(found, grey, prompted_area, track.cap)
+                    shown = out(found, grey, prompted_area, cap)
                     yield shown
                     track.prev, track.before = _walked(found, shown, settings), None
                     track.left, track.exit, track.since_found = track.exit, None, 0
                 s += step
                 continue
             proposals = _proposals(track.prev, track.shift(), ratio, settings)
-            best = _best(cache, s, step, (lo, hi), proposals, ratio, track.cap)
+            best = _best(cache, s, step, (lo, hi), proposals, ratio, cap)
             if best is None:  # every proposal lies outside the frame
                 mask, score, used = np.zeros(stack.frame_shape, bool), 0.0, None
             else:
@@ -481,7 +472,7 @@ def follow(
             stop = frame_stop(score, int(mask.sum()), int(track.prev.sum()), settings, share)
             if stop is None:
                 result = SliceResult(s, mask, score, used)
-                shown = out(result, grey, prompted_area, track.cap)
+                shown = out(result, grey, prompted_area, cap)
                 yield shown
                 track.prev, track.before = _walked(result, shown, settings), track.prev
                 track.since_found = None if track.since_found is None else track.since_found + 1

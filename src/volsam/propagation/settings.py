@@ -236,10 +236,11 @@ class PropagationSettings:
             raise SettingsError("batch_size, cache_size and click_rounds must be >= 1")
         if self.regrow_more_px < 0:
             raise SettingsError(f"regrow_more_px must be >= 0, got {self.regrow_more_px!r}")
-        if self.area_memory != 0 and self.area_memory < 1 or min(self.exit_memory, self.search_edge_touch) < 0:
+        if self.area_memory != 0 and self.area_memory < 1:
+            raise SettingsError(f"area_memory must be 0 (off) or >= 1, got {self.area_memory!r}")
+        if self.exit_memory < 0 or self.search_edge_touch < 0:
             raise SettingsError(
-                f"area_memory must be 0 (off) or >= 1, exit_memory and search_edge_touch >= 0, got "
-                f"{self.area_memory!r}, {self.exit_memory!r} and {self.search_edge_touch!r}"
+                f"exit_memory and search_edge_touch must be >= 0, got {self.exit_memory!r}, {self.search_edge_touch!r}"
             )
         if not 0 <= self.relative_object_fraction <= 1:
             raise SettingsError(f"relative_object_fraction must be in [0, 1], got {self.relative_object_fraction!r}")
