@@ -9,7 +9,12 @@ forward to the end, then backward from the prompted frame again. Nothing a frame
 further from the prompted frame, so ending a direction at the limit changes nothing before it. ``follow``'s
 search for a lost object prompts only the frame it walks to (``_search`` is given that frame alone), never a
 frame past the limit, and the embedding cache encodes one frame per batch with the video settings (a batch is
-never cut short by the limit)."""
+never cut short by the limit).
+
+The runs share one LiteMedSAM behind a :class:`~volsam.engines.cache.CachedEngine` (embeddings by the frame's
+pixels): a ranged run is served the embeddings its whole walk encoded (the same frames or windows), 25 frames
+encoded instead of 44; what each run walks, prompts, decodes and writes stays its own, and a frame encoded alone
+gives the embedding a re-encoding would (one frame per batch, checked below)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from tests.support.video import write_video
 from volsam.core.prompts import Box2D
 from volsam.data.clips import ClipSpec, make_clip
 from volsam.engines import get as get_engine
+from volsam.engines.cache import CachedEngine
 from volsam.jobs.request import SegmentRequest
 from volsam.jobs.video import segment_video
 
@@ -36,7 +42,7 @@ RANGES = {"volsam": [(1, 9), (2, 14), (3, 3)], "baseline": [(1, 4)]}
 
 @pytest.fixture(scope="module")
 def lite():
-    return get_engine("medsam-lite", device="cpu")
+    return CachedEngine(get_engine("medsam-lite", device="cpu"), 512)
 
 
 @pytest.mark.parametrize("strategy", ["volsam", "baseline"])
@@ -45,6 +51,7 @@ def test_a_ranged_walk_writes_the_whole_walks_masks_on_its_frames(tmp_path, lite
     video = write_video(tmp_path / "clip.mp4", clip.frames)
     prompts = [Box2D(*clip.box(PROMPTED), slice=PROMPTED)]
     request = SegmentRequest(label=3, strategy=strategy)
+    assert request.settings(video=True).batch_size == 1  # what makes a cached embedding equal a re-encoding
     whole = segment_video(video, prompts, tmp_path / "whole.npz", request, engine=lite)
     with np.load(whole.output) as data:
         full = data["masks"]
