@@ -1,5 +1,10 @@
 """The HTTP API end to end through FastAPI's test client (httpx), with the real LiteMedSAM weights on a
-cropped lesion of the MNI152 T1: every endpoint, every refusal, and results equal to a local Session."""
+cropped lesion of the MNI152 T1: every endpoint, every refusal, and results equal to a local Session.
+
+The server's sessions and the local one share one LiteMedSAM encoder (tests/support/shared_encoder.py, patched
+where the server's requests load their engine): a slice of the same pixels is encoded once for the module, not
+once per session; what each session prompts, decodes and keeps stays its own, and a slice whose pixels differ
+(another normalisation, another grid) is encoded again."""
 
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import volsam.jobs.request
+from tests.support.shared_encoder import SharedEncoder, sharing_litemedsam
 from volsam.data.lesions import lesion_case
-from volsam.engines import get as get_engine
 from volsam.io import read_volume, write_volume
 from volsam.server.app import create_app
 from volsam.server.config import ServerConfig
@@ -32,6 +38,12 @@ def case(tmp_path_factory):
     return lesion, path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def shared():
+    with sharing_litemedsam(volsam.jobs.request, "get_engine") as shared:
+        yield shared
+
+
 def _client(**kw) -> TestClient:
     return TestClient(create_app(ServerConfig(device="cpu", **kw)), base_url=BASE, raise_server_exceptions=False)
 
@@ -43,7 +55,7 @@ def _open(client, path, headers=None, **form):
 
 
 @pytest.mark.slow
-def test_a_whole_session_over_http_equals_a_local_session(case):
+def test_a_whole_session_over_http_equals_a_local_session(case, shared: SharedEncoder):
     lesion, path = case
     client = _client()
     assert client.get("/api/health").json()["status"] == "ok"
@@ -67,7 +79,10 @@ def test_a_whole_session_over_http_equals_a_local_session(case):
     point = {"object": label, "type": "point", "point": [int(i), int(j), int(k)], "positive": True}
     client.post(f"/api/sessions/{sid}/prompts", json=point, headers=h).raise_for_status()
 
-    local = Session(read_volume(path), engine=get_engine("medsam-lite", device="cpu"), modality="MR")
+    # the local session loads its engine as the server's did: the same LiteMedSAM, its embeddings shared
+    lite = volsam.jobs.request.get_engine("medsam-lite", device="cpu")
+    local = Session(read_volume(path), engine=lite, modality="MR")
+    assert local.engine is shared.engine
     obj = local.add_object(name="lesion")
     local.add_box(obj, b.slice, (b.u0, b.v0, b.u1, b.v1))
     local.add_point(obj, (int(i), int(j), int(k)), True)
