@@ -2,8 +2,10 @@
 own code in a uvicorn process with the toy engine (0.1 s per slice, so that a walk can be watched and stopped;
 three candidate masks per prompt): slice sliders and numbers, wheel direction, arrow keys, window / level,
 shortcuts, markers that stay until undone, the objects panel, the progress bar and the stop button, the
-downloads, candidate cycling. Screenshots of the states go to results/web/, or to docs/images/ (the README's
-server quick start shows them) with VOLSAM_SCREENSHOTS=docs/images."""
+downloads, candidate cycling. Where nothing is left to watch while a walk runs (candidate cycling; the box test
+once its walk was stopped) the toy's delay is 0 (:func:`toy_delay`: a file beside the server's script that it
+reads before each prediction), 0.1 s again after the test. Screenshots of the states go to results/web/, or to
+docs/images/ (the README's server quick start shows them) with VOLSAM_SCREENSHOTS=docs/images."""
 
 from __future__ import annotations
 
@@ -26,14 +28,17 @@ IMAGES = Path(os.environ.get("VOLSAM_SCREENSHOTS") or ROOT / "results" / "web")
 SERVER = textwrap.dedent(
     """
     import sys, time, uvicorn
+    from pathlib import Path
     from tests.session.test_candidates import CandidateToy
     from volsam.server.app import create_app
     from volsam.server.config import ServerConfig
     from volsam.server.store import SessionStore
 
+    DELAY = Path(sys.argv[0]).with_name("delay")  # written by toy_delay(): seconds a slice instead of 0.1
+
     class Slow(CandidateToy):  # 0.1 s a slice: a walk can be watched and stopped; three candidate masks
         def predict(self, embedding, **kw):
-            time.sleep(0.1)
+            time.sleep(float(DELAY.read_text()) if DELAY.exists() else 0.1)
             return super().predict(embedding, **kw)
 
     store = SessionStore(8, 600.0, make_session=lambda volume, request: request.session(volume, Slow()))
@@ -41,13 +46,17 @@ SERVER = textwrap.dedent(
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     """
 )
+DELAYS: dict[str, Path] = {}  # a toy server's URL -> the file that sets its delay
 SHAPE = (40, 72, 64)  # k, j, i
 BLOCK = (slice(8, 32), slice(20, 50), slice(14, 44))
 
 
 @pytest.fixture(scope="module")
 def toy_server(tmp_path_factory):
-    yield from script_server(tmp_path_factory.mktemp("toyserver"), SERVER)
+    folder = tmp_path_factory.mktemp("toyserver")
+    for url in script_server(folder, SERVER):
+        DELAYS[url] = folder / "delay"
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +66,16 @@ def scan(tmp_path_factory):
     array[BLOCK] += 200  # a bright block on slices 8..31
     volume = Volume(array, spacing=(0.9, 0.9, 2.5), origin=(-30.0, -40.0, 10.0))
     return write_volume(volume, tmp_path_factory.mktemp("scan") / "scan.nii.gz"), volume
+
+
+def toy_delay(url: str, seconds: float | None) -> None:
+    """The toy server at ``url`` waits ``seconds`` a slice from now on (None: 0.1 s again)."""
+    path = DELAYS[url]
+    if seconds is None:
+        path.unlink(missing_ok=True)
+        return
+    (tmp := path.with_suffix(".tmp")).write_text(repr(seconds))
+    os.replace(tmp, path)  # whole, never half written, when the server reads it
 
 
 class Page:
@@ -233,6 +252,7 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
                 " {headers: {'X-Session-Lease': window.volsam.state.lease}})).json()"
             )
             assert described["objects"][0]["prompts"] == 0  # the stopped prompt left nothing
+            toy_delay(toy_server, 0.0)  # nothing more to watch while it runs: the toy answers at once
             # the same box again, to the end: the object's panel shows its volume and slice range
             page.drag_box(12, 18, 46, 52, 20)
             page.wait_change()
@@ -308,6 +328,7 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
             assert len(stopped) == 1 and len(page.errors) == 1, page.errors  # the stopped prompt's answer only
             assert not page.js("window.volsam.state.errors")
         finally:
+            toy_delay(toy_server, None)
             page.close()
     labels = read_volume(got["labelmap.nii.gz"])
     assert labels.same_grid(volume) and np.array_equal(labels.array > 0, want)
@@ -322,6 +343,7 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
 @pytest.mark.slow
 def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
     path, _ = scan
+    toy_delay(toy_server, 0.0)  # no walk to watch here: the toy answers at once
     with playwright.sync_playwright() as p:
         page = Page(p, toy_server, path)
         try:
@@ -345,6 +367,7 @@ def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
             assert seen[2] == voxels and stats() == original  # and came back with the model's first answer
             assert not page.errors and not page.js("window.volsam.state.errors"), page.errors
         finally:
+            toy_delay(toy_server, None)
             page.close()
 
 
