@@ -3,9 +3,14 @@ process with the toy engine slowed down (so that the run can be watched): while 
 screen gets its new mask as soon as the run writes it (its ``frame`` event), scrubbing shows the frames done so
 far with their new masks and the frames not reached as before; at ``idle`` every frame has the result; a
 stopped run's masks go from the frame shown. The masks of the real LiteMedSAM during a run are checked in
-``tests/server/test_video_live.py``; this test is the page's side."""
+``tests/server/test_video_live.py``; this test is the page's side. Once the page has looked at the frames of a
+running walk, the test makes the toy fast (a file beside the server's script sets its delay) so that the rest of
+the walk, which it only waits for, takes no 2 s a frame; it is slow again for the run that is stopped."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 
@@ -14,15 +19,31 @@ from tests.server.test_web_video import SERVER as VIDEO_SERVER
 from tests.server.test_web_video import Page, clip  # noqa: F401 -- the same clip (16 frames, 96 x 128)
 from tests.support.browser import script_server
 
-# test_web_video's server, its toy engine slower: about 2 s a frame (8 predictions), so the page can look at a run
-SERVER = VIDEO_SERVER.replace("time.sleep(0.05)", "time.sleep(0.25)")
-assert SERVER != VIDEO_SERVER
+# test_web_video's server, its toy engine slower: about 2 s a frame (8 predictions), so the page can look at a run;
+# the seconds a prediction in a file beside the script when the test writes one (_delay)
+SLEEP = "time.sleep(float(DELAY.read_text()) if DELAY.exists() else 0.25)"
+SERVER = VIDEO_SERVER.replace("time.sleep(0.05)", SLEEP).replace(
+    "class Slow(", 'DELAY = __import__("pathlib").Path(sys.argv[0]).with_name("delay")\n\nclass Slow('
+)
+assert SLEEP in SERVER and "DELAY = " in SERVER
 BUSY = "() => window.volsam.state.busy > 0"
 
 
 @pytest.fixture(scope="module")
 def slow_server(tmp_path_factory):
-    yield from script_server(tmp_path_factory.mktemp("videoliveserver"), SERVER)
+    """(URL, the file that sets its toy's delay)."""
+    folder = tmp_path_factory.mktemp("videoliveserver")
+    for url in script_server(folder, SERVER):
+        yield url, folder / "delay"
+
+
+def _delay(path: Path, seconds: float | None) -> None:
+    """The toy's seconds a prediction from now on (None: 0.25 again)."""
+    if seconds is None:
+        path.unlink(missing_ok=True)
+        return
+    (tmp := path.with_suffix(".tmp")).write_text(repr(seconds))
+    os.replace(tmp, path)  # whole, never half written, when the server reads it
 
 
 def _object_px(page: Page, label: int) -> int:
@@ -32,8 +53,9 @@ def _object_px(page: Page, label: int) -> int:
 @pytest.mark.slow
 def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip):  # noqa: F811
     path, truth = clip
+    url, delay = slow_server
     with playwright.sync_playwright() as p:
-        page = Page(p, slow_server, path)
+        page = Page(p, url, path)
         try:
             # a box on frame 4, then the page goes to frame 8 before the walk (4, 5, ... 15, then 3 .. 0) is there
             page.scrub(4)
@@ -55,12 +77,14 @@ def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip): 
             during[1] = _object_px(page, 1)
             assert page.js("window.volsam.state.busy") > 0, "the run ended before the page looked"
             assert during[6] > 0 and during[1] == 0, during
+            _delay(delay, 0.0)  # the page has looked: the rest of the walk at once
             page.wait_change()
             assert _object_px(page, 1) > 0  # at the end frame 1 has the result too
             page.scrub(6)
             assert _object_px(page, 1) == during[6]  # what the run showed of frame 6 is its result
 
             # a second object, stopped while it runs: it showed on the frame on screen, and goes with the stop
+            _delay(delay, None)  # 2 s a frame again: the run is still going when the page stops it
             page.page.click("#addobj")
             page.page.wait_for_function("() => window.volsam.state.active === 2")
             page.drag(xs.min() - 3, ys.min() - 3, xs.max() + 3, ys.max() + 3)  # on frame 6 (walked first)
@@ -78,4 +102,5 @@ def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip): 
             assert _object_px(page, 1) == during[6]  # object 1 as before (object 2 was on top of it)
             assert [e for e in page.errors if not e.endswith("/prompts")] == []  # the stopped prompt's 409 aside
         finally:
+            _delay(delay, None)
             page.browser.close()
