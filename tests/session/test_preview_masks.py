@@ -1,9 +1,13 @@
 """``Session.on_preview``: the slice masks a step makes reach the hook as they are made, placed on the
 session's slice grid, and the last one of each slice is the step's result there -- with the real LiteMedSAM
 weights on a cropped lesion of the MNI152 T1 (a walk whose window is widened once, then a correction), and
-with SAM 2 (random-init weights: whole slices, a fresh track and a re-track)."""
+with SAM 2 (random-init weights: whole slices, a fresh track and a re-track). The lesion's 9 slices around its
+middle box's (of 22; the lesion on every one of them, so each walk still runs to the volume's edge both ways)
+keep LiteMedSAM's encodings to what these steps need."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from tests.session.test_session_tracker import _volume as tracked_volume
 from tests.session.test_session_tracker import engine  # noqa: F401 -- the random-init SAM 2 fixture
 from volsam.bench.clicks import next_click
+from volsam.core.volume import Volume
 from volsam.data.lesions import lesion_cases
 from volsam.propagation import PropagationSettings
 from volsam.propagation.frames import frames_view
@@ -19,7 +24,16 @@ from volsam.session import Session
 
 @pytest.fixture(scope="module")
 def case():
-    return lesion_cases(n_per_kind=1, crop=True, variants=False)[0]  # dark-00, about 73 x 65 x 22 voxels
+    whole = lesion_cases(n_per_kind=1, crop=True, variants=False)[0]  # dark-00, about 73 x 65 x 22 voxels
+    first = whole.middle_box.slice - 4  # slices first .. first + 8 (the lesion is on slices 4..17)
+    keep = slice(first, first + 9)
+    image, label = whole.image, whole.label
+    return replace(
+        whole,
+        image=Volume(image.array[keep], image.spacing, image.origin, image.direction),
+        label=Volume(label.array[keep], label.spacing, label.origin, label.direction),
+        middle_box=replace(whole.middle_box, slice=4),
+    )
 
 
 def _collect(session: Session) -> tuple[dict[int, tuple[np.ndarray, tuple[int, int]]], list]:
