@@ -343,10 +343,10 @@ def test_box_progress_stop_markers_objects_shortcuts_and_downloads(toy_server, s
 @pytest.mark.slow
 def test_the_c_key_cycles_candidate_masks_and_back(toy_server, scan):
     path, _ = scan
-    toy_delay(toy_server, 0.0)  # no walk to watch here: the toy answers at once
     with playwright.sync_playwright() as p:
         page = Page(p, toy_server, path)
         try:
+            toy_delay(toy_server, 0.0)  # no walk to watch here: the toy answers at once
             page.page.click('button[data-view="0"]')
             page.drag_box(12, 18, 46, 52, 20)
             page.wait_change()
