@@ -4,7 +4,9 @@ cropped lesion of the MNI152 T1: every endpoint, every refusal, and results equa
 The server's sessions and the local one share one LiteMedSAM encoder (tests/support/shared_encoder.py, patched
 where the server's requests load their engine): a slice of the same pixels is encoded once for the module, not
 once per session; what each session prompts, decodes and keeps stays its own, and a slice whose pixels differ
-(another normalisation, another grid) is encoded again."""
+(another normalisation, another grid) is encoded again. The whole session and the progress events run on the
+lesion's 9 slices around its middle box's slice (the lesion on all of them; the walks reach both ends), the
+refusals and uploads on the whole crop (its size is what the upload limit refuses)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import gzip
 import io
 import json
 import zipfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from fastapi.testclient import TestClient
 
 import volsam.jobs.request
 from tests.support.shared_encoder import SharedEncoder, sharing_litemedsam
+from volsam.core.volume import Volume
 from volsam.data.lesions import lesion_case
 from volsam.io import read_volume, write_volume
 from volsam.server.app import create_app
@@ -36,6 +40,16 @@ def case(tmp_path_factory):
     lesion = lesion_case("dark-00", crop=True)
     path = write_volume(lesion.image, tmp_path_factory.mktemp("img") / "scan.nii.gz")
     return lesion, path
+
+
+@pytest.fixture(scope="module")
+def middle(tmp_path_factory):
+    """The crop's 9 slices around its middle box's slice, as ``case``: (lesion, path of the upload)."""
+    whole = lesion_case("dark-00", crop=True)
+    keep = slice(whole.middle_box.slice - 4, whole.middle_box.slice + 5)
+    image, label = (Volume(v.array[keep], v.spacing, v.origin, v.direction) for v in (whole.image, whole.label))
+    lesion = replace(whole, image=image, label=label, middle_box=replace(whole.middle_box, slice=4))
+    return lesion, write_volume(image, tmp_path_factory.mktemp("middle") / "scan.nii.gz")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,8 +69,8 @@ def _open(client, path, headers=None, **form):
 
 
 @pytest.mark.slow
-def test_a_whole_session_over_http_equals_a_local_session(case, shared: SharedEncoder):
-    lesion, path = case
+def test_a_whole_session_over_http_equals_a_local_session(middle, shared: SharedEncoder):
+    lesion, path = middle
     client = _client()
     assert client.get("/api/health").json()["status"] == "ok"
     caps = client.get("/api/capabilities").json()
@@ -136,8 +150,8 @@ def _nifti(blob: bytes):
         return read_volume(p)
 
 
-def test_progress_events_stream(case):
-    lesion, path = case
+def test_progress_events_stream(middle):
+    lesion, path = middle
     client = _client()
     created = _open(client, path, modality="MR").json()
     sid, lease = created["id"], created["lease"]
@@ -269,7 +283,6 @@ def test_dicom_seg_download_for_a_dicom_upload(case, tmp_path):
     """A DICOM series uploaded as .zip gives the label map as a DICOM-SEG that reads back onto the series
     exactly as the NIfTI download; other images get 409 with the reason."""
     from tests.support.dicom import write_series
-    from volsam.core.volume import Volume
     from volsam.io.dicom_seg import read_dicom_seg
 
     lesion, path = case
