@@ -15,13 +15,13 @@ import gzip
 import io
 import json
 import zipfile
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 import volsam.jobs.request
+from tests.support.lesion_slices import middle_slices
 from tests.support.shared_encoder import SharedEncoder, sharing_litemedsam
 from volsam.core.volume import Volume
 from volsam.data.lesions import lesion_case
@@ -45,11 +45,8 @@ def case(tmp_path_factory):
 @pytest.fixture(scope="module")
 def middle(tmp_path_factory):
     """The crop's 9 slices around its middle box's slice, as ``case``: (lesion, path of the upload)."""
-    whole = lesion_case("dark-00", crop=True)
-    keep = slice(whole.middle_box.slice - 4, whole.middle_box.slice + 5)
-    image, label = (Volume(v.array[keep], v.spacing, v.origin, v.direction) for v in (whole.image, whole.label))
-    lesion = replace(whole, image=image, label=label, middle_box=replace(whole.middle_box, slice=4))
-    return lesion, write_volume(image, tmp_path_factory.mktemp("middle") / "scan.nii.gz")
+    lesion = middle_slices(lesion_case("dark-00", crop=True), 4)
+    return lesion, write_volume(lesion.image, tmp_path_factory.mktemp("middle") / "scan.nii.gz")
 
 
 @pytest.fixture(scope="module", autouse=True)

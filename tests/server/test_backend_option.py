@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.lesion_slices import middle_slices
 from volsam.cli.main import run
 from volsam.core.errors import SettingsError
-from volsam.core.prompts import Box2D
-from volsam.core.volume import Volume
 from volsam.data.lesions import lesion_case
 from volsam.engines.backends import openvino_available
 from volsam.io import write_volume
@@ -36,12 +35,9 @@ def case(tmp_path_factory):
 @pytest.fixture(scope="module")
 def middle(tmp_path_factory):
     """The lesion's 7 slices around its middle box's slice: (image, box on it, path of the upload)."""
-    lesion = lesion_case("dark-00", crop=True)
-    b = lesion.middle_box
-    grid = lesion.image
-    image = Volume(grid.array[b.slice - 3 : b.slice + 4], grid.spacing, grid.origin, grid.direction)
-    box = Box2D(b.u0, b.v0, b.u1, b.v1, slice=3)
-    return image, box, write_volume(image, tmp_path_factory.mktemp("middle") / "scan.nii.gz")
+    lesion = middle_slices(lesion_case("dark-00", crop=True), 3)
+    path = write_volume(lesion.image, tmp_path_factory.mktemp("middle") / "scan.nii.gz")
+    return lesion.image, lesion.middle_box, path
 
 
 def _client(store: SessionStore | None = None, **config) -> TestClient:

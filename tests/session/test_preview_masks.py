@@ -7,15 +7,13 @@ keep LiteMedSAM's encodings to what these steps need."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from tests.session.test_session_tracker import _volume as tracked_volume
 from tests.session.test_session_tracker import engine  # noqa: F401 -- the random-init SAM 2 fixture
+from tests.support.lesion_slices import middle_slices
 from volsam.bench.clicks import next_click
-from volsam.core.volume import Volume
 from volsam.data.lesions import lesion_cases
 from volsam.propagation import PropagationSettings
 from volsam.propagation.frames import frames_view
@@ -25,15 +23,7 @@ from volsam.session import Session
 @pytest.fixture(scope="module")
 def case():
     whole = lesion_cases(n_per_kind=1, crop=True, variants=False)[0]  # dark-00, about 73 x 65 x 22 voxels
-    first = whole.middle_box.slice - 4  # slices first .. first + 8 (the lesion is on slices 4..17)
-    keep = slice(first, first + 9)
-    image, label = whole.image, whole.label
-    return replace(
-        whole,
-        image=Volume(image.array[keep], image.spacing, image.origin, image.direction),
-        label=Volume(label.array[keep], label.spacing, label.origin, label.direction),
-        middle_box=replace(whole.middle_box, slice=4),
-    )
+    return middle_slices(whole, 4)  # its slices 6..14 (the lesion is on slices 4..17)
 
 
 def _collect(session: Session) -> tuple[dict[int, tuple[np.ndarray, tuple[int, int]]], list]:
