@@ -13,7 +13,7 @@ from volsam.propagation import FrameStack, PropagationSettings
 from volsam.propagation.follow import appearance_box, exit_zone, follow, object_regions, regrow
 
 H, W = 40, 120
-VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0)
+VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0, temporal_reach=0)  # one rule at a time
 
 
 def _frames(truth: np.ndarray, extra: np.ndarray | None = None, extra_value: int = 150) -> np.ndarray:

@@ -14,7 +14,7 @@ from volsam.propagation import FrameStack, PropagationSettings
 from volsam.propagation.follow import follow
 
 H, W = 40, 120
-VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0, regrow_px=0)
+VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0, regrow_px=0, temporal_reach=0)
 
 
 class _EdgeShy(ToyEngine):

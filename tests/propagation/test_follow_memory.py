@@ -15,7 +15,7 @@ from volsam.core.errors import SettingsError
 from volsam.propagation import FrameStack, PropagationSettings
 from volsam.propagation.follow import border_band, bound_area, follow
 
-VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0)
+VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0, temporal_reach=0)  # one rule at a time
 
 
 def test_bound_area_keeps_the_whole_rings_nearest_the_anchor():

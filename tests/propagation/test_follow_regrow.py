@@ -13,7 +13,7 @@ from volsam.propagation import FrameStack, PropagationSettings
 from volsam.propagation.follow import follow, regrow
 
 H, W = 40, 120
-VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0)
+VIDEO = replace(PropagationSettings.video(), appearance_smooth=0.0, temporal_reach=0)  # one rule at a time
 MARK = 255  # pixel (0, 0) of the prompted frame: the stand-in answers it whole
 
 

@@ -61,6 +61,13 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
 
+* **temporal smoothing** (``temporal_reach``): each written mask is the signed-distance mean of its own
+  and those of the frames up to that many before and after it in the same direction (moved onto its
+  centroid; :func:`~volsam.propagation.temporal.smooth_direction`): LiteMedSAM's masks jitter from frame to
+  frame where it is unsure (low contrast, strong speckle). A frame is written once the frames after it are
+  walked; a walk limited to a range reads that many frames past its ends, so the range's masks are the
+  whole video's.
+
 The appearance model is the prompted frame's (smoothed) object and surroundings; without one (they look
 alike) neither rule applies and a broken rule ends the direction, as in the volume walk. A searched frame's
 object-like regions are labelled once (:class:`ObjectRegions`) for both kinds of candidate.
@@ -82,6 +89,7 @@ from volsam.propagation.cache import EmbeddingCache
 from volsam.propagation.frames import BoxXY, centroid, expand_box, intensity, mask_box, shift_mask
 from volsam.propagation.settings import PropagationSettings
 from volsam.propagation.stops import frame_stop
+from volsam.propagation.temporal import smooth_direction
 from volsam.propagation.walk import SliceResult, propagate
 
 log = logging.getLogger(__name__)
@@ -441,17 +449,21 @@ def follow(
         if least < settings.min_object_fraction:
             log.debug("the prompted mask is %.0f%% object-like: masks need %.0f%%", 100 * own, 100 * least)
             settings = replace(settings, min_object_fraction=least)  # for the stop rules from here on
-    for step in directions:
+    reach = settings.temporal_reach  # the walk reads that many frames past a range's end to smooth its last
+    walk_lo, walk_hi = max(lo - reach, 0), min(hi + reach, len(stack) - 1)
+
+    def direction(step: int) -> Iterator[SliceResult]:
+        """One direction's frames after the prompted one, in walking order, as the model and rules give them."""
         track = _Track(first.mask, None, int(first.mask.sum()))
         s = start + step
-        end = hi if step > 0 else lo
+        end = walk_hi if step > 0 else walk_lo
         while (s <= end) if step > 0 else (s >= end):
             grey = smoothed(stack.frames([s])[0], settings.appearance_smooth) if model is not None else None
             ratio = model.log_ratio(grey) if model is not None else None
             if track.prev is None:  # lost: search (only with an appearance model)
                 if model is None or ratio is None or grey is None:
                     break
-                found = _search(cache, s, step, (lo, hi), ratio, model, grey, track, settings)
+                found = _search(cache, s, step, (walk_lo, walk_hi), ratio, model, grey, track, settings)
                 if found is None:
                     yield SliceResult(s, np.zeros(stack.frame_shape, bool), 0.0, None, stop_detail="searching")
                 else:
@@ -463,7 +475,7 @@ def follow(
                 s += step
                 continue
             proposals = _proposals(track.prev, track.shift(), ratio, settings)
-            best = _best(cache, s, step, (lo, hi), proposals, ratio, cap)
+            best = _best(cache, s, step, (walk_lo, walk_hi), proposals, ratio, cap)
             if best is None:  # every proposal lies outside the frame
                 mask, score, used = np.zeros(stack.frame_shape, bool), 0.0, None
             else:
@@ -490,6 +502,9 @@ def follow(
             log.debug("frame %d: lost %s", s, "inside the view" if track.exit is None else "at the border")
             track.prev, track.before = None, None
             s += step
+
+    for step in directions:
+        yield from smooth_direction(prompted, direction(step), reach, keep=(lo, hi))
 
 
 __all__ = [

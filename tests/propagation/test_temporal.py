@@ -1,0 +1,148 @@
+"""Temporal smoothing of a video walk's masks (volsam.propagation.temporal), on drawn discs, and in
+:func:`volsam.propagation.follow.follow` with the stand-in engine."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.support.toy_engine import ToyEngine
+from volsam.core.errors import PromptError
+from volsam.data.clips import dice
+from volsam.propagation import FrameStack, PropagationSettings
+from volsam.propagation.follow import follow
+from volsam.propagation.stops import StopReason
+from volsam.propagation.temporal import signed_distance, smooth_direction, smooth_mask
+from volsam.propagation.walk import SliceResult
+
+H, W = 64, 80
+
+
+def _disc(cx: float, cy: float, r: float) -> np.ndarray:
+    y, x = np.mgrid[:H, :W]
+    return (x - cx) ** 2 + (y - cy) ** 2 <= r**2
+
+
+def _result(index: int, mask: np.ndarray, stop: StopReason | None = None) -> SliceResult:
+    return SliceResult(index, mask, 0.9, None, stop)
+
+
+def _moving(n: int, speed: float = 3.0) -> list[np.ndarray]:
+    """A disc of radius 12 moving right by ``speed`` px a frame."""
+    return [_disc(15 + speed * t, 30, 12) for t in range(n)]
+
+
+def test_signed_distance_is_negative_inside_and_positive_outside():
+    d = signed_distance(_disc(40, 30, 10))
+    assert -10.1 < d[30, 40] < -10 and d[30, 31] < 0 and d[30, 29] > 0 and d[0, 0] > 30
+
+
+def test_a_jittering_mask_comes_closer_to_the_truth():
+    rng = np.random.default_rng(0)
+    truth = _moving(12)
+    # the model's answers: the truth grown or shrunk by 3-4 px and moved by about 1 px, differently each frame
+    noisy = []
+    for t in range(len(truth)):
+        r = 12 + rng.choice([-4, -3, 3, 4])
+        noisy.append(_disc(15 + 3 * t + rng.normal(0, 1), 30 + rng.normal(0, 1), r))
+    anchor = _result(0, truth[0])
+    out = list(smooth_direction(anchor, (_result(t, noisy[t]) for t in range(1, 12)), reach=2))
+    assert [r.index for r in out] == list(range(1, 12))
+    before = np.mean([dice(noisy[t], truth[t]) for t in range(1, 12)])
+    after = np.mean([dice(r.mask, truth[r.index]) for r in out])
+    assert after > before + 0.03, (before, after)
+
+
+def test_a_moving_object_is_not_smeared():
+    # exact masks of a disc moving 6 px a frame stay exact: each neighbour is moved onto the frame's centroid
+    truth = _moving(8, speed=6.0)
+    out = list(smooth_direction(_result(0, truth[0]), (_result(t, truth[t]) for t in range(1, 8)), reach=2))
+    assert min(dice(r.mask, truth[r.index]) for r in out) > 0.98
+
+
+def test_frames_without_the_object_are_written_as_they_are_and_lend_nothing():
+    truth = _moving(7)
+    stopped = _result(3, np.zeros((H, W), bool), StopReason.EMPTY)
+    big = _disc(27, 30, 25)  # frame 4's answer; frame 3's empty mask must not shrink it, nor pull frame 2
+    frames = [_result(1, truth[1]), _result(2, truth[2]), stopped, _result(4, big), _result(5, truth[5])]
+    out = {r.index: r for r in smooth_direction(_result(0, truth[0]), frames, reach=1)}
+    assert out[3] is stopped
+    assert np.array_equal(out[2].mask, smooth_mask(truth[2], [(truth[1], 1.0)], 2.0))  # frame 3 lends nothing
+    assert np.array_equal(out[4].mask, smooth_mask(big, [(truth[5], 1.0)], 2.0))
+
+
+def test_reach_zero_gives_the_results_as_they_are():
+    truth = _moving(4)
+    frames = [_result(t, truth[t]) for t in range(1, 4)]
+    assert list(smooth_direction(_result(0, truth[0]), frames, reach=0)) == frames
+
+
+def test_frames_are_yielded_as_soon_as_their_neighbours_are_known():
+    truth = _moving(10)
+    taken: list[int] = []
+
+    def walk():
+        for t in range(1, 10):
+            taken.append(t)
+            yield _result(t, truth[t])
+
+    for r in smooth_direction(_result(0, truth[0]), walk(), reach=2):
+        assert taken[-1] == min(r.index + 2, 9)  # frame t leaves once frame t + 2 is walked (or the walk ended)
+
+
+def test_only_kept_frames_are_yielded_smoothed_by_those_past_the_range():
+    truth = _moving(10)
+    noisy = [_disc(15 + 3 * t, 30, 12 + (3 if t % 2 else -3)) for t in range(10)]
+    whole = list(smooth_direction(_result(0, truth[0]), (_result(t, noisy[t]) for t in range(1, 10)), reach=2))
+    kept = list(
+        smooth_direction(_result(0, truth[0]), (_result(t, noisy[t]) for t in range(1, 10)), reach=2, keep=(0, 5))
+    )
+    assert [r.index for r in kept] == [1, 2, 3, 4, 5]
+    assert all(np.array_equal(a.mask, b.mask) for a, b in zip(kept, whole[:5], strict=True))
+    # the backward direction: frames walked downwards, the anchor after them
+    down = list(smooth_direction(_result(9, truth[9]), (_result(t, noisy[t]) for t in range(8, -1, -1)), reach=2))
+    assert [r.index for r in down] == list(range(8, -1, -1))
+
+
+def test_refusals():
+    with pytest.raises(PromptError, match="reach"):
+        list(smooth_direction(_result(0, _moving(1)[0]), [], reach=-1))
+    with pytest.raises(PromptError, match="weight"):
+        smooth_mask(_moving(1)[0], [], 0.0)
+
+
+def _jittering_clip(n: int = 12) -> np.ndarray:
+    """Frames (n, H, W) uint8: a bright disc moving right 2 px a frame whose radius jumps between 9 and 13
+    (what the stand-in engine answers jitters as a model's masks do) on a dark background."""
+    return np.stack([np.where(_disc(15 + 2 * t, 30, 13 if t % 2 else 9), 200, 40) for t in range(n)]).astype(np.uint8)
+
+
+def _follow(frames: np.ndarray, reach: int, start: int = 0, limit=None) -> dict[int, np.ndarray]:
+    stack = FrameStack(frames, 2, lambda f: f)  # array [k, j, i]: the frames along k
+    ys, xs = np.nonzero(frames[start] > 128)
+    box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    settings = replace(PropagationSettings.video(), appearance_smooth=0.0, temporal_reach=reach)
+    return {r.index: r.mask for r in follow(ToyEngine(), stack, start, box=box, settings=settings, limit=limit)}
+
+
+def test_follow_writes_each_directions_masks_smoothed_and_walks_on_from_its_own():
+    frames = _jittering_clip()
+    raw = _follow(frames, 0, start=5)
+    smoothed = _follow(frames, 2, start=5)
+    assert sorted(smoothed) == list(range(12))
+    prompted = _result(5, raw[5])
+    for indices in (range(6, 12), range(4, -1, -1)):  # forward, then backward from the prompted frame
+        expected = smooth_direction(prompted, [_result(t, raw[t]) for t in indices], reach=2)
+        assert all(np.array_equal(smoothed[r.index], r.mask) for r in expected)
+    assert np.array_equal(smoothed[5], raw[5])  # the prompted frame is the user's
+    assert sum(not np.array_equal(smoothed[t], raw[t]) for t in range(12)) >= 8  # the smoothing did act
+
+
+def test_a_ranged_walk_reads_past_its_ends_and_writes_the_whole_walks_masks():
+    frames = _jittering_clip()
+    whole = _follow(frames, 2, start=5)
+    ranged = _follow(frames, 2, start=5, limit=(2, 8))
+    assert sorted(ranged) == list(range(2, 9))
+    assert all(np.array_equal(ranged[t], whole[t]) for t in ranged)
