@@ -39,6 +39,34 @@ def test_signed_distance_is_negative_inside_and_positive_outside():
     assert -10.1 < d[30, 40] < -10 and d[30, 31] < 0 and d[30, 29] > 0 and d[0, 0] > 30
 
 
+def _whole_frame_reference(own, neighbours, own_weight):
+    """The smoothing computed on the whole frame, as the module notes define it (the window is a shortcut)."""
+    from scipy import ndimage
+
+    centre = np.array(ndimage.center_of_mass(own))
+    total, weight = own_weight * signed_distance(own), own_weight
+    for mask, w in neighbours:
+        move = centre - np.array(ndimage.center_of_mass(mask))
+        total = total + w * ndimage.shift(signed_distance(mask), move, order=1, mode="nearest")
+        weight += w
+    return total / weight < 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_window_gives_the_whole_frames_answer(seed):
+    # blobs of random size and place, some cut by the frame's border, moving up to 15 px a frame
+    rng = np.random.default_rng(seed)
+    masks = []
+    for _ in range(5):
+        cx, cy = rng.uniform(-5, W + 5), rng.uniform(-5, H + 5)
+        blob = _disc(cx, cy, rng.uniform(4, 20)) | _disc(cx + rng.uniform(-8, 8), cy + rng.uniform(-8, 8), 6)
+        masks.append(blob if blob.any() else _disc(W / 2, H / 2, 5))
+    near = [(masks[0], 1.0), (masks[1], 2.0), (masks[3], 2.0), (masks[4], 1.0)]
+    expected = _whole_frame_reference(masks[2], near, 3.0)
+    got = smooth_mask(masks[2], near, 3.0)
+    assert np.array_equal(got, expected if expected.any() else masks[2])
+
+
 def test_a_jittering_mask_comes_closer_to_the_truth():
     rng = np.random.default_rng(0)
     truth = _moving(12)

@@ -37,18 +37,34 @@ def smooth_mask(own: np.ndarray, neighbours: Iterable[tuple[np.ndarray, float]],
     """``own`` (bool (H, W), not empty) smoothed with ``neighbours`` ((mask, weight) pairs, masks not empty):
     the pixels where the weighted mean of the signed distances (each neighbour's map moved by linear
     interpolation so that its centroid lies on ``own``'s; beyond the frame its edge values continue) is below
-    zero. ``own`` as it is when that leaves nothing."""
+    zero. ``own`` as it is when that leaves nothing. Computed in the window that holds every mask where it
+    is and where it is moved to, with a margin of background (the same answer as on the whole frame: a mask's
+    distances are exact in a window whose border is background, and outside every mask the mean is above
+    zero), so that large frames cost what the object's size does."""
     if own_weight <= 0:
         raise PromptError(f"the frame's own weight must be > 0, got {own_weight!r}")
     centre = np.array(ndimage.center_of_mass(own))
-    total = own_weight * signed_distance(own)
+    pairs = [(mask, float(w), centre - np.array(ndimage.center_of_mass(mask))) for mask, w in neighbours]
+    reach = int(np.ceil(max((np.abs(move).max() for _, _, move in pairs), default=0.0))) + 3
+    boxes = [_extent(own)] + [_extent(mask) for mask, _, _ in pairs]
+    (h, w) = own.shape
+    r0, c0 = max(min(b[0] for b in boxes) - reach, 0), max(min(b[1] for b in boxes) - reach, 0)
+    r1, c1 = min(max(b[2] for b in boxes) + reach, h), min(max(b[3] for b in boxes) + reach, w)
+    window = (slice(r0, r1), slice(c0, c1))
+    total = own_weight * signed_distance(own[window])
     weight = own_weight
-    for mask, w in neighbours:
-        moved = centre - np.array(ndimage.center_of_mass(mask))  # (rows, columns)
-        total += w * ndimage.shift(signed_distance(mask), moved, order=1, mode="nearest")
-        weight += w
-    smoothed = total / weight < 0
+    for mask, w_n, move in pairs:
+        total += w_n * ndimage.shift(signed_distance(mask[window]), move, order=1, mode="nearest")
+        weight += w_n
+    smoothed = np.zeros_like(own)
+    smoothed[window] = total / weight < 0
     return smoothed if smoothed.any() else own
+
+
+def _extent(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(first row, first column, last row + 1, last column + 1) of a non-empty mask's pixels."""
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
 def _has_object(result: SliceResult) -> bool:
