@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.support.toy_engine import ToyEngine
-from volsam.core.errors import PromptError
+from volsam.core.errors import SettingsError
 from volsam.data.clips import dice
 from volsam.propagation import FrameStack, PropagationSettings
 from volsam.propagation.follow import follow
@@ -135,10 +135,12 @@ def test_only_kept_frames_are_yielded_smoothed_by_those_past_the_range():
 
 
 def test_refusals():
-    with pytest.raises(PromptError, match="reach"):
+    with pytest.raises(SettingsError, match="reach"):
         list(smooth_direction(_result(0, _moving(1)[0]), [], reach=-1))
-    with pytest.raises(PromptError, match="weight"):
+    with pytest.raises(SettingsError, match="weight"):
         smooth_mask(_moving(1)[0], [], 0.0)
+    with pytest.raises(SettingsError, match="temporal_reach"):
+        PropagationSettings(temporal_reach=-1)
 
 
 def _jittering_clip(n: int = 12) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from volsam.core.errors import PromptError
+from volsam.core.errors import SettingsError
 from volsam.propagation.walk import SliceResult
 
 
@@ -42,7 +42,7 @@ def smooth_mask(own: np.ndarray, neighbours: Iterable[tuple[np.ndarray, float]],
     distances are exact in a window whose border is background, and outside every mask the mean is above
     zero), so that large frames cost what the object's size does."""
     if own_weight <= 0:
-        raise PromptError(f"the frame's own weight must be > 0, got {own_weight!r}")
+        raise SettingsError(f"the frame's own weight must be > 0, got {own_weight!r}")
     centre = np.array(ndimage.center_of_mass(own))
     pairs = [(mask, float(w), centre - np.array(ndimage.center_of_mass(mask))) for mask, w in neighbours]
     reach = int(np.ceil(max((np.abs(move).max() for _, _, move in pairs), default=0.0))) + 3
@@ -81,7 +81,7 @@ def smooth_direction(
     range's end smooths the range's last frames as a walk through the whole video does. ``reach`` 0: the
     results as they are."""
     if reach < 0:
-        raise PromptError(f"reach must be >= 0 frames, got {reach!r}")
+        raise SettingsError(f"reach must be >= 0 frames, got {reach!r}")
     lo, hi = keep if keep is not None else (-np.inf, np.inf)
     window: deque[SliceResult] = deque([anchor])  # up to reach frames already out, then those not yet out
     pending = 0  # the frames at the window's end not yet out
