@@ -183,7 +183,9 @@ class PropagationSettings:
             0.881; all-hard seed 0 0.713 -> 0.761), no clip lower by more than 0.004 (deforming); held out,
             seeds 3 and 5 (all ten kinds): 0.833 -> 0.838, all-hard +0.032 / +0.042. 1 frame and 3 frames
             gained less; a plain vote of the masks instead of signed distances, and smoothing with past frames
-            only, gained less or lost.
+            only, gained less or lost. Volumes keep 0: the same smoothing along the slices of the cropped
+            lesion set's walks (24 cases, from the middle slice outward) measured 0.852 -> 0.851 (1 slice) and
+            0.849 (2 slices) mean Dice.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
