@@ -129,9 +129,22 @@ def test_only_kept_frames_are_yielded_smoothed_by_those_past_the_range():
     )
     assert [r.index for r in kept] == [1, 2, 3, 4, 5]
     assert all(np.array_equal(a.mask, b.mask) for a, b in zip(kept, whole[:5], strict=True))
-    # the backward direction: frames walked downwards, the anchor after them
-    down = list(smooth_direction(_result(9, truth[9]), (_result(t, noisy[t]) for t in range(8, -1, -1)), reach=2))
-    assert [r.index for r in down] == list(range(8, -1, -1))
+    # the backward direction: frames walked downwards, the anchor after them; frame 3 is smoothed with 5 and 4
+    # (walked before it) and with 2 and 1 (read past the kept range)
+    walked = [_result(t, noisy[t]) for t in range(8, -1, -1)]
+    down = list(smooth_direction(_result(9, truth[9]), walked, reach=2, keep=(3, 9)))
+    assert [r.index for r in down] == [8, 7, 6, 5, 4, 3]
+    near = [(noisy[5], 1.0), (noisy[4], 2.0), (noisy[2], 2.0), (noisy[1], 1.0)]
+    assert np.array_equal(down[-1].mask, smooth_mask(noisy[3], near, 3.0))
+
+
+def test_a_searching_frame_passes_through_and_lends_nothing():
+    truth = _moving(5)
+    searching = SliceResult(2, np.zeros((H, W), bool), 0.0, None, stop_detail="searching")  # no stop_reason
+    frames = [_result(1, truth[1]), searching, _result(3, truth[3]), _result(4, truth[4])]
+    out = {r.index: r for r in smooth_direction(_result(0, truth[0]), frames, reach=1)}
+    assert out[2] is searching
+    assert np.array_equal(out[3].mask, smooth_mask(truth[3], [(truth[4], 1.0)], 2.0))
 
 
 def test_refusals():
@@ -149,12 +162,13 @@ def _jittering_clip(n: int = 12) -> np.ndarray:
     return np.stack([np.where(_disc(15 + 2 * t, 30, 13 if t % 2 else 9), 200, 40) for t in range(n)]).astype(np.uint8)
 
 
-def _follow(frames: np.ndarray, reach: int, start: int = 0, limit=None) -> dict[int, np.ndarray]:
+def _follow(frames: np.ndarray, reach: int, start: int = 0, limit=None, engine=None) -> dict[int, np.ndarray]:
     stack = FrameStack(frames, 2, lambda f: f)  # array [k, j, i]: the frames along k
     ys, xs = np.nonzero(frames[start] > 128)
     box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
     settings = replace(PropagationSettings.video(), appearance_smooth=0.0, temporal_reach=reach)
-    return {r.index: r.mask for r in follow(ToyEngine(), stack, start, box=box, settings=settings, limit=limit)}
+    walk = follow(engine or ToyEngine(), stack, start, box=box, settings=settings, limit=limit)
+    return {r.index: r.mask for r in walk}
 
 
 def test_follow_writes_each_directions_masks_smoothed_and_walks_on_from_its_own():
@@ -172,7 +186,32 @@ def test_follow_writes_each_directions_masks_smoothed_and_walks_on_from_its_own(
 
 def test_a_ranged_walk_reads_past_its_ends_and_writes_the_whole_walks_masks():
     frames = _jittering_clip()
-    whole = _follow(frames, 2, start=5)
-    ranged = _follow(frames, 2, start=5, limit=(2, 8))
-    assert sorted(ranged) == list(range(2, 9))
-    assert all(np.array_equal(ranged[t], whole[t]) for t in ranged)
+    for start, limit in ((5, (2, 8)), (9, (8, 11))):  # the second range ends at the video's end
+        whole = _follow(frames, 2, start=start)
+        ranged = _follow(frames, 2, start=start, limit=limit)
+        assert sorted(ranged) == list(range(limit[0], limit[1] + 1))
+        assert all(np.array_equal(ranged[t], whole[t]) for t in ranged), limit
+
+
+def test_a_direction_with_nothing_to_write_reads_nothing():
+    # prompted on the range's last frame (a video session's run between two prompted frames): no frame past it
+    frames = _jittering_clip()
+    for limit in ((2, 5), (5, 5)):
+        counts = []
+        for reach in (0, 2):
+            engine = ToyEngine()
+            masks = _follow(frames, reach, start=5, limit=limit, engine=engine)
+            assert sorted(masks) == list(range(limit[0], 6))
+            counts.append(sum(engine.encoded))
+        assert counts[1] == counts[0] + (2 if limit[0] < 5 else 0), (limit, counts)  # only past the lower end
+
+
+def test_a_lost_and_found_object_is_smoothed_around_the_gap():
+    frames = _jittering_clip(14)
+    frames[7:9] = 40  # the object is gone on frames 7 and 8: the walk searches, and finds it again on 9
+    raw = _follow(frames, 0)
+    assert not raw[7].any() and not raw[8].any() and raw[9].any()
+    smoothed = _follow(frames, 2)
+    expected = smooth_direction(_result(0, raw[0]), [_result(t, raw[t]) for t in range(1, 14)], reach=2)
+    assert all(np.array_equal(smoothed[r.index], r.mask) for r in expected)
+    assert not smoothed[7].any() and not smoothed[8].any()

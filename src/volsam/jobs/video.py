@@ -29,23 +29,26 @@ Engines:
   the growth limit per frame is wider than for slices (objects move in a video). The ``baseline`` strategy
   walks as for volumes (:func:`volsam.propagation.walk.propagate`).
 
-**A range of frames** (``frames=(first, last)``, inclusive): the walk or the tracking stays inside it (the
-walk's and the tracker's ``limit``); every prompt must lie in it. A video session re-walks a correction only
-over the frames it shows from that run (:mod:`volsam.server.videos`). For LiteMedSAM the range's masks are
-exactly those of a whole-video walk from the same prompt: both walk outward from the prompted frame one frame
-at a time, each frame from the previous one, and the range only ends a direction sooner (the lost-object
+**A range of frames** (``frames=(first, last)``, inclusive): the walk or the tracking writes only inside it
+(the walk's and the tracker's ``limit``); every prompt must lie in it. A video session re-walks a correction
+only over the frames it shows from that run (:mod:`volsam.server.videos`). For LiteMedSAM the range's masks
+are exactly those of a whole-video walk from the same prompt: both walk outward from the prompted frame one
+frame at a time, each frame from the previous one, and the range only ends a direction sooner (the lost-object
 search of :func:`follow` prompts the frame it walks to; the video settings encode one frame per batch, so no
-batch is cut short by the limit). Each written mask is smoothed with those of the 2 frames before and after it
-(``temporal_reach``, :mod:`volsam.propagation.temporal`), so the walk reads 2 frames past each end of the
-range, and writes none of them: the range's last frames are smoothed as in a whole-video walk. A tracker's
+batch is cut short by the limit). Each written mask but the prompted frame's is smoothed with those of the 2
+frames before and after it (``temporal_reach``, :mod:`volsam.propagation.temporal`), so the walk reads up to 2
+frames past each end of the range (not past the video's ends, nor once a direction has ended or has nothing to
+write) and writes none of them: the range's last frames are smoothed as in a whole-video walk. A tracker's
 memory holds only the range's frames, so its masks may differ from a whole-video run's. The outputs keep every
 frame of the video, so their layout does not depend on the range: frames outside it are written as empty masks
-(as frames a walk never reached are), and the sidecar's ``walk_range`` says which frames were walked.
+(as frames a walk never reached are), and the sidecar's ``walk_range`` says which frames were segmented and
+written.
 
 Outputs are streamed as frames are segmented (:mod:`volsam.io.video_out`): per-frame label PNGs or one
 ``.npz`` (disk-backed while it fills), a JSON sidecar with fps, frame count, size, engine, model, prompts and
 the walked range, and optionally an overlay video rendered in a second streamed pass. Memory stays bounded by the frame
-source's cache, the engine's memory bank and one frame of labels, whatever the video's length.
+source's cache, the engine's memory bank, one frame of labels and (LiteMedSAM) the 5 masks the temporal smoothing
+holds, whatever the video's length.
 """
 
 from __future__ import annotations

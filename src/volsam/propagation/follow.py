@@ -61,12 +61,12 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
 
-* **temporal smoothing** (``temporal_reach``): each written mask is the signed-distance mean of its own
-  and those of the frames up to that many before and after it in the same direction (moved onto its
-  centroid; :func:`~volsam.propagation.temporal.smooth_direction`): LiteMedSAM's masks jitter from frame to
-  frame where it is unsure (low contrast, strong speckle). A frame is written once the frames after it are
-  walked; a walk limited to a range reads that many frames past its ends, so the range's masks are the
-  whole video's.
+* **temporal smoothing** (``temporal_reach``): each written mask (not the prompted frame's) is the
+  signed-distance mean of its own and those of the frames up to that many before and after it in the same
+  direction (moved onto its centroid; :func:`~volsam.propagation.temporal.smooth_direction`): LiteMedSAM's
+  masks jitter from frame to frame where it is unsure (low contrast, strong speckle). A frame is written once
+  the frames after it are walked; a walk limited to a range reads that many frames past its ends, so the
+  range's masks are the whole video's.
 
 The appearance model is the prompted frame's (smoothed) object and surroundings; without one (they look
 alike) neither rule applies and a broken rule ends the direction, as in the volume walk. A searched frame's
@@ -504,6 +504,8 @@ def follow(
             s += step
 
     for step in directions:
+        if (start >= hi) if step > 0 else (start <= lo):
+            continue  # nothing to write that way: the frames past the range would be read for nothing
         yield from smooth_direction(prompted, direction(step), reach, keep=(lo, hi))
 
 

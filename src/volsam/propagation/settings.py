@@ -173,19 +173,18 @@ class PropagationSettings:
             suggested the rule). 0.6 measured mixed, so it is off: seed 5 speckle-full 0.655 -> 0.722,
             contrast-low 0.582 -> 0.672; seeds 0, 1, 3, 4 all-hard +0.069 (seed 3), -0.032 (seed 1), the rest
             unchanged; but on held-out seed 6 all-hard fell from 0.507 to 0.329 (a wrong mask accepted).
-        temporal_reach: videos: each written mask is the signed-distance mean of its own and those up to this
-            many frames before and after it in the same walk, each moved onto its centroid, weights falling
-            linearly with the distance in frames (:mod:`volsam.propagation.temporal`); 0 = off. The walk
-            goes on from the model's own masks, and reads this many frames past a range's end so that the
-            range's masks are the whole video's. LiteMedSAM's masks jitter from frame to frame where it is
-            unsure; 2 frames took the benchmark's clips of seeds 0, 1, 4 (six kinds) from 0.818 to 0.829 mean
-            Dice (speckle-full seed 1 0.885 -> 0.918, worst frame 0.790 -> 0.857; contrast-low seed 0 0.847 ->
-            0.881; all-hard seed 0 0.713 -> 0.761), no clip lower by more than 0.004 (deforming); held out,
-            seeds 3 and 5 (all ten kinds): 0.833 -> 0.838, all-hard +0.032 / +0.042. 1 frame and 3 frames
-            gained less; a plain vote of the masks instead of signed distances, and smoothing with past frames
-            only, gained less or lost. Volumes keep 0: the same smoothing along the slices of the cropped
-            lesion set's walks (24 cases, from the middle slice outward) measured 0.852 -> 0.851 (1 slice) and
-            0.849 (2 slices) mean Dice.
+        temporal_reach: videos: each written mask but the prompted frame's is the signed-distance mean of its own
+            and those up to this many frames before and after it in the same walk, each moved onto its centroid,
+            weights falling linearly with the distance in frames (:mod:`volsam.propagation.temporal`); 0 = off. The
+            walk goes on from the model's own masks, and reads this many frames past a range's end so that the
+            range's masks are the whole video's. LiteMedSAM's masks jitter from frame to frame where it is unsure; 2
+            frames took the benchmark's clips of seeds 0, 1, 4 (six kinds) from 0.818 to 0.829 mean Dice
+            (speckle-full seed 1 0.885 -> 0.918, worst frame 0.790 -> 0.857; contrast-low seed 0 0.847 -> 0.881;
+            all-hard seed 0 0.713 -> 0.761), no clip lower by more than 0.004 (deforming); held out, seeds 3 and 5
+            (all ten kinds): 0.833 -> 0.838, all-hard +0.032 / +0.042. 1 frame and 3 frames gained less; a plain
+            vote of the masks instead of signed distances, and smoothing with past frames only, gained less or lost.
+            Volumes keep 0: the same smoothing along the slices of the cropped lesion set's walks (24 cases, from
+            the middle slice outward) measured 0.852 -> 0.851 (1 slice) and 0.849 (2 slices) mean Dice.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM

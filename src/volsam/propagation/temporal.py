@@ -37,15 +37,16 @@ def smooth_mask(own: np.ndarray, neighbours: Iterable[tuple[np.ndarray, float]],
     """``own`` (bool (H, W), not empty) smoothed with ``neighbours`` ((mask, weight) pairs, masks not empty):
     the pixels where the weighted mean of the signed distances (each neighbour's map moved by linear
     interpolation so that its centroid lies on ``own``'s; beyond the frame its edge values continue) is below
-    zero. ``own`` as it is when that leaves nothing. Computed in the window that holds every mask where it
-    is and where it is moved to, with a margin of background (the same answer as on the whole frame: a mask's
-    distances are exact in a window whose border is background, and outside every mask the mean is above
-    zero), so that large frames cost what the object's size does."""
+    zero. ``own`` as it is when that leaves nothing. Computed in the window that holds every mask with a margin
+    of twice the largest move plus 3 px, so that large frames cost what the object's size does, with the whole
+    frame's answer: a mask's distances are exact in a window whose border is background, and a pixel whose
+    moved value the window cuts lies over 3 px outside every mask where it is and where it is moved to, so
+    every term of its mean is positive either way."""
     if own_weight <= 0:
         raise SettingsError(f"the frame's own weight must be > 0, got {own_weight!r}")
     centre = np.array(ndimage.center_of_mass(own))
     pairs = [(mask, float(w), centre - np.array(ndimage.center_of_mass(mask))) for mask, w in neighbours]
-    reach = int(np.ceil(max((np.abs(move).max() for _, _, move in pairs), default=0.0))) + 3
+    reach = 2 * int(np.ceil(max((np.abs(move).max() for _, _, move in pairs), default=0.0))) + 3
     boxes = [_extent(own)] + [_extent(mask) for mask, _, _ in pairs]
     (h, w) = own.shape
     r0, c0 = max(min(b[0] for b in boxes) - reach, 0), max(min(b[1] for b in boxes) - reach, 0)
@@ -74,9 +75,10 @@ def _has_object(result: SliceResult) -> bool:
 def smooth_direction(
     anchor: SliceResult, results: Iterable[SliceResult], reach: int, keep: tuple[int, int] | None = None
 ) -> Iterator[SliceResult]:
-    """``results`` (one direction of a walk, in walking order: the frames after ``anchor``, the prompted
-    frame, which is not yielded again) with each mask smoothed over the ``reach`` frames before and after it
-    (see the module notes); ``anchor`` counts as the frame before the first. Only frames whose index lies in
+    """``results`` (one direction of a walk, in walking order, one result a frame: the frames after
+    ``anchor``, the prompted frame, which is not yielded again) with each mask smoothed over the frames up to
+    ``reach`` before and after it by frame number (see the module notes); ``anchor`` counts as the frame before
+    the first. Only frames whose index lies in
     ``keep`` (first, last inclusive; None: all) are yielded: a walk that reads ``reach`` frames past a
     range's end smooths the range's last frames as a walk through the whole video does. ``reach`` 0: the
     results as they are."""
@@ -95,9 +97,9 @@ def smooth_direction(
             yield result
             return
         near = [
-            (r.mask, float(reach + 1 - abs(j - k)))
+            (r.mask, float(reach + 1 - abs(r.index - result.index)))
             for j, r in enumerate(window)
-            if j != k and abs(j - k) <= reach and _has_object(r)
+            if j != k and abs(r.index - result.index) <= reach and _has_object(r)
         ]
         yield replace(result, mask=smooth_mask(result.mask, near, float(reach + 1)))
 

@@ -11,8 +11,9 @@ Objects and prompts follow the volume protocol (``Box2D`` with ``slice`` = the f
   several frames), so a correction on any frame re-tracks the object with the prompts of every frame;
 * a slice engine (LiteMedSAM) walks from one prompted frame: each prompted frame of an object is a *run* of its
   own (that frame's box and clicks), and a frame shows the run of the nearest prompted frame (ties: the earlier
-  one). A run walks only the frames it shows (:func:`shown_range`: up to halfway to the neighbouring prompted
-  frames; ``segment_video(frames=...)``), so a correction re-walks from the frame it is on to those halfway
+  one). A run writes only the frames it shows (:func:`shown_range`: up to halfway to the neighbouring prompted
+  frames; ``segment_video(frames=...)``; LiteMedSAM's walk reads up to 2 frames past each end to smooth the
+  last ones, and writes none of them), so a correction re-walks from the frame it is on to those halfway
   frames, and its neighbours' runs, whose shown ranges only shrink, are kept. Prompted frames are never
   removed from a state (a box replaces the box of its frame; undo, redo and reset swap whole states, each
   with its runs), so every frame is covered by the run that shows it in every state; a run that would not
