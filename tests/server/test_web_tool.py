@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.server.test_web import ARGS, CHROMIUM, playwright, pytestmark  # noqa: F401 -- the same browser and skips
-from tests.support.browser import open_page, script_server
+from tests.support.browser import open_page, script_server, set_delay
 from volsam.core.volume import Volume
 from volsam.io import read_volume, write_volume
 
@@ -70,12 +70,7 @@ def scan(tmp_path_factory):
 
 def toy_delay(url: str, seconds: float | None) -> None:
     """The toy server at ``url`` waits ``seconds`` a slice from now on (None: 0.1 s again)."""
-    path = DELAYS[url]
-    if seconds is None:
-        path.unlink(missing_ok=True)
-        return
-    (tmp := path.with_suffix(".tmp")).write_text(repr(seconds))
-    os.replace(tmp, path)  # whole, never half written, when the server reads it
+    set_delay(DELAYS[url], seconds)
 
 
 class Page:

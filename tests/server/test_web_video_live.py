@@ -9,15 +9,12 @@ the walk, which it only waits for, takes no 2 s a frame; it is slow again for th
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from tests.server.test_web import ARGS, CHROMIUM, playwright, pytestmark  # noqa: F401 -- the same browser and skips
 from tests.server.test_web_video import SERVER as VIDEO_SERVER
 from tests.server.test_web_video import Page, clip  # noqa: F401 -- the same clip (16 frames, 96 x 128)
-from tests.support.browser import script_server
+from tests.support.browser import script_server, set_delay
 
 # test_web_video's server, its toy engine slower: about 2 s a frame (8 predictions), so the page can look at a run;
 # the seconds a prediction in a file beside the script when the test writes one (_delay)
@@ -35,15 +32,6 @@ def slow_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("videoliveserver")
     for url in script_server(folder, SERVER):
         yield url, folder / "delay"
-
-
-def _delay(path: Path, seconds: float | None) -> None:
-    """The toy's seconds a prediction from now on (None: 0.25 again)."""
-    if seconds is None:
-        path.unlink(missing_ok=True)
-        return
-    (tmp := path.with_suffix(".tmp")).write_text(repr(seconds))
-    os.replace(tmp, path)  # whole, never half written, when the server reads it
 
 
 def _object_px(page: Page, label: int) -> int:
@@ -77,14 +65,14 @@ def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip): 
             during[1] = _object_px(page, 1)
             assert page.js("window.volsam.state.busy") > 0, "the run ended before the page looked"
             assert during[6] > 0 and during[1] == 0, during
-            _delay(delay, 0.0)  # the page has looked: the rest of the walk at once
+            set_delay(delay, 0.0)  # the page has looked: the rest of the walk at once
             page.wait_change()
             assert _object_px(page, 1) > 0  # at the end frame 1 has the result too
             page.scrub(6)
             assert _object_px(page, 1) == during[6]  # what the run showed of frame 6 is its result
 
             # a second object, stopped while it runs: it showed on the frame on screen, and goes with the stop
-            _delay(delay, None)  # 2 s a frame again: the run is still going when the page stops it
+            set_delay(delay, None)  # 2 s a frame again: the run is still going when the page stops it
             page.page.click("#addobj")
             page.page.wait_for_function("() => window.volsam.state.active === 2")
             page.drag(xs.min() - 3, ys.min() - 3, xs.max() + 3, ys.max() + 3)  # on frame 6 (walked first)
@@ -102,5 +90,5 @@ def test_the_frames_of_a_running_walk_show_as_they_are_done(slow_server, clip): 
             assert _object_px(page, 1) == during[6]  # object 1 as before (object 2 was on top of it)
             assert [e for e in page.errors if not e.endswith("/prompts")] == []  # the stopped prompt's 409 aside
         finally:
-            _delay(delay, None)
+            set_delay(delay, None)
             page.browser.close()

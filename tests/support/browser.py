@@ -3,6 +3,7 @@ Chromium page that records every error it sees (page errors, CSP violations, ans
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +33,14 @@ def open_page(p, chromium: str, args: list[str]):
     page.on("console", lambda m: "Content Security Policy" in m.text and errors.append(m.text))
     page.on("response", lambda r: r.status >= 400 and "favicon" not in r.url and errors.append(f"{r.status} {r.url}"))
     return browser, page, errors
+
+
+def set_delay(path: Path, seconds: float | None) -> None:
+    """Write a toy server's delay file (``path``, beside its script, read before each prediction): ``seconds``
+    a prediction from now on; None removes it (the script's own default again). Written whole, then renamed,
+    so the server never reads half of it."""
+    if seconds is None:
+        path.unlink(missing_ok=True)
+        return
+    (tmp := path.with_suffix(".tmp")).write_text(repr(seconds))
+    os.replace(tmp, path)

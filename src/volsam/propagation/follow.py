@@ -60,7 +60,6 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
 * **the search's area check** (``search_area_check``): an answer found by the search must pass the
   area-jump rule against the prompted frame's area, as each followed frame does against the previous one
   (a low-contrast clip was "found again" as a mask four times the object over object-like tissue).
-
 * **temporal smoothing** (``temporal_reach``): each written mask (not the prompted frame's) is the
   signed-distance mean of its own and those of the frames up to that many before and after it in the same
   direction (moved onto its centroid; :func:`~volsam.propagation.temporal.smooth_direction`): LiteMedSAM's

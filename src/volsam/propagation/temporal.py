@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from volsam.core.errors import SettingsError
+from volsam.propagation.frames import centroid, expand_box, mask_box
 from volsam.propagation.walk import SliceResult
 
 
@@ -44,28 +45,21 @@ def smooth_mask(own: np.ndarray, neighbours: Iterable[tuple[np.ndarray, float]],
     every term of its mean is positive either way."""
     if own_weight <= 0:
         raise SettingsError(f"the frame's own weight must be > 0, got {own_weight!r}")
-    centre = np.array(ndimage.center_of_mass(own))
-    pairs = [(mask, float(w), centre - np.array(ndimage.center_of_mass(mask))) for mask, w in neighbours]
-    reach = 2 * int(np.ceil(max((np.abs(move).max() for _, _, move in pairs), default=0.0))) + 3
-    boxes = [_extent(own)] + [_extent(mask) for mask, _, _ in pairs]
-    (h, w) = own.shape
-    r0, c0 = max(min(b[0] for b in boxes) - reach, 0), max(min(b[1] for b in boxes) - reach, 0)
-    r1, c1 = min(max(b[2] for b in boxes) + reach, h), min(max(b[3] for b in boxes) + reach, w)
-    window = (slice(r0, r1), slice(c0, c1))
+    centre = centroid(own)  # (x, y)
+    pairs = [(mask, float(w), centre - centroid(mask)) for mask, w in neighbours]
+    margin = 2 * np.ceil(max((np.abs(move).max() for _, _, move in pairs), default=0.0)) + 3
+    boxes = [mask_box(own)] + [mask_box(mask) for mask, _, _ in pairs]
+    union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    x0, y0, x1, y1 = (int(v) for v in expand_box(union, margin, own.shape))
+    window = (slice(y0, y1 + 1), slice(x0, x1 + 1))
     total = own_weight * signed_distance(own[window])
     weight = own_weight
-    for mask, w_n, move in pairs:
-        total += w_n * ndimage.shift(signed_distance(mask[window]), move, order=1, mode="nearest")
-        weight += w_n
+    for mask, w, move in pairs:
+        total += w * ndimage.shift(signed_distance(mask[window]), move[::-1], order=1, mode="nearest")  # (rows, cols)
+        weight += w
     smoothed = np.zeros_like(own)
     smoothed[window] = total / weight < 0
     return smoothed if smoothed.any() else own
-
-
-def _extent(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(first row, first column, last row + 1, last column + 1) of a non-empty mask's pixels."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
 
 
 def _has_object(result: SliceResult) -> bool:
@@ -98,8 +92,8 @@ def smooth_direction(
             return
         near = [
             (r.mask, float(reach + 1 - abs(r.index - result.index)))
-            for j, r in enumerate(window)
-            if j != k and abs(r.index - result.index) <= reach and _has_object(r)
+            for r in window
+            if r is not result and abs(r.index - result.index) <= reach and _has_object(r)
         ]
         yield replace(result, mask=smooth_mask(result.mask, near, float(reach + 1)))
 
