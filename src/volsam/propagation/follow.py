@@ -66,6 +66,8 @@ from. :func:`follow` keeps the walk's proposals and rules and adds, for videos:
   masks jitter from frame to frame where it is unsure (low contrast, strong speckle). A frame is written once
   the frames after it are walked; a walk limited to a range reads that many frames past its ends, so the
   range's masks are the whole video's.
+* **speckle reduction** (``despeckle``): the frames the model encodes are median-filtered first
+  (:mod:`volsam.propagation.despeckle`); the rules above read the frames as they are.
 
 The appearance model is the prompted frame's (smoothed) object and surroundings; without one (they look
 alike) neither rule applies and a broken rule ends the direction, as in the volume walk. A searched frame's
@@ -85,6 +87,7 @@ from volsam.core.errors import PromptError
 from volsam.engines.base import FrameSource, SliceEngine
 from volsam.propagation.appearance import AppearanceModel
 from volsam.propagation.cache import EmbeddingCache
+from volsam.propagation.despeckle import model_frames
 from volsam.propagation.frames import BoxXY, centroid, expand_box, intensity, mask_box, shift_mask
 from volsam.propagation.settings import PropagationSettings
 from volsam.propagation.stops import frame_stop
@@ -402,7 +405,9 @@ def follow(
     search ends there, as in :func:`~volsam.propagation.walk.propagate`)."""
     settings = settings or PropagationSettings.video()
     lo, hi = limit if limit is not None else (0, len(stack) - 1)
-    cache = EmbeddingCache(engine, stack, settings.batch_size, settings.cache_size)
+    # the model encodes the frames despeckled (settings.despeckle); every other step reads the frames as they are
+    encoded = model_frames(stack, settings.despeckle, engine.capabilities.input_size)
+    cache = EmbeddingCache(engine, encoded, settings.batch_size, settings.cache_size)
     # the prompted frame as the volume walk does it (checks, seed, empty prompt), without walking
     seeding = propagate(
         engine, stack, start, box=box, points=points, point_labels=point_labels, seed_mask=seed_mask,
