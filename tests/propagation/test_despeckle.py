@@ -69,7 +69,7 @@ def test_refusals():
         with pytest.raises(SettingsError, match="despeckle"):
             PropagationSettings(despeckle=size)
     assert PropagationSettings().despeckle == 0  # volumes: off
-    assert PropagationSettings.video().despeckle == 0
+    assert PropagationSettings.video().despeckle == 5
 
 
 class _SizedToy(ToyEngine):

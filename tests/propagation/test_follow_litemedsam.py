@@ -57,7 +57,8 @@ def test_the_box_surroundings_keep_litemedsam_on_an_object_in_strong_speckle(tmp
         masks = {r.index: r.mask for r in follow(engine, open_frames(video), 0, box=box, settings=settings)}
         return [dice(masks[t], clip.masks[t]) for t in range(len(clip.masks))]
 
-    boxed = dices(PropagationSettings.video())
-    ring = dices(replace(PropagationSettings.video(), box_surroundings=False))
+    plain = replace(PropagationSettings.video(), despeckle=0)  # the rule alone (speckle reduction holds 0.45-0.5)
+    boxed = dices(plain)
+    ring = dices(replace(plain, box_surroundings=False))
     assert min(boxed[t] for t in LATE) >= 0.7 and np.mean(boxed) >= 0.85, np.round(boxed, 3)  # measured 0.77, 0.87
     assert max(ring[t] for t in LATE[1:]) < 0.3, np.round(ring, 3)  # measured 0.10 at most

@@ -26,7 +26,10 @@ Engines:
   as large as a tenth of the prompted object: an object that leaves the view and comes back is found again
   (measured: benchmarks/bench_video_tracking.py). The 3D-only rule "a shrinking
   cross-section that grows again is another structure" is off (a beating heart's area rises and falls) and
-  the growth limit per frame is wider than for slices (objects move in a video). The ``baseline`` strategy
+  the growth limit per frame is wider than for slices (objects move in a video). The model encodes each frame
+  median-filtered over 5 px (speckle reduction, ``despeckle``: :mod:`volsam.propagation.despeckle`; frames over
+  640 px are passed as they are); the rules, the written masks and the overlay read the video's own frames.
+  The ``baseline`` strategy
   walks as for volumes (:func:`volsam.propagation.walk.propagate`).
 
 **A range of frames** (``frames=(first, last)``, inclusive): the walk or the tracking writes only inside it
