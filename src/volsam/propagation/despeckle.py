@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from volsam.engines.base import FrameSource
-from volsam.errors import InputError, SettingsError
+from volsam.engines.prompt_checks import check_frames
+from volsam.errors import SettingsError
 
 
 def applies(frame_shape: tuple[int, int], size: int, input_size: int) -> bool:
@@ -30,12 +31,11 @@ def applies(frame_shape: tuple[int, int], size: int, input_size: int) -> bool:
 
 def despeckle(frames: np.ndarray, size: int) -> np.ndarray:
     """The median over ``size`` x ``size`` px (odd, edges replicated) of each frame of uint8 ``(n, H, W)`` grey or
-    ``(n, H, W, 3)`` RGB frames (each colour channel on its own); a new array of the same shape."""
+    ``(n, H, W, 3)`` RGB frames (each colour channel on its own; one ``(H, W)`` frame is taken as ``(1, H, W)``,
+    as the engines take it: :func:`~volsam.engines.prompt_checks.check_frames`); a new array."""
     if size < 3 or size % 2 == 0:
         raise SettingsError(f"the despeckling median needs an odd size of at least 3 px, not {size}")
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim not in (3, 4):
-        raise InputError(f"despeckle takes uint8 (n, H, W) or (n, H, W, 3) frames, not {frames.dtype} {frames.shape}")
+    frames = check_frames(frames)
     out = np.empty_like(frames)
     for i, frame in enumerate(frames):
         out[i] = np.asarray(Image.fromarray(frame).filter(ImageFilter.MedianFilter(size)))
