@@ -195,6 +195,14 @@ class PropagationSettings:
             clips that already failed collapsed further (all-hard seeds 3 and 6 0.586 / 0.522 -> 0.283 / 0.227: the
             mask drifts onto dark tissue and passes the rules; contrast-low seed 5 0.582 -> 0.404); fresh seed 7:
             0.814 -> 0.830. 9 px gained more on easy clips but collapsed all-hard seed 0 (0.761 -> 0.214).
+        search_last_place: videos: while an object lost inside the view is searched for, the proposals of its
+            last mask, in place, are prompted first and their answer taken when it passes the stop rules against
+            that mask's area: most losses inside the view are one doubted answer (a score under ``min_score``,
+            a mask spilling onto tissue) while the object stays where it was, and the search's first choice
+            by size was dark tissue elsewhere.
+        search_reach: videos: while an object lost inside the view is searched for, a region the search takes
+            must lie within this many px a frame (counted from its last mask's frame) of that mask; 0 = off.
+            An object moves a few px a frame; a region far from where it was lost is other tissue.
     """
 
     strategy: Strategy | str = Strategy.VOLSAM
@@ -243,6 +251,8 @@ class PropagationSettings:
     relative_object_fraction: float = 0.0
     temporal_reach: int = 0
     despeckle: int = 0
+    search_last_place: bool = False
+    search_reach: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy, "propagation strategy"))
@@ -268,6 +278,8 @@ class PropagationSettings:
             )
         if not 0 <= self.relative_object_fraction <= 1:
             raise SettingsError(f"relative_object_fraction must be in [0, 1], got {self.relative_object_fraction!r}")
+        if self.search_reach < 0:
+            raise SettingsError(f"search_reach must be >= 0 px a frame (0 = off), got {self.search_reach!r}")
         if self.temporal_reach < 0:
             raise SettingsError(f"temporal_reach must be >= 0 frames, got {self.temporal_reach!r}")
         if self.despeckle != 0 and (self.despeckle < 3 or self.despeckle % 2 == 0):
@@ -299,7 +311,8 @@ class PropagationSettings:
         frame's mask; where the appearance model is weak, masks at most 1.25 x the prompted frame's; where the
         object left the view remembered for 3 frames after a find, and only regions at the border taken for its
         return; each written mask smoothed with those of the 2 frames before and after it; the frames the model
-        encodes median-filtered over 5 px."""
+        encodes median-filtered over 5 px; an object lost inside the view looked for where it was lost first,
+        and found again only within 8 px a frame of there."""
         return cls(
             regrowth_after=0.0,
             growth_limit=8,
@@ -319,6 +332,8 @@ class PropagationSettings:
             search_edge_touch=1,
             temporal_reach=2,
             despeckle=5,
+            search_last_place=True,
+            search_reach=8,
         )
 
     @classmethod
