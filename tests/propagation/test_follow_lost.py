@@ -10,12 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from tests.propagation.test_follow import H, W, _frames  # the 40 x 120 px frames of grey 200 on 40, with noise
 from tests.support.toy_engine import ToyEngine
 from volsam.core.errors import SettingsError
 from volsam.propagation import FrameStack, PropagationSettings
 from volsam.propagation.follow import follow
 
-H, W, N = 40, 120, 12
+N = 12
 # one rule at a time: no smoothing, no regrowth, and neither of the rules under test
 PLAIN = replace(
     PropagationSettings.video(), appearance_smooth=0.0, temporal_reach=0, regrow_px=0, despeckle=0,
@@ -39,8 +40,7 @@ def _clip(distractor_from: int, object_until: int = N) -> tuple[np.ndarray, np.n
     truth[:object_until, 14:26, 20:32] = True
     patch = np.zeros_like(truth)
     patch[distractor_from:, 14:26, 80:96] = True
-    rng = np.random.default_rng(0)
-    frames = (np.where(truth | patch, 200, 40) + rng.integers(0, 20, truth.shape)).astype(np.uint8)
+    frames = _frames(truth, patch, extra_value=200)
     frames[DOUBT, 0, 0] = 255
     return frames, truth
 

@@ -266,6 +266,13 @@ class _Track:
         self.last, self.last_frame, self.last_distance = self.prev, frame - step, None
         self.prev, self.before = None, None
 
+    def find(self, mask: np.ndarray) -> None:
+        """The object is found again with ``mask``: followed from it; where it left is kept as ``left``, and the
+        search's distance map (one frame's size) is not held on."""
+        self.prev, self.before = mask, None
+        self.left, self.exit, self.since_found = self.exit, None, 0
+        self.last_distance = None
+
     def near_last(self, frame: int, reach: int) -> np.ndarray | None:
         """The pixels within ``reach`` px a frame of the last mask on ``frame`` (bool (H, W)); None without one."""
         if self.last is None:
@@ -518,9 +525,7 @@ def follow(
                     log.debug("frame %d: the object is found again", s)
                     shown = out(found, grey, prompted_area, cap)
                     yield shown
-                    track.prev, track.before = _walked(found, shown, settings), None
-                    track.left, track.exit, track.since_found = track.exit, None, 0
-                    track.last_distance = None  # the search's distance map, one frame's size, is not held on
+                    track.find(_walked(found, shown, settings))
                 s += step
                 continue
             proposals = _proposals(track.prev, track.shift(), ratio, settings)
